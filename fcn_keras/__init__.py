@@ -1,0 +1,36 @@
+"""fcn_keras: Fully Convolutional Networks for semantic segmentation in Keras 3.
+
+Public API:
+    Models:   FCN32s, FCN16s, FCN8s, build_fcn, convolutionalize_vgg16
+    Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
+    Layers:   CaffePreprocess, PadToMultiple, CropToReference,
+              BilinearUpsampling, bilinear_kernel
+
+Reference: Long, Shelhamer, Darrell, "Fully Convolutional Networks for
+Semantic Segmentation", CVPR 2015 (arXiv:1411.4038).
+"""
+
+from fcn_keras.convolutionalize import convolutionalize_vgg16
+from fcn_keras.geometry import CropToReference, PadToMultiple
+from fcn_keras.models import FCN8s, FCN16s, FCN32s, build_fcn
+from fcn_keras.preprocessing import CaffePreprocess
+from fcn_keras.staged import fcn8s_from_fcn16s, fcn16s_from_fcn32s, transfer_weights
+from fcn_keras.upsampling import BilinearUpsampling, bilinear_kernel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FCN32s",
+    "FCN16s",
+    "FCN8s",
+    "build_fcn",
+    "convolutionalize_vgg16",
+    "fcn16s_from_fcn32s",
+    "fcn8s_from_fcn16s",
+    "transfer_weights",
+    "CaffePreprocess",
+    "PadToMultiple",
+    "CropToReference",
+    "BilinearUpsampling",
+    "bilinear_kernel",
+]

@@ -1,0 +1,307 @@
+"""FCN-32s, FCN-16s and FCN-8s builders on Keras Applications' VGG16.
+
+Each builder returns a functional `keras.Model` that takes raw RGB images of
+any size, `(batch, H, W, 3)` in [0, 255], and returns per-pixel class logits of
+exactly `(batch, H, W, num_classes)` in float32 (also under mixed precision).
+
+Architecture (Long et al. 2015, Section 4.2 and Figure 3):
+
+    image -> CaffePreprocess -> PadToMultiple(32) -> VGG16 conv1..pool5
+          -> fc6 (7x7 conv, 4096) -> fc7 (1x1 conv, 4096) -> score_fr (1x1)
+    FCN-32s: score_fr -> upscore32 (x32)
+    FCN-16s: score_fr -> upscore2 (x2) + score_pool4 -> upscore16 (x16)
+    FCN-8s:  ... fuse_pool4 -> upscore_pool4 (x2) + score_pool3 -> upscore8 (x8)
+          -> CropToReference(image) -> logits
+
+Score layers (`score_fr`, `score_pool4`, `score_pool3`) start at zero; every
+upsampling starts as bilinear interpolation and is fixed unless
+`trainable_upsampling=True`. Layer names follow the reference Caffe
+implementation and are a stable contract (weights files, staged training).
+"""
+
+import os
+
+import keras
+
+from fcn_keras.backbone import VGG16_SKIP_TAPS, load_backbone_weights, vgg16_features
+from fcn_keras.geometry import CropToReference, PadToMultiple
+from fcn_keras.preprocessing import CaffePreprocess
+from fcn_keras.upsampling import upsampling_layer
+
+__all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "VARIANTS"]
+
+# Variant name -> strides of the skip connections it fuses, coarsest first.
+VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
+
+# Skip-input scaling of the "at-once" FCN-8s (reference: voc-fcn8s-atonce).
+AT_ONCE_SKIP_SCALES = {16: 0.01, 8: 0.0001}
+
+_SKIP_NAMES = {16: "pool4", 8: "pool3"}
+
+
+def _validate(num_classes, input_shape, fc_units, dropout):
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"num_classes must be an integer >= 2 (background plus at least one "
+            f"class); received {num_classes!r}."
+        )
+    if input_shape is None or len(input_shape) != 3:
+        raise ValueError(
+            "input_shape must be (height, width, 3), with height/width None for "
+            f"any size; received {input_shape!r}."
+        )
+    if input_shape[-1] != 3:
+        raise ValueError(
+            "FCN models take RGB images: input_shape must end in 3 channels; "
+            f"received input_shape={tuple(input_shape)!r}."
+        )
+    for size in input_shape[:2]:
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise ValueError(
+                "input_shape height and width must be positive integers or None; "
+                f"received input_shape={tuple(input_shape)!r}."
+            )
+    if isinstance(fc_units, bool) or not isinstance(fc_units, int) or fc_units < 1:
+        raise ValueError(
+            f"fc_units must be a positive integer (4096 in the paper); received {fc_units!r}."
+        )
+    if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be a rate in [0, 1); received {dropout!r}.")
+
+
+def _load_fcn_weights(model, weights):
+    path = os.fspath(weights)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"weights file not found: {path!r}. Expected the path to a whole FCN's "
+            "weights saved with model.save_weights(...) ('.weights.h5') or a '.keras' file."
+        )
+    try:
+        if path.endswith(".keras"):
+            source = keras.saving.load_model(path, compile=False)
+            for layer in model.layers:
+                if layer.weights:
+                    layer.set_weights(source.get_layer(layer.name).get_weights())
+        else:
+            model.load_weights(path)
+    except Exception as e:
+        raise ValueError(
+            f"weights file {path!r} does not fit model {model.name!r} "
+            f"({model.get_layer('score_fr').filters} classes, fc_units="
+            f"{model.get_layer('fc6').filters}): {e}"
+        ) from e
+
+
+def _build(
+    variant,
+    num_classes,
+    input_shape,
+    backbone_weights,
+    weights,
+    fc_units,
+    dropout,
+    trainable_upsampling,
+    at_once=False,
+    name=None,
+):
+    """Wire an FCN variant; the public builders are thin wrappers around this."""
+    _validate(num_classes, input_shape, fc_units, dropout)
+    skip_strides = VARIANTS[variant]
+
+    # === Inputs and preprocessing ===
+    image = keras.Input(shape=tuple(input_shape), name="image")
+    x = CaffePreprocess(name="preprocess")(image)
+    x = PadToMultiple(32, name="pad_to_32")(x)
+
+    # === Encoder: VGG16 and its convolutionalized classifier ===
+    features = vgg16_features(x)
+    x = keras.layers.Conv2D(fc_units, 7, padding="same", activation="relu", name="fc6")(
+        features[32]
+    )
+    x = keras.layers.Dropout(dropout, name="drop6")(x)
+    x = keras.layers.Conv2D(fc_units, 1, activation="relu", name="fc7")(x)
+    x = keras.layers.Dropout(dropout, name="drop7")(x)
+    scores = keras.layers.Conv2D(
+        num_classes, 1, kernel_initializer="zeros", name="score_fr"
+    )(x)
+
+    # === Decoder: skip fusions, coarse to fine ===
+    stride = 32
+    for skip_stride in skip_strides:
+        skip_name = _SKIP_NAMES[skip_stride]
+        upscore_name = "upscore2" if stride == 32 else f"upscore_{_SKIP_NAMES[stride]}"
+        scores = upsampling_layer(
+            num_classes, stride // skip_stride, trainable_upsampling, upscore_name
+        )(scores)
+        skip = features[skip_stride]
+        if at_once:
+            skip = keras.layers.Rescaling(
+                AT_ONCE_SKIP_SCALES[skip_stride], name=f"scale_{skip_name}"
+            )(skip)
+        skip_scores = keras.layers.Conv2D(
+            num_classes, 1, kernel_initializer="zeros", name=f"score_{skip_name}"
+        )(skip)
+        scores = keras.layers.Add(name=f"fuse_{skip_name}")([scores, skip_scores])
+        stride = skip_stride
+
+    scores = upsampling_layer(num_classes, stride, trainable_upsampling, f"upscore{stride}")(
+        scores
+    )
+    logits = CropToReference(name="logits", dtype="float32")([scores, image])
+
+    # === Functional model ===
+    model = keras.Model(image, logits, name=name or variant + ("_atonce" if at_once else ""))
+    if backbone_weights is not None:
+        load_backbone_weights(model, backbone_weights, fc_units)
+    if weights is not None:
+        _load_fcn_weights(model, weights)
+    return model
+
+
+_ARGS_DOC = """
+    Args:
+        num_classes: int >= 2, number of classes including background.
+            Defaults to 21 (PASCAL VOC).
+        input_shape: `(height, width, 3)`; height and width may be `None`
+            for any size. Defaults to `(None, None, 3)`.
+        backbone_weights: `"imagenet"` (downloads Keras's VGG16 weights with
+            the classifier, carried into fc6/fc7), `None` (random), or the path
+            to a `keras.applications.VGG16` weights file with or without top.
+            Defaults to `"imagenet"`.
+        weights: optional path to a whole FCN's weights (`.weights.h5` from
+            `model.save_weights`, or a `.keras` file), loaded last.
+        fc_units: width of fc6/fc7. Defaults to 4096 as in the paper; smaller
+            values make quick experiments but cannot carry VGG16's classifier.
+        dropout: dropout rate after fc6 and fc7. Defaults to 0.5.
+        trainable_upsampling: whether the bilinear-initialised upsampling
+            layers are learned. Defaults to `False` (fixed, as in the
+            reference implementation).
+        name: optional model name."""
+
+
+def FCN32s(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone_weights="imagenet",
+    weights=None,
+    fc_units=4096,
+    dropout=0.5,
+    trainable_upsampling=False,
+    name=None,
+):
+    return _build(
+        "fcn32s", num_classes, input_shape, backbone_weights, weights, fc_units,
+        dropout, trainable_upsampling, name=name,
+    )  # fmt: skip
+
+
+def FCN16s(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone_weights="imagenet",
+    weights=None,
+    fc_units=4096,
+    dropout=0.5,
+    trainable_upsampling=False,
+    name=None,
+):
+    return _build(
+        "fcn16s", num_classes, input_shape, backbone_weights, weights, fc_units,
+        dropout, trainable_upsampling, name=name,
+    )  # fmt: skip
+
+
+def FCN8s(
+    num_classes=21,
+    input_shape=(None, None, 3),
+    backbone_weights="imagenet",
+    weights=None,
+    fc_units=4096,
+    dropout=0.5,
+    trainable_upsampling=False,
+    at_once=False,
+    name=None,
+):
+    return _build(
+        "fcn8s", num_classes, input_shape, backbone_weights, weights, fc_units,
+        dropout, trainable_upsampling, at_once=at_once, name=name,
+    )  # fmt: skip
+
+
+FCN32s.__doc__ = f"""Build FCN-32s: VGG16, fc6/fc7 as convolutions, one x32 bilinear upsampling.
+{_ARGS_DOC}
+
+    Returns:
+        A `keras.Model` from `(batch, H, W, 3)` RGB in [0, 255] to
+        `(batch, H, W, num_classes)` float32 logits.
+
+    Example:
+    >>> model = fcn_keras.FCN32s(num_classes=12, backbone_weights=None)
+    >>> model(np.zeros((1, 97, 131, 3), "uint8")).shape
+    TensorShape([1, 97, 131, 12])
+
+    Reference: Long et al. 2015, Section 4.1 and Figure 3 (FCN-32s).
+"""
+
+FCN16s.__doc__ = f"""Build FCN-16s: FCN-32s plus a fused skip from pool4, x16 upsampling.
+{_ARGS_DOC}
+
+    Returns:
+        A `keras.Model` from `(batch, H, W, 3)` RGB in [0, 255] to
+        `(batch, H, W, num_classes)` float32 logits.
+
+    Example:
+    >>> model = fcn_keras.FCN16s(num_classes=12, backbone_weights=None)
+
+    Reference: Long et al. 2015, Section 4.2 and Figure 3 (FCN-16s).
+"""
+
+FCN8s.__doc__ = f"""Build FCN-8s: FCN-16s plus a fused skip from pool3, x8 upsampling.
+{_ARGS_DOC}
+        at_once: build the "at-once" FCN-8s, trained in one stage, which
+            scales the pool4 and pool3 inputs of the skip score layers by 0.01
+            and 0.0001. Defaults to `False` (the staged FCN-8s).
+
+    Returns:
+        A `keras.Model` from `(batch, H, W, 3)` RGB in [0, 255] to
+        `(batch, H, W, num_classes)` float32 logits.
+
+    Example:
+    >>> model = fcn_keras.FCN8s(num_classes=21, backbone_weights=None)
+    >>> model.count_params()
+    134489759
+
+    Reference: Long et al. 2015, Section 4.2 and Figure 3 (FCN-8s); Shelhamer
+    et al. 2016 (PAMI), Section 4 for the at-once variant.
+"""
+
+_BUILDERS = {"fcn32s": FCN32s, "fcn16s": FCN16s, "fcn8s": FCN8s}
+
+
+def normalize_variant(variant):
+    """Map `"FCN-8s"`, `"fcn_8s"`, `"8s"` ... onto `"fcn8s"`; raise on anything else."""
+    key = str(variant).lower().replace("-", "").replace("_", "")
+    if not key.startswith("fcn"):
+        key = "fcn" + key
+    if key not in _BUILDERS:
+        raise ValueError(
+            f"Unknown FCN variant {variant!r}; expected one of {sorted(_BUILDERS)}."
+        )
+    return key
+
+
+def build_fcn(variant, **kwargs):
+    """Build an FCN variant by name.
+
+    Args:
+        variant: `"fcn32s"`, `"fcn16s"` or `"fcn8s"` (case, `-` and `_` are
+            ignored, so `"FCN-8s"` works).
+        **kwargs: arguments of `FCN32s` / `FCN16s` / `FCN8s`.
+
+    Returns:
+        The `keras.Model` built by that variant's builder.
+
+    Example:
+    >>> model = fcn_keras.build_fcn("fcn16s", num_classes=12, backbone_weights=None)
+    """
+    return _BUILDERS[normalize_variant(variant)](**kwargs)
