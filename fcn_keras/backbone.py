@@ -52,6 +52,7 @@ def vgg16_features(x):
 
 def _weights_file_has_classifier(path):
     """Tell whether a VGG16 weights file holds the classifier (fc1/fc2)."""
+    path = os.fspath(path)
     try:
         with h5py.File(path, "r") as f:
             if "layer_names" in f.attrs:  # Keras 2 / legacy HDF5 layout.

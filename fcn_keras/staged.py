@@ -50,8 +50,8 @@ def _config_of(model, expected_layer):
     names = {layer.name for layer in model.layers}
     if expected_layer not in names or "score_fr" not in names:
         raise ValueError(
-            f"Expected an fcn_keras model with a {expected_layer!r} layer; "
-            f"{model.name!r} has none. Build it with fcn_keras.build_fcn."
+            f"Expected an fcn_keras model with layers 'score_fr' and {expected_layer!r}; "
+            f"{model.name!r} lacks them. Build it with fcn_keras.build_fcn."
         )
     upscore = next(layer for layer in model.layers if layer.name.startswith("upscore"))
     return {

@@ -62,3 +62,17 @@ def small_fcn():
         return randomize_score_layers(model, seed=seed)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def vgg16_with_top(tmp_path_factory):
+    """A random-weight VGG16 classifier (logits, no softmax) and its `.weights.h5` file.
+
+    Stands in for Keras's ImageNet weights, which cannot be downloaded in tests.
+    """
+    import keras
+
+    model = keras.applications.VGG16(weights=None, classifier_activation=None)
+    path = tmp_path_factory.mktemp("vgg16") / "vgg16_with_top.weights.h5"
+    model.save_weights(path)
+    return model, path
