@@ -1,8 +1,9 @@
 """The `fcn-keras` command line: one subcommand per job, each a thin layer over the library.
 
-Subcommands register themselves through `_REGISTRARS`; each `_add_<name>`
-function declares its arguments and sets `handler`, which imports the library
-lazily (so `fcn-keras --help` does not pay for importing TensorFlow).
+`fcn-keras model` is defined here; the other subcommands live in
+`fcn_keras/commands/` (one module per group, each with `register(subparsers)`).
+Every subcommand declares its arguments and sets `handler`, which imports the
+library lazily (so `fcn-keras --help` does not pay for importing TensorFlow).
 """
 
 import argparse
@@ -56,7 +57,10 @@ def _run_model(args):
     return 0
 
 
-_REGISTRARS = (_add_model,)
+def _registrars():
+    from fcn_keras.commands import data, export, train
+
+    return (_add_model, data.register, train.register, export.register)
 
 
 def build_parser():
@@ -67,7 +71,7 @@ def build_parser():
         "segmentation in Keras: data, training, evaluation and export.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in _REGISTRARS:
+    for register in _registrars():
         register(subparsers)
     return parser
 

@@ -1,0 +1,7 @@
+"""`fcn-keras` subcommands of the export group (see `fcn_keras/commands/__init__.py`)."""
+
+__all__ = ["register"]
+
+
+def register(subparsers):
+    """Add this group's subcommands to the `fcn-keras` parser."""
