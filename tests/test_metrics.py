@@ -1,0 +1,110 @@
+"""SegmentationMetrics: the paper's four metrics on one confusion matrix, ignoring void."""
+
+import keras
+import numpy as np
+import pytest
+
+from fcn_keras.metrics import SegmentationMetrics, confusion_matrix, scores_from_confusion
+
+
+def _reference(labels, predictions, n, ignore=255):
+    """The reference implementation's score.py formulas, written out independently."""
+    keep = labels != ignore
+    hist = np.zeros((n, n))
+    for t, p in zip(labels[keep].ravel(), predictions[keep].ravel()):
+        hist[t, p] += 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        acc = np.diag(hist) / hist.sum(1)
+        iu = np.diag(hist) / (hist.sum(1) + hist.sum(0) - np.diag(hist))
+    freq = hist.sum(1) / hist.sum()
+    return {
+        "pixel_accuracy": np.diag(hist).sum() / hist.sum(),
+        "mean_accuracy": np.nanmean(acc),
+        "mean_iu": np.nanmean(iu),
+        "frequency_weighted_iu": (freq[freq > 0] * iu[freq > 0]).sum(),
+    }, iu
+
+
+def _one_hot_logits(predictions, n):
+    return np.eye(n, dtype="float32")[predictions] * 5.0
+
+
+def test_hand_example():
+    # truth:  0 0 1 1 2 255      prediction: 0 1 1 1 0 2
+    labels = np.array([[[0, 0, 1, 1, 2, 255]]])
+    predictions = np.array([[[0, 1, 1, 1, 0, 2]]])
+    metric = SegmentationMetrics(num_classes=4)
+    metric.update_state(labels, _one_hot_logits(predictions, 4))
+    result = {k: float(v) for k, v in metric.result().items()}
+    # n00=1 n01=1 n11=2 n20=1 ; class 3 absent everywhere.
+    # pixel acc 3/5; acc: 1/2, 1, 0 -> 1/2; IU: 1/3, 2/3, 0 -> 1/3 (class 3 excluded);
+    # fwIU: (2*1/3 + 2*2/3 + 1*0)/5 = 2/5.
+    assert result["pixel_accuracy"] == pytest.approx(3 / 5)
+    assert result["mean_accuracy"] == pytest.approx(1 / 2)
+    assert result["mean_iu"] == pytest.approx(1 / 3)
+    assert result["frequency_weighted_iu"] == pytest.approx(2 / 5)
+    iou = metric.per_class_iou()
+    assert iou["0"] == pytest.approx(1 / 3) and iou["2"] == 0.0 and np.isnan(iou["3"])
+    assert metric.confusion_matrix().sum() == 5  # the void pixel is not counted
+
+
+def test_class_predicted_but_absent_from_truth_counts_with_iu_zero():
+    labels = np.array([[0, 0, 0, 0]])
+    predictions = np.array([[0, 0, 0, 1]])
+    scores = scores_from_confusion(confusion_matrix(labels, predictions, 3))
+    # IU_0 = 3/4, IU_1 = 0 (predicted, absent from truth), class 2 undefined.
+    assert scores["mean_iu"] == pytest.approx((3 / 4 + 0) / 2)
+    assert scores["mean_accuracy"] == pytest.approx(3 / 4)  # only class 0 has truth
+
+
+def test_matches_numpy_reference_on_random_batches():
+    rng = np.random.default_rng(0)
+    n = 6
+    metric = SegmentationMetrics(num_classes=n, ignore_label=255, per_class=True)
+    all_labels, all_predictions = [], []
+    for _ in range(4):
+        labels = rng.integers(0, n - 1, (2, 9, 7))  # class 5 never in truth
+        labels[rng.random(labels.shape) < 0.2] = 255
+        logits = rng.normal(size=(2, 9, 7, n)).astype("float32")
+        metric.update_state(labels, logits)
+        all_labels.append(labels)
+        all_predictions.append(logits.argmax(-1))
+    expected, iu = _reference(np.concatenate(all_labels), np.concatenate(all_predictions), n)
+    result = metric.result()
+    for key, value in expected.items():
+        assert float(result[key]) == pytest.approx(value, rel=1e-6), key
+        assert metric.scores()[key] == pytest.approx(value, rel=1e-12), key
+    np.testing.assert_allclose([float(result[f"iou_{i}"]) for i in range(n)], iu, rtol=1e-6)
+    metric.reset_state()
+    assert metric.confusion_matrix().sum() == 0
+    assert float(metric.result()["mean_iu"]) == 0.0
+
+
+def test_in_compile_metrics_reports_flat_keys_in_fit_logs():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 6, 6, 2)).astype("float32")
+    y = (x[..., 0] > 0).astype("int32")
+    y[:, 0, 0] = 255
+    inputs = keras.Input((6, 6, 2))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    metric = SegmentationMetrics(num_classes=2, class_names=["bg", "fg"], per_class=True)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True, ignore_class=255), metrics=[metric])  # fmt: skip
+    history = model.fit(x, y, validation_data=(x, y), batch_size=4, epochs=1, verbose=0)
+    for key in ("mean_iu", "val_mean_iu", "val_pixel_accuracy", "frequency_weighted_iu",
+                "val_iou_fg", "mean_accuracy"):  # fmt: skip
+        assert key in history.history, sorted(history.history)
+    # evaluate() on the same data equals the NumPy reference on the model's predictions.
+    logs = model.evaluate(x, y, batch_size=4, verbose=0, return_dict=True)
+    expected, _ = _reference(y, model.predict(x, verbose=0).argmax(-1), 2)
+    assert logs["mean_iu"] == pytest.approx(expected["mean_iu"], rel=1e-5)
+
+
+def test_serialization_and_errors():
+    metric = SegmentationMetrics(num_classes=3, ignore_label=11, class_names=["a", "b", "c"])
+    restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
+    assert restored.get_config() == metric.get_config()
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
+        SegmentationMetrics(num_classes=1)
+    with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
+        confusion_matrix([0, 3], [0, 0], 2)
