@@ -5,12 +5,14 @@ Public API:
     Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
     Layers:   CaffePreprocess, PadToMultiple, CropToReference,
               BilinearUpsampling, bilinear_kernel
+    Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
 
 Reference: Long, Shelhamer, Darrell, "Fully Convolutional Networks for
 Semantic Segmentation", CVPR 2015 (arXiv:1411.4038).
 """
 
 from fcn_keras.convolutionalize import convolutionalize_vgg16
+from fcn_keras.data import DatasetInfo, dataset_info, load_dataset
 from fcn_keras.geometry import CropToReference, PadToMultiple
 from fcn_keras.models import FCN8s, FCN16s, FCN32s, build_fcn
 from fcn_keras.preprocessing import CaffePreprocess
@@ -33,4 +35,7 @@ __all__ = [
     "CropToReference",
     "BilinearUpsampling",
     "bilinear_kernel",
+    "load_dataset",
+    "dataset_info",
+    "DatasetInfo",
 ]

@@ -1,0 +1,28 @@
+"""Segmentation data for FCNs: sources, joint augmentation and the tf.data pipeline.
+
+Public API:
+    load_dataset(source, split, ...) -> tf.data.Dataset of (image uint8, mask int32)
+    dataset_info(source, ...)        -> DatasetInfo
+    DatasetInfo, Augment, SkipReport, BadExampleError, generate_synthetic
+
+Modules: `pipeline` (load_dataset), `sources` (source strings), `synthetic`,
+`voc` (VOC + SBD), `folders` (paired folders / list files, CamVid),
+`tfds_source`, `transforms` (joint augmentation), `validation` (bad-input
+checks, skip report), `info` (DatasetInfo). See docs/data.md.
+"""
+
+from fcn_keras.data.info import DatasetInfo
+from fcn_keras.data.pipeline import dataset_info, load_dataset
+from fcn_keras.data.synthetic import generate_synthetic
+from fcn_keras.data.transforms import Augment
+from fcn_keras.data.validation import BadExampleError, SkipReport
+
+__all__ = [
+    "load_dataset",
+    "dataset_info",
+    "DatasetInfo",
+    "Augment",
+    "SkipReport",
+    "BadExampleError",
+    "generate_synthetic",
+]
