@@ -1,0 +1,228 @@
+"""ONNX export through tf2onnx, with the weights kept out of the TensorFlow graph.
+
+Graph contract (any opset 13..18; default 17):
+
+    input:   image   uint8   (batch, height, width, 3), raw RGB in [0, 255];
+                             dims named "batch", "height", "width" (dynamic)
+    outputs: logits  float32 (batch, height, width, num_classes)
+             classes int32   (batch, height, width), argmax of logits
+
+Why not `tf2onnx.convert.from_keras` (or Keras's `model.export(format="onnx")`):
+those freeze every variable into a graph constant first, and the weights are
+then copied again by Grappler's constant folding, by the GraphDef -> tf2onnx
+graph conversion and by its optimizers, each as a protobuf/NumPy copy. For the
+full FCN-8s (537 MB of float32 weights) that passed 24 GB. Here the graph is
+traced with every variable as an extra *input* (`model.stateless_call`), so
+the TensorFlow graph tf2onnx converts holds no weights at all (a few hundred
+kB, converted in seconds). The weight inputs are then turned into ONNX
+initializers filled from the Keras variables, and the layout ops tf2onnx put
+on them (kernel transposes HWIO -> OIHW, reshapes) are folded into the
+initializers with NumPy, so the saved graph is the same plain graph a frozen
+conversion would give. Peak memory is about three copies of the weights.
+
+Models whose initializers exceed protobuf's 2 GB limit are saved with ONNX
+external data (`<file>.data` beside the model); `external_data=True` forces it.
+fcn_keras metadata is stored as JSON under the `fcn_keras` key of the model's
+`metadata_props`.
+"""
+
+import json
+import os
+
+import numpy as np
+
+__all__ = ["export_onnx", "convert_to_onnx", "MAX_OPSET", "MIN_OPSET"]
+
+MIN_OPSET = 13
+MAX_OPSET = 18
+# Nodes whose inputs are all weights are folded into initializers (NumPy).
+_FOLDABLE = {"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Cast", "Identity",
+             "Concat", "Flatten", "Expand"}  # fmt: skip
+_PROTOBUF_LIMIT = 2**31 - 1
+
+
+def _traced_function(model):
+    """A tf.function image, *variables -> {logits, classes}; variables as inputs."""
+    import tensorflow as tf
+
+    trainable = list(model.trainable_variables)
+    non_trainable = list(model.non_trainable_variables)
+    variables = trainable + non_trainable
+    specs = [tf.TensorSpec(v.shape, v.dtype, name=f"fcn_keras_var_{i}") for i, v in enumerate(variables)]
+    image_spec = tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")
+    n = len(trainable)
+
+    def serve(image, *values):
+        logits, _ = model.stateless_call(list(values[:n]), list(values[n:]), image, training=False)
+        return {"logits": logits, "classes": tf.argmax(logits, axis=-1, output_type=tf.int32)}
+
+    signature = [image_spec] + specs
+    return tf.function(serve, input_signature=signature), signature, variables
+
+
+def _fold_constants(graph, constants):
+    """Fold nodes whose inputs are all constants (initializers) into new constants."""
+    from onnx import numpy_helper
+    from onnx.reference import ReferenceEvaluator
+    import onnx
+
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.output) == 1:
+            attr = node.attribute[0]
+            if attr.name == "value":
+                constants[node.output[0]] = numpy_helper.to_array(attr.t)
+                continue
+        inputs = [name for name in node.input if name]
+        if node.op_type in _FOLDABLE and inputs and all(name in constants for name in inputs):
+            single = onnx.helper.make_graph(
+                [node], "fold",
+                [onnx.helper.make_tensor_value_info(name, onnx.helper.np_dtype_to_tensor_dtype(
+                    constants[name].dtype), constants[name].shape) for name in inputs],
+                [onnx.helper.make_tensor_value_info(name, onnx.TensorProto.UNDEFINED, None)
+                 for name in node.output],
+            )  # fmt: skip
+            opset = [onnx.helper.make_opsetid("", 18)]
+            evaluator = ReferenceEvaluator(onnx.helper.make_model(single, opset_imports=opset))
+            outputs = evaluator.run(None, {name: constants[name] for name in inputs})
+            for name, value in zip(node.output, outputs):
+                constants[name] = np.ascontiguousarray(value)
+            for name in inputs:
+                consumers[name] -= 1
+                if consumers[name] == 0 and name not in graph_outputs(graph):
+                    # Free the big intermediate (a kernel before its transpose).
+                    constants[name] = None
+            continue
+        kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+
+
+def graph_outputs(graph):
+    return {o.name for o in graph.output}
+
+
+def convert_to_onnx(model, opset=17, metadata=None):
+    """Convert `model` to an `onnx.ModelProto` with weights as initializers.
+
+    Args:
+        model: an FCN `keras.Model`.
+        opset: ONNX opset, `MIN_OPSET`..`MAX_OPSET`. Defaults to 17.
+        metadata: optional dict stored as JSON in `metadata_props["fcn_keras"]`.
+
+    Returns:
+        `onnx.ModelProto`.
+    """
+    import onnx
+    import tf2onnx
+    from onnx import numpy_helper
+
+    if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(
+            f"opset must be an integer in [{MIN_OPSET}, {MAX_OPSET}] (tf2onnx 1.17 supports up "
+            f"to {MAX_OPSET}); received {opset!r}."
+        )
+    function, signature, variables = _traced_function(model)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=signature, opset=opset)
+    graph = proto.graph
+
+    # === Weight inputs -> initializers (from the Keras variables, no TF copy) ===
+    var_inputs = {spec.name: variable for spec, variable in zip(signature[1:], variables)}
+    constants = {}
+    renames = {}
+    keep_inputs = []
+    for graph_input in graph.input:
+        name = graph_input.name.split(":")[0]
+        if name in var_inputs:
+            variable = var_inputs[name]
+            constants[graph_input.name] = np.asarray(variable.numpy())
+            renames[graph_input.name] = variable.path
+        else:
+            keep_inputs.append(graph_input)
+    del graph.input[:]
+    graph.input.extend(keep_inputs)
+    for init in graph.initializer:
+        constants[init.name] = numpy_helper.to_array(init)
+    del graph.initializer[:]
+
+    _fold_constants(graph, constants)
+
+    used = {name for node in graph.node for name in node.input} | graph_outputs(graph)
+    for name, value in constants.items():
+        if name in used and value is not None:
+            tensor = numpy_helper.from_array(value, renames.get(name, name))
+            graph.initializer.append(tensor)
+            constants[name] = None  # the proto holds the bytes now
+    if renames:
+        for node in graph.node:
+            for i, name in enumerate(node.input):
+                if name in renames:
+                    node.input[i] = renames[name]
+    del graph.value_info[:]
+
+    if metadata is not None:
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "fcn_keras", json.dumps(metadata, sort_keys=True)
+    proto.producer_name = "fcn_keras (tf2onnx, weights as initializers)"
+    onnx.checker.check_model(proto) if proto.ByteSize() < _PROTOBUF_LIMIT else None
+    return proto
+
+
+def export_onnx(model, filepath, opset=17, external_data=None):
+    """Export an FCN to ONNX (dynamic batch/height/width, uint8 `image` input).
+
+    Args:
+        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out).
+        filepath: target `.onnx` path, written atomically (with its
+            `<file>.data` when external data is used).
+        opset: ONNX opset in 13..18. Defaults to 17.
+        external_data: store initializers in `<filepath>.data`. Defaults to
+            `None`: only when the model would exceed protobuf's 2 GB limit.
+
+    Returns:
+        The path written.
+
+    Example:
+    >>> export.export_onnx(model, "/tmp/fcn8s.onnx", opset=17)
+    >>> session = onnxruntime.InferenceSession("/tmp/fcn8s.onnx")
+    >>> logits, classes = session.run(["logits", "classes"], {"image": images_uint8})
+    """
+    import onnx
+
+    from export._artifacts import artifact_metadata, atomic_path
+
+    target = os.fspath(filepath)
+    if not target.endswith(".onnx"):
+        raise ValueError(f"ONNX export path must end with '.onnx'; received {target!r}.")
+    meta = artifact_metadata(model, "onnx", opset=opset, input_size=None)
+    proto = convert_to_onnx(model, opset=opset, metadata=meta)
+    _name_dynamic_dims(proto)
+    size = sum(len(t.raw_data) for t in proto.graph.initializer)
+    if external_data is None:
+        external_data = size > _PROTOBUF_LIMIT - 2**26
+    data_name = os.path.basename(target) + ".data"
+    if external_data:
+        with atomic_path(target + ".data") as data_temp, atomic_path(target) as temp:
+            onnx.save_model(proto, temp, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name, size_threshold=1024)  # fmt: skip
+            os.replace(os.path.join(os.path.dirname(temp), data_name), data_temp)
+    else:
+        with atomic_path(target) as temp:
+            onnx.save_model(proto, temp)
+    return target
+
+
+def _name_dynamic_dims(proto):
+    names = {"image": ("batch", "height", "width", None), "logits": ("batch", "height", "width", None),
+             "classes": ("batch", "height", "width")}  # fmt: skip
+    for value in list(proto.graph.input) + list(proto.graph.output):
+        dims = names.get(value.name)
+        if dims is None:
+            continue
+        for dim, label in zip(value.type.tensor_type.shape.dim, dims):
+            if label is not None and not dim.HasField("dim_value"):
+                dim.dim_param = label

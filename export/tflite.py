@@ -1,0 +1,208 @@
+"""TFLite (LiteRT) export: float32, float16, dynamic-range and full-integer int8.
+
+Every variant takes the same input as the Keras model and the SavedModel,
+`image`: raw RGB uint8 `(batch, height, width, 3)` (batch, height and width
+dynamic unless `input_size` fixes them; the interpreter resizes on demand), and
+returns `logits` (float32) and `classes` (int32) through its
+`serving_default` signature.
+
+Quantization:
+- `"float32"`: no quantization.
+- `"float16"`: weights stored as float16 (half the size), computed in float32
+  on CPUs without fp16 arithmetic.
+- `"dynamic_range"`: weights int8, activations quantized on the fly.
+- `"int8"`: full-integer; weights and activations int8, calibrated on a
+  representative dataset of real images. The input stays raw uint8 (not a
+  quantized tensor: quantization parameters (0.0, 0)); the graph casts it and
+  quantizes the preprocessed image with the calibrated scale, so callers feed
+  exactly what they feed every other artifact. Logits come out dequantized
+  (float32).
+
+Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus
+`TFLITE_BUILTINS_INT8` for int8): the pip interpreter cannot run Flex
+(select TF) ops, so a model needing one fails conversion with a `ValueError`
+naming the ops, instead of producing a file that fails at run time.
+
+Metadata (num_classes, variant, quantization, input convention) is written to a
+`<file>.json` sidecar.
+"""
+
+import itertools
+import os
+import re
+import tempfile
+
+import numpy as np
+
+__all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset"]
+
+QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
+
+
+def representative_images_from_dataset(dataset, limit=100):
+    """Yield up to `limit` uint8 RGB images from a dataset of images or (image, mask) pairs.
+
+    Args:
+        dataset: a `tf.data.Dataset` or iterable yielding images, batches of
+            images, `(image, mask)` tuples or `{"image": ...}` dicts.
+        limit: maximum number of images. Defaults to 100.
+
+    Yields:
+        uint8 arrays `(H, W, 3)`.
+    """
+    count = 0
+    for element in dataset:
+        if isinstance(element, dict):
+            element = element["image"]
+        elif isinstance(element, (tuple, list)):
+            element = element[0]
+        array = np.asarray(element)
+        batch = array if array.ndim == 4 else array[None]
+        for image in batch:
+            if count >= limit:
+                return
+            yield _as_uint8_image(image, f"representative image #{count}")
+            count += 1
+
+
+def _as_uint8_image(image, what):
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] != 3:
+        raise ValueError(f"{what} must be an (H, W, 3) RGB image; received shape {image.shape}.")
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating) and image.size and image.max() <= 1.0:
+            raise ValueError(
+                f"{what} is float in [0, 1]; the model takes raw RGB in [0, 255] "
+                "(uint8): multiply by 255 first."
+            )
+        image = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    return image
+
+
+def _require_representative_images():
+    raise ValueError(
+        "int8 export needs representative_images: an iterable of real uint8 RGB images "
+        "(H, W, 3) from the deployment domain, e.g. "
+        "export.representative_images_from_dataset(fcn_keras.load_dataset(...)) or a list "
+        "of decoded images; received None."
+    )
+
+
+def _flex_ops(message):
+    names = set(re.findall(r"'tf\.(\w+)' op is neither a custom op nor a flex op", message))
+    for line in re.findall(r"(?:Custom|Flex) ops: ([^\n]+)", message):
+        names.update(n.strip() for n in line.split(","))
+    return sorted(n for n in names if n)
+
+
+def convert_to_tflite(model, quantization="float32", representative_images=None,
+                      input_size=None, num_calibration_images=100):  # fmt: skip
+    """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`)."""
+    import tensorflow as tf
+
+    from export.savedmodel import write_savedmodel
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}; received {quantization!r}.")
+    with tempfile.TemporaryDirectory(prefix="fcn_keras_tflite_") as saved_model_dir:
+        write_savedmodel(model, saved_model_dir, input_size=input_size)
+        converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantization == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantization == "dynamic_range":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantization == "int8":
+            if representative_images is None:
+                _require_representative_images()
+            images = list(
+                itertools.islice(
+                    representative_images_from_dataset(representative_images, num_calibration_images),
+                    num_calibration_images,
+                )
+            )
+            if not images:
+                raise ValueError("representative_images is empty: int8 calibration needs images.")
+            if input_size is not None:
+                images = [_resize(image, input_size) for image in images]
+
+            def representative_dataset():
+                for image in images:
+                    yield [image[None]]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative_dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        try:
+            return converter.convert()
+        except Exception as e:
+            message = str(e)
+            ops = _flex_ops(message)
+            if ops:
+                raise ValueError(
+                    f"model {model.name!r} needs TensorFlow ops with no TFLite builtin: "
+                    f"{', '.join(ops)}. The TFLite export allows builtin ops only "
+                    "(Flex/select-TF ops do not run in the ai_edge_litert interpreter); "
+                    "replace those ops in the model."
+                ) from e
+            raise RuntimeError(
+                f"TFLite conversion ({quantization}) of model {model.name!r} failed: "
+                f"{message[-2000:]}"
+            ) from e
+
+
+def _resize(image, size):
+    from PIL import Image
+
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def export_tflite(model, filepath, quantization="float32", representative_images=None,
+                  input_size=None, num_calibration_images=100):  # fmt: skip
+    """Export an FCN to a TFLite file (builtin ops only).
+
+    Args:
+        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out).
+        filepath: target `.tflite` path; written atomically with its
+            `<filepath>.json` metadata sidecar.
+        quantization: `"float32"`, `"float16"`, `"dynamic_range"` or
+            `"int8"` (full integer). Defaults to `"float32"`.
+        representative_images: for `"int8"`, an iterable of uint8 RGB images
+            `(H, W, 3)` (or batches, `(image, mask)` pairs, or a
+            `tf.data.Dataset` of them, e.g. from `fcn_keras.load_dataset`)
+            used to calibrate activation ranges. Required for int8.
+        input_size: optional `(height, width)` to fix the input size (mobile
+            deployments); calibration images are resized to it. Defaults to
+            `None` (dynamic height and width).
+        num_calibration_images: at most this many calibration images are
+            used. Defaults to 100.
+
+    Returns:
+        The path written.
+
+    Example:
+    >>> export.export_tflite(model, "/tmp/fcn8s_int8.tflite", quantization="int8",
+    ...                      representative_images=calibration_images)
+    """
+    from export._artifacts import TFLITE_SIDECAR_SUFFIX, artifact_metadata, atomic_path, write_json
+    from export.savedmodel import _check_size
+
+    if input_size is not None:
+        input_size = _check_size(input_size)
+    target = os.fspath(filepath)
+    if not target.endswith(".tflite"):
+        raise ValueError(f"TFLite export path must end with '.tflite'; received {target!r}.")
+    buffer = convert_to_tflite(model, quantization, representative_images, input_size,
+                               num_calibration_images)  # fmt: skip
+    meta = artifact_metadata(
+        model, "tflite", quantization=quantization,
+        input_size=list(input_size) if input_size else None, signature="serving_default",
+    )  # fmt: skip
+    with atomic_path(target + TFLITE_SIDECAR_SUFFIX) as sidecar, atomic_path(target) as temp:
+        with open(temp, "wb") as f:
+            f.write(buffer)
+        write_json(sidecar, meta)
+    return target

@@ -1,0 +1,389 @@
+"""Verify exported FCNs against the Keras model and against each other.
+
+`verify` loads every artifact in its own runtime (`tf.saved_model`,
+`ai_edge_litert`, onnxruntime, through `Predictor`), runs the same real images
+of several sizes through each and through the Keras model, and reports for
+every artifact and every pair of artifacts:
+
+- max and mean |delta logit|, and the logit scale (max |Keras logit|);
+- argmax pixel agreement;
+- mean IU against ground truth when labels are given.
+
+Thresholds (`DEFAULT_THRESHOLDS`) and why:
+
+- float32 formats (SavedModel, ONNX, TFLite float32): argmax agreement
+  >= 99.99% and max |delta logit| <= 1e-4 x logit scale. The same float32
+  maths in a different kernel order (oneDNN, MLAS, XNNPACK) differs by
+  rounding only: a few ulps per accumulation, ~1e-6 relative on these nets;
+  1e-4 leaves room for long (25k-term) fc6 sums while still catching any real
+  error (a wrong padding, crop or channel order moves logits by >1%). Pixels
+  whose top-2 logits are closer than that rounding may flip, hence 99.99% and
+  not 100%.
+- float16 (weights in half precision): argmax agreement >= 99.9%. Weight
+  rounding to 11 bits moves logits by ~1e-3 relative, which flips only pixels
+  on class boundaries.
+- int8 and dynamic-range: quantization changes logits by design, so agreement
+  with float is not the contract; accuracy is: mean IU within 1.5 points of
+  the Keras float32 model on real labelled data. Without labels these
+  artifacts are reported but not gated.
+
+Artifacts exported for a fixed size run on the images resized to that size
+(bilinear; labels nearest), compared with Keras on the same resized images.
+"""
+
+import glob
+import json
+import os
+
+import numpy as np
+
+__all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of"]
+
+DEFAULT_THRESHOLDS = {
+    "float32": {"min_agreement": 0.9999, "max_rel_logit_delta": 1e-4},
+    "float16": {"min_agreement": 0.999},
+    "quantized": {"max_miou_drop": 0.015},
+}
+_RANK = {"float32": 0, "float16": 1, "quantized": 2}
+
+
+def precision_of(metadata, path):
+    """Map an artifact to its threshold class: "float32", "float16" or "quantized"."""
+    quantization = metadata.get("quantization", "float32")
+    if quantization in (None, "float32"):
+        return "float32"
+    if quantization == "float16":
+        return "float16"
+    if quantization in ("int8", "dynamic_range"):
+        return "quantized"
+    raise ValueError(f"{path!r}: unknown quantization {quantization!r} in its metadata.")
+
+
+def find_artifacts(directory):
+    """Return `{name: path}` for every artifact in a directory (SavedModels, .tflite, .onnx)."""
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"artifact directory not found: {directory!r}.")
+    found = {}
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        if entry.startswith("."):
+            continue
+        if os.path.isdir(path) and (
+            os.path.isfile(os.path.join(path, "saved_model.pb"))
+        ):
+            found[entry] = path
+        elif entry.endswith((".tflite", ".onnx")):
+            found[entry] = path
+    if not found:
+        raise ValueError(
+            f"no artifacts (SavedModel directories, .tflite, .onnx) in {directory!r}; found "
+            f"{sorted(os.listdir(directory))}."
+        )
+    return found
+
+
+def _resize_pair(image, label, size):
+    from PIL import Image
+
+    if image.shape[:2] == tuple(size):
+        return image, label
+    resized = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+    if label is not None:
+        label = np.asarray(
+            Image.fromarray(label.astype(np.int32)).resize((size[1], size[0]), Image.NEAREST)
+        ).astype(label.dtype)
+    return resized, label
+
+
+class _Stats:
+    """Streaming |delta| and agreement between two logit sources."""
+
+    def __init__(self):
+        self.max_abs = 0.0
+        self.sum_abs = 0.0
+        self.count = 0
+        self.pixels = 0
+        self.agree = 0
+        self.scale = 0.0
+
+    def update(self, reference, other):
+        delta = np.abs(reference.astype(np.float64) - other)
+        self.max_abs = max(self.max_abs, float(delta.max()))
+        self.sum_abs += float(delta.sum())
+        self.count += delta.size
+        self.pixels += reference.shape[0] * reference.shape[1]
+        self.agree += int(np.sum(reference.argmax(-1) == other.argmax(-1)))
+        self.scale = max(self.scale, float(np.abs(reference).max()))
+
+    def as_dict(self):
+        return {
+            "max_abs_delta": self.max_abs,
+            "mean_abs_delta": self.sum_abs / max(self.count, 1),
+            "logit_scale": self.scale,
+            "max_rel_delta": self.max_abs / self.scale if self.scale else 0.0,
+            "argmax_agreement": self.agree / max(self.pixels, 1),
+            "pixels": self.pixels,
+        }
+
+
+def _confusion(label, prediction, num_classes, ignore_label, what):
+    valid = label != ignore_label if ignore_label is not None else np.ones(label.shape, bool)
+    values = label[valid]
+    if values.size and (values.min() < 0 or values.max() >= num_classes):
+        raise ValueError(
+            f"{what} holds class ids {int(values.min())}..{int(values.max())}, outside "
+            f"0..{num_classes - 1} (ignore_label={ignore_label})."
+        )
+    index = values.astype(np.int64) * num_classes + prediction[valid]
+    return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def mean_iou(confusion):
+    """Mean IU over classes present in the labels or the predictions (rows: truth)."""
+    intersection = np.diag(confusion).astype(np.float64)
+    union = confusion.sum(0) + confusion.sum(1) - intersection
+    present = union > 0
+    return float(np.mean(intersection[present] / union[present])) if present.any() else float("nan")
+
+
+class VerificationReport:
+    """Result of `verify`: per-artifact and pairwise figures, thresholds, pass/fail.
+
+    Attributes:
+        artifacts: list of dicts, one per artifact (name, path, engine,
+            precision, vs-Keras figures, mean IU, failures, passed).
+        pairs: list of dicts, one per pair of artifacts run on the same inputs.
+        keras_miou: Keras float32 mean IU per input group (when labels given).
+        passed: True when every gated threshold holds.
+    """
+
+    def __init__(self, artifacts, pairs, keras_miou, images, thresholds):
+        self.artifacts = artifacts
+        self.pairs = pairs
+        self.keras_miou = keras_miou
+        self.images = images
+        self.thresholds = thresholds
+        self.passed = all(a["passed"] for a in artifacts) and all(p["passed"] for p in pairs)
+
+    def to_dict(self):
+        return {"passed": self.passed, "images": self.images, "keras_miou": self.keras_miou,
+                "thresholds": self.thresholds, "artifacts": self.artifacts, "pairs": self.pairs}  # fmt: skip
+
+    def to_json(self, indent=2):
+        """The report as a JSON string."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, default=_plain)
+
+    def to_markdown(self):
+        """The report as Markdown tables (artifacts vs Keras, then pairs)."""
+
+        def pct(value):
+            return "-" if value is None else f"{100 * value:.3f}%"
+
+        def miou(value):
+            return "-" if value is None else f"{100 * value:.2f}"
+
+        lines = [
+            f"Verification: **{'PASSED' if self.passed else 'FAILED'}** "
+            f"({self.images['count']} images, sizes {self.images['sizes']})",
+            "",
+            "| artifact | engine | precision | max abs delta | mean abs delta | rel max | "
+            "argmax agreement | mean IU | mean IU Keras | result |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for a in self.artifacts:
+            v = a["vs_keras"]
+            lines.append(
+                f"| {a['name']} | {a['engine']} | {a['precision']} | {v['max_abs_delta']:.3g} | "
+                f"{v['mean_abs_delta']:.3g} | {v['max_rel_delta']:.2g} | {pct(v['argmax_agreement'])} | "
+                f"{miou(a['miou'])} | {miou(a['keras_miou'])} | "
+                f"{'pass' if a['passed'] else 'FAIL: ' + '; '.join(a['failures'])} |"
+            )
+        if self.pairs:
+            lines += ["", "| pair | max abs delta | mean abs delta | argmax agreement | result |",
+                      "| --- | --- | --- | --- | --- |"]  # fmt: skip
+            for p in self.pairs:
+                lines.append(
+                    f"| {p['a']} vs {p['b']} | {p['max_abs_delta']:.3g} | {p['mean_abs_delta']:.3g} | "
+                    f"{pct(p['argmax_agreement'])} | "
+                    f"{'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |"
+                )
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self):
+        return f"VerificationReport(passed={self.passed}, artifacts={[a['name'] for a in self.artifacts]})"
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _gate(precision, stats, miou_value, keras_miou, thresholds):
+    failures = []
+    rules = thresholds[precision]
+    if "min_agreement" in rules and stats["argmax_agreement"] < rules["min_agreement"]:
+        failures.append(
+            f"argmax agreement {100 * stats['argmax_agreement']:.4f}% < "
+            f"{100 * rules['min_agreement']:.2f}%"
+        )
+    if "max_rel_logit_delta" in rules and stats["max_rel_delta"] > rules["max_rel_logit_delta"]:
+        failures.append(
+            f"max |delta logit| {stats['max_abs_delta']:.3g} > {rules['max_rel_logit_delta']:g} x "
+            f"logit scale {stats['logit_scale']:.3g}"
+        )
+    if "max_miou_drop" in rules and miou_value is not None and keras_miou is not None:
+        drop = keras_miou - miou_value
+        if drop > rules["max_miou_drop"]:
+            failures.append(
+                f"mean IU {100 * miou_value:.2f} is {100 * drop:.2f} points below Keras "
+                f"{100 * keras_miou:.2f} (allowed {100 * rules['max_miou_drop']:.1f})"
+            )
+    return failures
+
+
+def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None,
+           thresholds=None, num_threads=None, pairwise=True):  # fmt: skip
+    """Check every exported artifact against the Keras model and against each other.
+
+    Args:
+        model: the Keras FCN the artifacts were exported from.
+        artifacts: `{name: path}`, a list of paths, or a directory holding
+            SavedModel directories, `.tflite` and `.onnx` files.
+        images: list of uint8 RGB images `(H, W, 3)`, sizes may differ
+            (include odd sizes: padding and cropping are where exports break).
+        labels: optional list of integer masks `(H, W)`, one per image, for
+            mean IU against ground truth.
+        num_classes: expected number of classes. Defaults to the model's;
+            any artifact exported for another count raises `ValueError`.
+        ignore_label: label id excluded from mean IU (e.g. 11 for CamVid,
+            255 for VOC). Defaults to `None`.
+        thresholds: dict overriding `DEFAULT_THRESHOLDS` entries.
+        num_threads: threads per runtime. Defaults to the runtime's default.
+        pairwise: also compare every pair of artifacts. Defaults to `True`.
+
+    Returns:
+        `VerificationReport` (`.passed`, `.to_json()`, `.to_markdown()`).
+
+    Example:
+    >>> report = export.verify(model, "exports/", images, labels, ignore_label=11)
+    >>> print(report.to_markdown()); assert report.passed
+    """
+    from export._artifacts import model_facts
+    from export.predictor import Predictor, prepare_images
+
+    rules = {key: dict(value) for key, value in DEFAULT_THRESHOLDS.items()}
+    for key, value in (thresholds or {}).items():
+        if key not in rules:
+            raise ValueError(f"unknown threshold group {key!r}; expected one of {sorted(rules)}.")
+        rules[key].update(value)
+    model_classes = model_facts(model)["num_classes"]
+    if num_classes is None:
+        num_classes = model_classes
+    elif num_classes != model_classes:
+        raise ValueError(
+            f"num_classes={num_classes} given, but Keras model {model.name!r} outputs "
+            f"{model_classes} classes."
+        )
+    if isinstance(artifacts, (str, os.PathLike)):
+        artifacts = find_artifacts(artifacts)
+    elif isinstance(artifacts, (list, tuple)):
+        artifacts = {os.path.basename(os.path.normpath(os.fspath(p))): os.fspath(p) for p in artifacts}
+    if not artifacts:
+        raise ValueError("verify needs at least one artifact; received none.")
+    if isinstance(images, np.ndarray) and images.ndim == 4:
+        images = list(images)
+    batches, _ = prepare_images(list(images), "verification image")
+    images = [b[0] for b in batches]
+    if labels is not None:
+        if len(labels) != len(images):
+            raise ValueError(f"received {len(images)} images but {len(labels)} labels.")
+        labels = [np.asarray(label) for label in labels]
+        for i, (image, label) in enumerate(zip(images, labels)):
+            if label.shape != image.shape[:2]:
+                raise ValueError(
+                    f"label #{i} has shape {label.shape}; its image is {image.shape[:2]}."
+                )
+
+    # === Load every artifact in its own runtime ===
+    predictors = {}
+    for name, path in artifacts.items():
+        predictor = Predictor(path, num_threads=num_threads)
+        if predictor.num_classes != num_classes:
+            raise ValueError(
+                f"artifact {name!r} ({path!r}) was exported for {predictor.num_classes} classes; "
+                f"the Keras model and num_classes expect {num_classes}."
+            )
+        predictors[name] = predictor
+    groups = {}
+    for name, predictor in predictors.items():
+        groups.setdefault(predictor.input_size, []).append(name)
+
+    # === Run the same inputs through Keras and every artifact, streaming the figures ===
+    stats = {name: _Stats() for name in predictors}
+    pair_stats = {}
+    confusion = {}
+    keras_confusion = {}
+    sizes = set()
+    for group, names in groups.items():
+        for i, image in enumerate(images):
+            label = labels[i] if labels is not None else None
+            if group is not None:
+                image, label = _resize_pair(image, label, group)
+            sizes.add(tuple(image.shape[:2]))
+            reference = np.asarray(model(image[None], training=False), dtype=np.float32)[0]
+            outputs = {}
+            for name in names:
+                try:
+                    outputs[name] = predictors[name].predict(image)
+                except Exception as e:
+                    raise RuntimeError(
+                        f"artifact {name!r} ({predictors[name].path!r}) failed on image #{i} of "
+                        f"size {image.shape[:2]}: {e}"
+                    ) from e
+            for name, out in outputs.items():
+                if out.shape != reference.shape:
+                    raise ValueError(
+                        f"artifact {name!r} returned logits of shape {out.shape} for a "
+                        f"{image.shape[:2]} image; Keras returns {reference.shape}."
+                    )
+                stats[name].update(reference, out)
+                if label is not None:
+                    cm = _confusion(label, out.argmax(-1), num_classes, ignore_label, f"label #{i}")
+                    confusion[name] = confusion.get(name, 0) + cm
+            if label is not None:
+                cm = _confusion(label, reference.argmax(-1), num_classes, ignore_label, f"label #{i}")
+                keras_confusion[group] = keras_confusion.get(group, 0) + cm
+            if pairwise:
+                for a_index, a in enumerate(names):
+                    for b in names[a_index + 1 :]:
+                        pair_stats.setdefault((a, b), _Stats()).update(outputs[a], outputs[b])
+
+    # === Thresholds ===
+    keras_miou = {str(group or "dynamic"): mean_iou(cm) for group, cm in keras_confusion.items()}
+    results = []
+    for name, predictor in predictors.items():
+        precision = precision_of(predictor.metadata, predictor.path)
+        figures = stats[name].as_dict()
+        m = mean_iou(confusion[name]) if name in confusion else None
+        km = mean_iou(keras_confusion[predictor.input_size]) if name in confusion else None
+        failures = _gate(precision, figures, m, km, rules)
+        results.append({
+            "name": name, "path": predictor.path, "engine": predictor.engine,
+            "precision": precision, "quantization": predictor.metadata.get("quantization"),
+            "input_size": predictor.input_size, "vs_keras": figures, "miou": m, "keras_miou": km,
+            "miou_drop": None if m is None else km - m, "failures": failures, "passed": not failures,
+        })  # fmt: skip
+    pairs = []
+    for (a, b), pair in pair_stats.items():
+        figures = pair.as_dict()
+        precision = max(precision_of(predictors[a].metadata, a), precision_of(predictors[b].metadata, b),
+                        key=_RANK.get)  # fmt: skip
+        # Quantized pairs have no agreement contract with each other (their mean IU is gated vs Keras).
+        failures = _gate(precision, figures, None, None, rules) if precision != "quantized" else []
+        pairs.append({"a": a, "b": b, "precision": precision, **figures,
+                      "failures": failures, "passed": not failures})  # fmt: skip
+    image_info = {"count": len(images), "sizes": sorted(sizes),
+                  "labelled": labels is not None, "ignore_label": ignore_label}  # fmt: skip
+    return VerificationReport(results, pairs, keras_miou, image_info, rules)
