@@ -60,8 +60,12 @@ def _traced_function(model):
     return tf.function(serve, input_signature=signature), signature, variables
 
 
-def _fold_constants(graph, constants):
-    """Fold nodes whose inputs are all constants (initializers) into new constants."""
+def _fold_constants(graph, constants, renames):
+    """Fold nodes whose inputs are all constants (initializers) into new constants.
+
+    A folded weight keeps its variable's name (`block1_conv1/kernel`), so the
+    saved initializers read like the Keras model.
+    """
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
     import onnx
@@ -91,6 +95,16 @@ def _fold_constants(graph, constants):
             outputs = evaluator.run(None, {name: constants[name] for name in inputs})
             for name, value in zip(node.output, outputs):
                 constants[name] = np.ascontiguousarray(value)
+            weights = [name for name in inputs if name in renames]
+            if len(weights) == 1 and len(node.output) == 1:
+                label = renames[weights[0]]
+                if consumers[weights[0]] == 1:  # the folded value replaces the raw weight
+                    del renames[weights[0]]
+                else:
+                    label += "/" + node.op_type.lower()
+                if label in renames.values():
+                    label += f"_{len(renames)}"
+                renames[node.output[0]] = label
             for name in inputs:
                 consumers[name] -= 1
                 if consumers[name] == 0 and name not in graph_outputs(graph):
@@ -149,7 +163,7 @@ def convert_to_onnx(model, opset=17, metadata=None):
         constants[init.name] = numpy_helper.to_array(init)
     del graph.initializer[:]
 
-    _fold_constants(graph, constants)
+    _fold_constants(graph, constants, renames)
 
     used = {name for node in graph.node for name in node.input} | graph_outputs(graph)
     for name, value in constants.items():

@@ -67,7 +67,8 @@ def write_savedmodel(model, path, input_size=None, batch_size=None):
     import keras
 
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # No archive.track(model): the endpoint's variables are tracked automatically, and Keras
+    # 3.15 would save tracked variables twice (`variables/...` and `_all_variables/...`).
     archive.add_endpoint(
         "serve",
         serving_function(model),

@@ -225,6 +225,7 @@ def _run_export(args):
                 model, os.path.join(args.out, name), quantization=quantization,
                 representative_images=images[: args.calibration_limit] if images else None,
                 input_size=args.input_size, num_calibration_images=args.calibration_limit,
+                saved_model=written.get("savedmodel") if args.input_size is None else None,
             )  # fmt: skip
     if "onnx" in args.formats:
         written["model.onnx"] = export.export_onnx(model, os.path.join(args.out, "model.onnx"),

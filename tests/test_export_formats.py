@@ -1,0 +1,226 @@
+"""Export a reduced-width FCN-8s to every format and verify it against Keras and across formats.
+
+One module-scoped set of artifacts (SavedModel, TFLite float32/float16/
+dynamic-range/int8 and a fixed-size float32, ONNX) is shared by every test here.
+Inputs are a real CamVid image (resized small, when ../shared is present) and
+odd-sized images (37x53: padding to 64x64 and cropping back are where exports
+break). Tolerances: float32 runtimes differ from Keras by rounding only (~1e-6
+of the logit scale here), so 1e-4 relative is a tight bound; float16 weights
+move logits by ~1e-3 relative.
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from conftest import CAMVID_DIR, randomize_score_layers
+
+NUM_CLASSES = 11  # CamVid's 11 classes; label 11 is ignored.
+IGNORE = 11
+
+
+def _camvid_pair(index=0, size=(60, 80)):
+    from PIL import Image
+
+    with open(CAMVID_DIR / "val.txt") as f:
+        image_rel, label_rel = f.read().split("\n")[index].split()
+    image = Image.open(CAMVID_DIR / image_rel).convert("RGB").resize(size[::-1], Image.BILINEAR)
+    label = Image.open(CAMVID_DIR / label_rel).resize(size[::-1], Image.NEAREST)
+    return np.asarray(image), np.asarray(label)
+
+
+@pytest.fixture(scope="module")
+def model():
+    import keras
+
+    import fcn_keras
+
+    keras.utils.set_random_seed(0)
+    model = fcn_keras.FCN8s(num_classes=NUM_CLASSES, fc_units=32, backbone_weights=None)
+    return randomize_score_layers(model, seed=0, scale=0.01)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """(images, labels or None): real CamVid when present, plus odd sizes."""
+    rng = np.random.default_rng(1)
+    if CAMVID_DIR.exists():
+        image, label = _camvid_pair(0)
+        images = [image, image[:37, :53], image[5:58, 3:76]]
+        labels = [label, label[:37, :53], label[5:58, 3:76]]
+    else:
+        images = [rng.integers(0, 256, s + (3,), dtype=np.uint8) for s in [(60, 80), (37, 53), (53, 73)]]
+        labels = [rng.integers(0, NUM_CLASSES + 1, i.shape[:2]).astype(np.uint8) for i in images]
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def artifacts(model, inputs, tmp_path_factory):
+    import export
+
+    root = tmp_path_factory.mktemp("exports")
+    images, _ = inputs
+    paths = {}
+    paths["savedmodel"] = export.export_savedmodel(model, root / "savedmodel", version=1)
+    for quantization in export.QUANTIZATIONS:
+        paths[quantization] = export.export_tflite(
+            model, root / f"model_{quantization}.tflite", quantization=quantization,
+            representative_images=images, saved_model=paths["savedmodel"],
+        )  # fmt: skip
+    paths["fixed"] = export.export_tflite(model, root / "fixed_48x64.tflite", input_size=(48, 64))
+    paths["onnx"] = export.export_onnx(model, root / "model.onnx", opset=17)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def report(model, artifacts, inputs):
+    import export
+
+    images, labels = inputs
+    return export.verify(model, artifacts, images, labels=labels, ignore_label=IGNORE)
+
+
+def test_savedmodel_serving_signature(model, artifacts):
+    import tensorflow as tf
+
+    path = artifacts["savedmodel"]
+    assert path.endswith(os.path.join("savedmodel", "1"))  # TF Serving's versioned layout
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    (spec,) = serve.structured_input_signature[1].values()
+    assert spec.name == "image" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None, None, None, 3]
+    assert {k: v.dtype for k, v in serve.structured_outputs.items()} == {
+        "logits": tf.float32, "classes": tf.int32}  # fmt: skip
+    images = np.random.default_rng(2).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    outputs = serve(image=tf.constant(images))
+    reference = np.asarray(model(images))
+    assert outputs["logits"].shape == (2, 37, 53, NUM_CLASSES)
+    np.testing.assert_allclose(outputs["logits"].numpy(), reference, atol=1e-5)
+    np.testing.assert_array_equal(outputs["classes"].numpy(), reference.argmax(-1))
+    with open(os.path.join(path, "assets.extra", "fcn_keras.json")) as f:
+        meta = json.load(f)
+    assert meta["num_classes"] == NUM_CLASSES and meta["variant"] == "fcn8s"
+    assert meta["format"] == "savedmodel" and "uint8" in meta["input"]
+
+
+def test_onnx_graph_contract(artifacts):
+    import onnx
+
+    proto = onnx.load(artifacts["onnx"])
+    (graph_input,) = proto.graph.input  # the weights are initializers, not inputs
+    assert graph_input.name == "image"
+    assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    dims = [d.dim_param or d.dim_value for d in graph_input.type.tensor_type.shape.dim]
+    assert dims == ["batch", "height", "width", 3]
+    assert [o.name for o in proto.graph.output] == ["classes", "logits"] or sorted(
+        o.name for o in proto.graph.output) == ["classes", "logits"]  # fmt: skip
+    assert {op.domain: op.version for op in proto.opset_import}[""] == 17
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}["fcn_keras"])
+    assert meta["num_classes"] == NUM_CLASSES and meta["opset"] == 17
+    # The layout ops tf2onnx puts on weight inputs were folded into the initializers.
+    initializers = {i.name for i in proto.graph.initializer}
+    weight_only = [n.op_type for n in proto.graph.node
+                   if n.input and all(name in initializers for name in n.input if name)
+                   and n.op_type in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Cast")]  # fmt: skip
+    assert weight_only == []
+    kernel = next(i for i in proto.graph.initializer if i.name == "block1_conv1/kernel")
+    assert list(kernel.dims) == [64, 3, 3, 3]  # OIHW, folded from Keras's HWIO
+
+
+def test_tflite_metadata_and_fixed_size(artifacts, inputs):
+    import export
+
+    for quantization in export.QUANTIZATIONS:
+        with open(artifacts[quantization] + ".json") as f:
+            meta = json.load(f)
+        assert meta["quantization"] == quantization and meta["num_classes"] == NUM_CLASSES
+    fixed = export.Predictor(artifacts["fixed"])
+    assert fixed.input_size == (48, 64)
+    assert fixed.predict(np.zeros((48, 64, 3), np.uint8)).shape == (48, 64, NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"fixed input size \(48, 64\).*\(37, 53\)"):
+        fixed.predict(inputs[0][1])
+    int8 = export.Predictor(artifacts["int8"])
+    image_input = int8._tflite_input
+    # Raw uint8 in, not a quantized tensor: callers feed what they feed every engine.
+    assert image_input["dtype"] == np.uint8 and tuple(image_input["quantization"]) == (0.0, 0)
+
+
+def test_verify_float_formats_match_keras(report, artifacts):
+    results = {a["name"]: a for a in report.artifacts}
+    assert set(results) == set(artifacts)
+    for name in ("savedmodel", "float32", "fixed", "onnx"):
+        figures = results[name]["vs_keras"]
+        assert results[name]["precision"] == "float32" and results[name]["passed"], results[name]
+        assert figures["max_rel_delta"] <= 1e-4, (name, figures)
+        assert figures["argmax_agreement"] >= 0.9999, (name, figures)
+        assert figures["pixels"] > 0
+    # SavedModel runs Keras's own TF kernels: bit-for-bit or within a few ulps.
+    assert results["savedmodel"]["vs_keras"]["max_abs_delta"] <= 1e-5
+    fp16 = results["float16"]["vs_keras"]
+    assert results["float16"]["passed"] and fp16["argmax_agreement"] >= 0.999
+    assert 1e-7 < fp16["max_rel_delta"] < 1e-2  # half-precision weights do change the logits
+    # Quantized: a real, bounded change of the logits (not a copy of float32).
+    for name in ("int8", "dynamic_range"):
+        figures = results[name]["vs_keras"]
+        assert results[name]["precision"] == "quantized"
+        assert 1e-4 < figures["max_rel_delta"] < 2.0, (name, figures)
+
+
+def test_verify_sizes_pairs_and_miou(report, inputs, model):
+    from export.verify import _confusion, mean_iou
+
+    images, labels = inputs
+    assert report.images["count"] == 3
+    assert {(37, 53), (48, 64)} <= set(report.images["sizes"])  # odd size and the fixed size
+    dynamic = ["savedmodel", "float32", "float16", "dynamic_range", "int8", "onnx"]
+    pairs = {(p["a"], p["b"]) for p in report.pairs}
+    assert len(pairs) == len(dynamic) * (len(dynamic) - 1) // 2  # every pair on the same inputs
+    onnx_vs_tflite = next(p for p in report.pairs if {p["a"], p["b"]} == {"float32", "onnx"})
+    assert onnx_vs_tflite["passed"] and onnx_vs_tflite["max_rel_delta"] <= 1e-4
+    # Mean IU recomputed independently from Keras's predictions.
+    cm = sum(_confusion(l, np.asarray(model(i[None]))[0].argmax(-1), NUM_CLASSES, IGNORE, "x")
+             for i, l in zip(images, labels))  # fmt: skip
+    assert report.keras_miou["dynamic"] == pytest.approx(mean_iou(cm), abs=1e-12)
+    int8 = next(a for a in report.artifacts if a["name"] == "int8")
+    assert int8["miou_drop"] == pytest.approx(int8["keras_miou"] - int8["miou"])
+    assert 0.0 <= int8["miou"] <= 1.0
+
+
+def test_report_json_markdown_and_failing_threshold(model, artifacts, inputs, report):
+    import export
+
+    data = json.loads(report.to_json())
+    assert data["passed"] == report.passed and len(data["artifacts"]) == len(artifacts)
+    markdown = report.to_markdown()
+    assert "| onnx | onnx | float32 |" in markdown and "argmax agreement" in markdown
+    # An impossible threshold must fail, be reported, and name the figure.
+    images, labels = inputs
+    strict = export.verify(model, {"fp16": artifacts["float16"]}, images[:2],
+                           thresholds={"float16": {"min_agreement": 1.0000001}})  # fmt: skip
+    assert not strict.passed
+    assert "FAIL: argmax agreement" in strict.to_markdown()
+
+
+def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
+    import export
+
+    rng = np.random.default_rng(3)
+    batch = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    varied = [batch[0], rng.integers(0, 256, (29, 41, 3), dtype=np.uint8)]
+    reference = np.asarray(model(batch))
+    model_path = tmp_path / "model.keras"
+    model.save(model_path)
+    for engine, path in [("onnx", artifacts["onnx"]), ("tflite", artifacts["float32"]),
+                         ("savedmodel", artifacts["savedmodel"]), ("keras", model_path)]:  # fmt: skip
+        predictor = export.Predictor(path, engine=engine, num_threads=1)
+        assert predictor.num_classes == NUM_CLASSES and predictor.engine == engine
+        np.testing.assert_allclose(predictor.predict(batch), reference, atol=1e-4, err_msg=engine)
+        single = predictor.predict(batch[1])
+        assert single.shape == (37, 53, NUM_CLASSES)
+        outputs = predictor.predict_classes(varied)
+        assert [o.shape for o in outputs] == [(37, 53), (29, 41)] and outputs[0].dtype == np.int32
+        np.testing.assert_array_equal(outputs[0], reference[0].argmax(-1))
+    # float input in [0, 255] is accepted and rounded like uint8.
+    onnx = export.Predictor(artifacts["onnx"], inter_op_threads=1)
+    np.testing.assert_allclose(onnx.predict(batch.astype(np.float32)), reference, atol=1e-4)
