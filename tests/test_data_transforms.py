@@ -124,3 +124,18 @@ def test_distribute_datasets_from_function():
                                            input_context=ctx))  # fmt: skip
     images, masks = next(iter(dist))
     assert tuple(images.shape) == (2, 24, 24, 3) and tuple(masks.shape) == (2, 24, 24)
+
+
+def test_crop_path_equals_rescale_then_crop():
+    rng = np.random.default_rng(7)
+    mask = rng.integers(0, 9, (10, 12)).astype(np.int32)
+    yy, xx = np.mgrid[0:10, 0:12]
+    image = np.stack([xx * 20, yy * 25, xx * 5 + yy * 10], -1).astype(np.uint8)  # smooth ramps
+    aug = Augment(scale_range=(2.0, 2.0), flip=False)
+    out_img, out_mask = train_transform(image, mask, _seed(0), augment=aug, crop_size=(20, 24))
+    np.testing.assert_array_equal(out_mask.numpy(), np.repeat(np.repeat(mask, 2, 0), 2, 1))
+    reference = tf.image.resize(image.astype(np.float32), (20, 24), method="bilinear").numpy()
+    # Same half-pixel bilinear sampling, but the border samples are clamped into the
+    # image and the positions in between re-spaced: shifts below 0.25 px, so at most
+    # 0.25 * 25 (the steepest ramp per pixel) + 1 (rounding) grey levels.
+    assert np.abs(out_img.numpy().astype(float) - np.round(reference)).max() <= 7.25

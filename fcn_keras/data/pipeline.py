@@ -97,13 +97,16 @@ def load_dataset(
             `input_pipeline_id` and the batch size divided per replica, for
             `strategy.distribute_datasets_from_function`. Defaults to None.
         deterministic: keep element order in parallel maps. None means True
-            when `seed` is given. Defaults to None.
+            when `seed` is given or when not shuffling (eval splits come in
+            file order), False for unseeded shuffled training (faster).
+            Defaults to None.
         skip_bad: skip bad examples (counted, logged and recorded in
             `dataset.skip_report`) instead of raising. Defaults to False.
         skip_report: a `SkipReport` to record skips into (one is created when
             None and `skip_bad`). Defaults to None.
-        shuffle_buffer: shuffle buffer size; None shuffles all keys (before
-            decoding) or 1024 examples (after a cache). Defaults to None.
+        shuffle_buffer: shuffle buffer size; None shuffles all keys (file
+            paths or indices, before decoding), or 1024 examples after a cache
+            and for TFDS sources. Defaults to None.
         drop_remainder: drop the last partial batch. Defaults to False.
         image_pad_value: RGB fill of crop padding. Defaults to VGG16's
             ImageNet mean (124, 117, 104), which `CaffePreprocess` maps to 0.
@@ -132,8 +135,8 @@ def load_dataset(
     is_train = split == "train"
     augment = Augment.coerce(is_train if augment is None else augment)
     shuffle = is_train if shuffle is None else bool(shuffle)
-    if deterministic is None:
-        deterministic = seed is not None
+    if deterministic is None:  # relax the order only where it is random anyway
+        deterministic = seed is not None or not shuffle
     if len(tuple(image_pad_value)) != 3:
         raise ValueError(f"image_pad_value must be 3 RGB values; received {image_pad_value!r}.")
     if skip_bad and skip_report is None:
@@ -157,7 +160,8 @@ def load_dataset(
                          skip_report=skip_report)  # fmt: skip
     if cache is False or cache is None:
         if shuffle:
-            buffer = shuffle_buffer or _count(keys)
+            heavy = getattr(src, "heavy_keys", False)  # keys that are whole examples (TFDS)
+            buffer = shuffle_buffer or (1024 if heavy else _count(keys))
             keys = keys.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         ds = src.decode(keys, **decode_kwargs)
     else:
