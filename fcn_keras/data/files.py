@@ -57,11 +57,14 @@ def _read(path):
 
 
 def _pil_open(data, path):
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
+    except UnidentifiedImageError:
+        raise BadExampleError(f"{path}: cannot be decoded: not a recognised image format "
+                              f"(starts with {data[:8]!r}).") from None  # fmt: skip
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
         raise BadExampleError(f"{path}: cannot be decoded as an image ({e}).") from None
     return image

@@ -16,9 +16,9 @@ from fcn_keras.data.transforms import (
     normalize_crop_size,
     train_transform,
 )
-from fcn_keras.data.validation import SkipReport
+from fcn_keras.data.validation import LOGGER, BadExampleError, SkipReport, bad_example_message
 
-__all__ = ["load_dataset", "dataset_info"]
+__all__ = ["load_dataset", "dataset_info", "scan_dataset"]
 
 AUTOTUNE = tf.data.AUTOTUNE
 # Seed mixed into `seed` per input pipeline, so that shards augment differently.
@@ -44,6 +44,48 @@ def dataset_info(source, **source_kwargs):
     return resolve_source(source, **source_kwargs).info()
 
 
+def scan_dataset(source, split="train", *, skip_bad=False, ignore_label=255, **source_kwargs):
+    """Decode and check every example of a split once, up front, in parallel.
+
+    Errors surface here as a `ValueError` (`BadExampleError`) naming the
+    file, before any training starts, instead of as a `tf.errors.OpError`
+    halfway through an epoch.
+
+    Args:
+        source: a source string or a `Source`.
+        split: the split to check. Defaults to "train".
+        skip_bad: collect every bad example instead of raising on the first.
+            Defaults to False.
+        ignore_label: the pipeline's ignore label. Defaults to 255.
+        **source_kwargs: the source's options.
+
+    Returns:
+        `(num_good, report)`: the number of usable examples and a `SkipReport`
+        of the bad ones (empty unless `skip_bad`).
+
+    Raises:
+        BadExampleError: the first bad example, unless `skip_bad`.
+
+    Example:
+    >>> scan_dataset("synthetic", "val", num_examples=4, image_size=32)[0]
+    4
+    """
+    src = resolve_source(source, ignore_label=ignore_label, **source_kwargs)
+    report = SkipReport(log=False)
+    ds = src.decode(src.keys(split), num_parallel_calls=AUTOTUNE, deterministic=False,
+                    skip_report=report if skip_bad else None)  # fmt: skip
+    count = 0
+    try:
+        for _ in ds.map(lambda image, mask: 0).as_numpy_iterator():
+            count += 1
+    except tf.errors.OpError as e:
+        message = bad_example_message(e)
+        if message is None:
+            raise
+        raise BadExampleError(message) from None
+    return count, report
+
+
 def load_dataset(
     source,
     split="train",
@@ -60,6 +102,7 @@ def load_dataset(
     deterministic=None,
     skip_bad=False,
     skip_report=None,
+    scan=False,
     shuffle_buffer=None,
     drop_remainder=False,
     image_pad_value=DEFAULT_PAD_RGB,
@@ -104,6 +147,11 @@ def load_dataset(
             `dataset.skip_report`) instead of raising. Defaults to False.
         skip_report: a `SkipReport` to record skips into (one is created when
             None and `skip_bad`). Defaults to None.
+        scan: decode and check every example once before building the
+            pipeline (`scan_dataset`), so that a bad file raises a
+            `ValueError` here rather than a `tf.errors.InvalidArgumentError`
+            during iteration. With `skip_bad` the scan only logs what it finds.
+            Defaults to False.
         shuffle_buffer: shuffle buffer size; None shuffles all keys (file
             paths or indices, before decoding), or 1024 examples after a cache
             and for TFDS sources. Defaults to None.
@@ -145,6 +193,11 @@ def load_dataset(
         skip_report = None
 
     src = resolve_source(source, ignore_label=ignore_label, **source_kwargs)
+    if scan:
+        good, found = scan_dataset(src, split, skip_bad=skip_bad)
+        if skip_bad:
+            LOGGER.warning("scan of %s split %r: %d usable example(s); %s",
+                           src.info().name, split, good, found.summary())  # fmt: skip
     keys = src.keys(split)
 
     # === Sharding under tf.distribute ===

@@ -71,6 +71,13 @@ def resolve_source(source, **kwargs):
     6
     """
     if isinstance(source, Source):
+        ignore_label = kwargs.pop("ignore_label", None)
+        own = source.info().ignore_label
+        if ignore_label is not None and ignore_label != own:
+            raise ValueError(
+                f"the {source.info().name} source was built with ignore_label={own} but "
+                f"ignore_label={ignore_label} was asked for; pass the same value to both."
+            )
         if kwargs:
             raise ValueError(
                 f"source options {sorted(kwargs)} were given with a Source instance; "

@@ -28,6 +28,7 @@ __all__ = [
     "check_mask_values",
     "check_same_size",
     "image_to_rgb",
+    "bad_example_message",
 ]
 
 LOGGER = logging.getLogger("fcn_keras.data")
@@ -40,6 +41,9 @@ class BadExampleError(ValueError):
 class SkipReport:
     """Counts and lists the examples skipped with `skip_bad=True`.
 
+    Args:
+        log: log each skip as a warning. Defaults to True.
+
     Thread-safe: decoding runs in parallel. Each skip is also logged as a
     warning on the "fcn_keras.data" logger with the running count.
 
@@ -50,16 +54,18 @@ class SkipReport:
     (1, ['a.png'])
     """
 
-    def __init__(self):
+    def __init__(self, log=True):
         self._lock = threading.Lock()
+        self._log = log
         self.skipped = []  # (file(s), reason) pairs, in the order they were met
 
     def add(self, files, reason):
-        """Record one skipped example."""
+        """Record one skipped example (and log it as a warning)."""
         with self._lock:
             self.skipped.append((files, reason))
             count = len(self.skipped)
-        LOGGER.warning("skipped bad example #%d (%s): %s", count, files, reason)
+        if self._log:
+            LOGGER.warning("skipped bad example #%d (%s): %s", count, files, reason)
 
     @property
     def count(self):
@@ -146,3 +152,18 @@ def check_mask_values(mask, num_classes, ignore_label, path):
             f"and not the ignore label {ignore_label}; "
             "remap them with label_map= or check num_classes."
         )
+
+
+def bad_example_message(error):
+    """The `BadExampleError` text inside a `tf.errors.OpError` from a pipeline, or None.
+
+    Errors raised while decoding travel through `tf.data` as
+    `InvalidArgumentError`s whose message wraps the original text and a
+    traceback; this recovers the one line a user needs.
+    """
+    message = getattr(error, "message", str(error))
+    marker = "BadExampleError: "
+    start = message.find(marker)
+    if start < 0:
+        return None
+    return message[start + len(marker) :].split("\n", 1)[0].strip()
