@@ -11,6 +11,10 @@ max |delta logit|.
 Targets (issue 4): ONNX export <= 6 GB peak RSS and <= 3 minutes; outputs
 matching Keras within float32 tolerance.
 
+`--naive` instead profiles the frozen path (`tf2onnx.convert.from_keras`) stage
+by stage (RSS sampled every 20 ms): run it on a reduced model only
+(`--fc-units 512`); the full model passes 24 GB that way.
+
 Usage:
     .venv/bin/python bench/export_onnx_memory.py                  # ONNX
     .venv/bin/python bench/export_onnx_memory.py --format savedmodel
@@ -41,6 +45,69 @@ def current_rss_gb():
     return float("nan")
 
 
+class StageProfiler:
+    """Sample VmRSS in a thread and keep the peak reached during each labelled stage."""
+
+    def __init__(self):
+        import threading
+
+        self.stage, self.peaks, self.order = "start", {}, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self):
+        while not self._stop.is_set():
+            rss = current_rss_gb()
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss)
+            self._stop.wait(0.02)
+
+    def wrap(self, owner, name, label):
+        original = getattr(owner, name)
+
+        def wrapped(*args, **kwargs):
+            outer, self.stage = self.stage, label
+            if label not in self.order:
+                self.order.append(label)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.stage = outer
+
+        setattr(owner, name, wrapped)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+
+
+def profile_naive(model, opset):
+    """Convert with tf2onnx.convert.from_keras (weights frozen) and print each stage's peak RSS."""
+    import tensorflow as tf
+    import tf2onnx
+    from tf2onnx import convert, optimizer, tf_loader
+
+    profiler = StageProfiler()
+    profiler.wrap(tf_loader, "from_trackable", "freeze + grappler (tf_loader.from_trackable)")
+    profiler.wrap(tf_loader, "tf_optimize", "grappler constant folding (tf_optimize)")
+    profiler.wrap(convert, "process_tf_graph", "GraphDef -> tf2onnx graph (process_tf_graph)")
+    profiler.wrap(optimizer, "optimize_graph", "tf2onnx optimizers (optimize_graph)")
+    profiler.wrap(tf2onnx.graph.Graph, "make_model", "ONNX ModelProto (make_model)")
+    profiler.wrap(tf2onnx.graph.Graph, "update_proto", "  tf2onnx nodes -> protos (update_proto)")
+    profiler.wrap(tf2onnx.graph.helper, "make_graph", "  onnx.helper.make_graph (copies every tensor)")
+    profiler.wrap(tf2onnx.graph.helper, "make_model", "  onnx.helper.make_model (copies the graph)")
+    spec = [tf.TensorSpec([None, None, None, 3], tf.uint8, name="image")]
+    t0 = time.perf_counter()
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=opset)
+    elapsed = time.perf_counter() - t0
+    profiler.stop()
+    weights_gb = sum(int(np.prod(w.shape)) * 4 for w in model.weights) / 2**30
+    print(f"naive from_keras: {elapsed:.1f} s, peak RSS {peak_rss_gb():.2f} GB for {weights_gb:.3f} GB "
+          f"of weights; proto {proto.ByteSize() / 2**30:.3f} GB")
+    for label in ["start"] + profiler.order:
+        print(f"  {label:55s} peak RSS {profiler.peaks.get(label, float('nan')):.2f} GB")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--format", choices=("onnx", "savedmodel", "tflite"), default="onnx")
@@ -49,8 +116,11 @@ def main():
     parser.add_argument("--opset", type=int, default=17)
     parser.add_argument("--sizes", default="224x224,181x243", help="comparison sizes HxW")
     parser.add_argument("--out", default=None, help="directory for the artifact (default: temp)")
+    parser.add_argument("--naive", action="store_true",
+                        help="profile tf2onnx.convert.from_keras stage by stage instead (small models!)")
     args = parser.parse_args()
 
+    global np
     import numpy as np
 
     import export
@@ -65,6 +135,9 @@ def main():
     build_s = time.perf_counter() - t0
     print(f"model: {model.name}, {model.count_params():,} parameters, fc_units={args.fc_units}; "
           f"built in {build_s:.1f} s; RSS {current_rss_gb():.2f} GB (peak {peak_rss_gb():.2f} GB)")
+    if args.naive:
+        profile_naive(model, args.opset)
+        return 0
 
     out_dir = args.out or tempfile.mkdtemp(prefix="fcn_keras_export_bench_")
     path = os.path.join(out_dir, {"onnx": "fcn8s.onnx", "savedmodel": "fcn8s_savedmodel",

@@ -182,7 +182,8 @@ def convert_to_onnx(model, opset=17, metadata=None):
         entry = proto.metadata_props.add()
         entry.key, entry.value = "fcn_keras", json.dumps(metadata, sort_keys=True)
     proto.producer_name = "fcn_keras (tf2onnx, weights as initializers)"
-    onnx.checker.check_model(proto) if proto.ByteSize() < _PROTOBUF_LIMIT else None
+    if proto.ByteSize() < _PROTOBUF_LIMIT:  # the checker serialises the model: 2 GB at most
+        onnx.checker.check_model(proto)
     return proto
 
 

@@ -163,12 +163,14 @@ def test_bad_export_arguments(model, tmp_path):
     assert _dir_listing(tmp_path) == []
 
 
-def test_onnx_opset_13_runs(model, tmp_path):
+def test_onnx_opset_13_with_external_data_runs(model, tmp_path):
     import onnx
 
     import export
 
-    path = export.export_onnx(model, tmp_path / "opset13.onnx", opset=13)
+    path = export.export_onnx(model, tmp_path / "opset13.onnx", opset=13, external_data=True)
+    assert _dir_listing(tmp_path) == ["opset13.onnx", "opset13.onnx.data"]
+    assert os.path.getsize(path) < 1e6 < os.path.getsize(path + ".data")  # weights stored outside
     assert {op.domain: op.version for op in onnx.load(path).opset_import}[""] == 13
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     logits = export.Predictor(path).predict(image)
