@@ -163,6 +163,10 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     return report
 
 
+_LABELS = {"pixel_accuracy": "Pixel accuracy", "mean_accuracy": "Mean accuracy",
+           "mean_iu": "Mean IU", "frequency_weighted_iu": "Frequency weighted IU"}
+
+
 def report_to_json(report):
     """Serialise an `evaluate` report as indented JSON (undefined values are `null`)."""
     return json.dumps(report, indent=2)
@@ -183,8 +187,7 @@ def report_to_markdown(report, title=None):
         "| --- | ---: | ---: |",
     ]
     for name in SCORE_NAMES:
-        label = name.replace("_", " ").replace("iu", "IU").capitalize().replace("IU", "IU")
-        lines.append(f"| {label} | {fmt(report[name])} | {fmt(base.get(name))} |")
+        lines.append(f"| {_LABELS[name]} | {fmt(report[name])} | {fmt(base.get(name))} |")
     lines += ["", "| Class | IoU | Accuracy |", "| --- | ---: | ---: |"]
     for name, value in report["per_class_iou"].items():
         lines.append(f"| {name} | {fmt(value)} | {fmt(report['per_class_accuracy'][name])} |")

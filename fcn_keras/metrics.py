@@ -182,7 +182,8 @@ class SegmentationMetrics(keras.metrics.Metric):
         n = self.num_classes
         # Invalid pixels go to an extra bin n*n that is dropped.
         index = ops.where(valid, y_true * n + predicted, n * n)
-        counts = ops.bincount(index, minlength=n * n + 1)
+        # segment_sum with a static number of segments compiles under XLA (bincount does not).
+        counts = ops.segment_sum(ops.ones_like(index), index, num_segments=n * n + 1)
         counts = ops.reshape(ops.cast(counts[: n * n], "float64"), (n, n))
         self.confusion.assign_add(counts)
 

@@ -26,6 +26,7 @@ Adam / AdamW default to 1e-4, which trains a randomly initialised VGG16
 much faster than SGD (measured for the demo, see `fcn_keras/demo.py`).
 """
 
+import contextlib
 import json
 import math
 import os
@@ -284,6 +285,65 @@ def _distribute(strategy, data):
     return data
 
 
+def _prebuild_for_multi_worker(model, strategy, data):
+    """Work around Keras 3.15's fit() under MultiWorkerMirroredStrategy.
+
+    `Trainer._maybe_symbolic_build` takes the first distributed batch and
+    `strategy.reduce`s the `(images, masks)` tuple to build the model, which
+    `MultiWorkerMirroredStrategy` cannot do for a tuple ("Attempt to convert
+    a value (PerReplica ...) to a Tensor"), and it consumes that batch. Build
+    the model, loss, metrics and optimizer from the dataset's element spec
+    instead, under the strategy, and skip Keras's probe for this model.
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    # A PerReplicaSpec (several local replicas) holds one spec per replica: take the first.
+    spec = tuple(getattr(s, "_value_specs", (s,))[0] for s in data.element_spec)
+    with strategy.scope():
+        model._symbolic_build(data_batch=spec)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+
+@contextlib.contextmanager
+def _multi_worker_log_reduction(strategy):
+    """Work around Keras 3.15's fit() log reduction under MultiWorkerMirroredStrategy.
+
+    Keras reduces every per-step log value with `strategy.reduce("MEAN", v,
+    axis=0)`, which fails on the scalar loss and metric values ("Invalid
+    reduction dimension 0 for input with 0 dimensions"). While `fit` runs,
+    scalars are reduced with `axis=None` (the mean over replicas) instead;
+    everything else goes to Keras's own function. Only active under
+    `MultiWorkerMirroredStrategy`; restored afterwards.
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction="auto"):
+        if reduction not in ("auto", "mean"):
+            return original(values, strategy, reduction)
+
+        def reduce(value):
+            if value is not None and len(value.shape) == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return original(value, strategy, reduction)
+
+        return tf.nest.map_structure(reduce, values)
+
+    tf_trainer.reduce_per_replica = reduce_per_replica
+    try:
+        yield
+    finally:
+        tf_trainer.reduce_per_replica = original
+
+
 def train(
     variant="fcn8s",
     source="synthetic",
@@ -332,7 +392,10 @@ def train(
             `"synthetic"`, `"camvid"`, `"voc"`), a batched `tf.data.Dataset`
             of `(uint8 images, int32 masks)`, or a function
             `fn(input_context) -> dataset` (per-replica batches) for
-            `strategy.distribute_datasets_from_function`. Defaults to `"synthetic"`.
+            `strategy.distribute_datasets_from_function`; under a multi-replica
+            strategy a function should repeat and `steps_per_epoch` be given
+            (otherwise each epoch ends with an empty step that counts in the
+            epoch's mean loss). Defaults to `"synthetic"`.
         out_dir: directory for checkpoints and logs (required).
         num_classes: number of classes; required unless `source` is a name
             (then taken from `fcn_keras.dataset_info`).
@@ -426,6 +489,11 @@ def train(
         num_classes = info.num_classes if num_classes is None else num_classes
         class_names = list(info.class_names)
         ignore_label = info.ignore_label if ignore_label is None else ignore_label
+        known = (info.num_examples or {}).get("train")
+        if steps_per_epoch is None and strategy.num_replicas_in_sync > 1 and known:
+            # A distributed dataset of unknown length ends each epoch with an empty step
+            # that counts in the mean loss; a fixed number of full steps avoids it.
+            steps_per_epoch = max(int(known) // batch_size, 1)
         repeat = steps_per_epoch is not None
         train_data = _as_dataset_fn(source, "train", batch_size=batch_size, crop_size=crop_size,
                                     augment=augment, shuffle=True, seed=seed, repeat=repeat,
@@ -497,13 +565,16 @@ def train(
                 json.dump({**config, "class_names": class_names,
                            "strategy_replicas": strategy.num_replicas_in_sync,
                            "resumed": resuming}, f, indent=2, default=str)  # fmt: skip
-        history = model.fit(
-            _distribute(strategy, train_data),
-            validation_data=_distribute(strategy, validation_data),
-            epochs=epochs,
-            steps_per_epoch=steps_per_epoch,
-            validation_steps=validation_steps,
-            callbacks=run_callbacks,
-            verbose=verbose,
-        )
+        train_input = _distribute(strategy, train_data)
+        _prebuild_for_multi_worker(model, strategy, train_input)
+        with _multi_worker_log_reduction(strategy):
+            history = model.fit(
+                train_input,
+                validation_data=_distribute(strategy, validation_data),
+                epochs=epochs,
+                steps_per_epoch=steps_per_epoch,
+                validation_steps=validation_steps,
+                callbacks=run_callbacks,
+                verbose=verbose,
+            )
     return model, history
