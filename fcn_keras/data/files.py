@@ -252,6 +252,8 @@ class FileSource(Source):
         self.palette_lut = parse_palette(palette)
         self.lut = build_lut(label_map, void_ids, self.ignore_label)
         self.identity_lut = not label_map and not void_ids
+        small = self.lut[:256]
+        self.lut8 = small.astype(np.uint8) if small.min() >= 0 and small.max() < 256 else None
         self.check_values = check_values
         if draw_palette is None and palette is not None and not isinstance(palette, dict):
             draw_palette = np.asarray(palette)[:num_classes]
@@ -310,15 +312,19 @@ class FileSource(Source):
         image = decode_image_bytes(_read(image_path), image_path)
         raw = decode_mask_file(mask_path, self.palette_lut)
         check_same_size(image.shape, raw.shape, image_path, mask_path)
-        if raw.dtype.kind not in "iu":
-            raw = raw.astype(np.int64)
-        if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= len(self.lut)):
-            raise BadExampleError(f"{mask_path}: mask ids {int(raw.min())}..{int(raw.max())} are "
-                                  f"outside [0, {len(self.lut)}).")  # fmt: skip
-        mask = raw.astype(np.int32) if self.identity_lut else self.lut[raw].astype(np.int32)
+        if raw.dtype == np.uint8:  # the common case: a 256-entry table, uint8 all the way
+            mask = raw if self.identity_lut else np.take(self.lut8 if self.lut8 is not None
+                                                         else self.lut[:256], raw)  # fmt: skip
+        else:
+            if raw.dtype.kind not in "iu":
+                raw = raw.astype(np.int64)
+            if raw.size and (int(raw.min()) < 0 or int(raw.max()) >= len(self.lut)):
+                raise BadExampleError(f"{mask_path}: mask ids {int(raw.min())}..{int(raw.max())} "
+                                      f"are outside [0, {len(self.lut)}).")  # fmt: skip
+            mask = raw if self.identity_lut else self.lut[raw]
         if self.check_values:
             check_mask_values(mask, self.num_classes, self.ignore_label, mask_path)
-        return image, mask
+        return image, mask.astype(np.int32)
 
     def decode(self, keys, *, num_parallel_calls, deterministic, skip_report):
         def load(image_path, mask_path):

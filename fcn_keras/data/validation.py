@@ -41,11 +41,11 @@ class BadExampleError(ValueError):
 class SkipReport:
     """Counts and lists the examples skipped with `skip_bad=True`.
 
-    Args:
-        log: log each skip as a warning. Defaults to True.
-
     Thread-safe: decoding runs in parallel. Each skip is also logged as a
     warning on the "fcn_keras.data" logger with the running count.
+
+    Args:
+        log: log each skip as a warning. Defaults to True.
 
     Example:
     >>> report = SkipReport()
