@@ -92,6 +92,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--calibration", type=int, default=100, help="train images for int8 calibration")
     parser.add_argument("--skip-train", action="store_true", help="reuse OUT/model.keras")
+    parser.add_argument("--quantizations", default="float32,int8",
+                        help="TFLite variants to compare (float32 and int8 always included)")
     args = parser.parse_args()
     out = os.path.realpath(args.out)
     if out == REPO or out.startswith(REPO + os.sep):
@@ -115,7 +117,8 @@ def main():
     calibration = calibration[rng.permutation(len(calibration))[: args.calibration]]
 
     artifacts = {}
-    for quantization in ("float32", "int8"):
+    variants = ["float32", "int8"] + [q for q in args.quantizations.split(",") if q not in ("float32", "int8")]
+    for quantization in variants:
         t0 = time.perf_counter()
         artifacts[f"tflite_{quantization}"] = export.export_tflite(
             model, os.path.join(out, f"model_{quantization}.tflite"), quantization=quantization,
@@ -143,6 +146,9 @@ def main():
     }  # fmt: skip
     with open(os.path.join(out, "int8_camvid.json"), "w") as f:
         json.dump({"summary": summary, "report": report.to_dict()}, f, indent=2, default=str)
+    for name, result in results.items():
+        print(f"  {name}: mean IU {100 * result['miou']:.2f} (drop vs Keras {100 * result['miou_drop']:.2f} points), "
+              f"argmax agreement {100 * result['vs_keras']['argmax_agreement']:.2f}%")
     print(f"RESULT CamVid val mean IU: Keras {100 * keras_miou:.2f}, TFLite float32 {100 * fp32:.2f}, "
           f"int8 {100 * int8:.2f} (drop {summary['int8_drop_points']:.2f} points vs float32 TFLite; "
           f"threshold 1.5) -> {'PASS' if report.passed else 'FAIL'}")
