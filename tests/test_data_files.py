@@ -67,7 +67,7 @@ def test_voc_eval_padded_batches_use_ignore_label(voc_dir):
 def test_voc_train_pipeline_and_custom_ignore_label(voc_dir):
     data_dir, _ = voc_dir
     ds = fcn_keras.load_dataset("voc", "train", batch_size=3, crop_size=24, seed=0,
-                                ignore_label=21, data_dir=str(data_dir))  # fmt: skip
+                                ignore_label=21, cache=True, data_dir=str(data_dir))  # fmt: skip
     images, masks = next(iter(ds))
     assert tuple(images.shape) == (3, 24, 24, 3)
     values = set(np.unique(masks.numpy()))

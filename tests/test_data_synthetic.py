@@ -88,3 +88,14 @@ def test_unknown_split_and_empty_split():
         fcn_keras.load_dataset("synthetic", "val", num_examples={"val": 0})
     with pytest.raises(ValueError, match="unknown data source"):
         fcn_keras.load_dataset("nope")
+
+
+def test_cache_gives_the_same_examples():
+    kwargs = dict(batch_size=4, num_examples=8, image_size=32)
+    plain = list(fcn_keras.load_dataset("synthetic", "val", **kwargs))
+    ds = fcn_keras.load_dataset("synthetic", "val", cache=True, repeat=2, **kwargs)
+    cached = list(ds)
+    assert len(cached) == 4 and cached[0][1].dtype == tf.int32
+    for (a_img, a_mask), (b_img, b_mask) in zip(plain + plain, cached):
+        np.testing.assert_array_equal(a_img.numpy(), b_img.numpy())
+        np.testing.assert_array_equal(a_mask.numpy(), b_mask.numpy())

@@ -134,7 +134,8 @@ def load_dataset(
         seed: int seed of shuffling and augmentation; with a seed (and
             `deterministic` not False) the dataset is reproducible. Defaults to None.
         cache: False, True (in memory) or a file path prefix: cache decoded
-            examples (before augmentation). Defaults to False.
+            examples (before augmentation; masks stored as uint8 when the ids
+            fit). CamVid's 367 training pairs take about 250 MB. Defaults to False.
         repeat: False, True (forever) or a number of epochs. Defaults to False.
         input_context: a `tf.distribute.InputContext`: the keys are sharded by
             `input_pipeline_id` and the batch size divided per replica, for
@@ -219,7 +220,15 @@ def load_dataset(
         ds = src.decode(keys, **decode_kwargs)
     else:
         ds = src.decode(keys, **decode_kwargs)
+        info = src.info()
+        # Checked masks hold ids < num_classes or the ignore label: cache them as uint8
+        # when both fit (a quarter of the memory of int32).
+        narrow = info.num_classes <= 256 and 0 <= int(ignore_label) < 256
+        if narrow:
+            ds = ds.map(lambda image, mask: (image, tf.cast(mask, tf.uint8)))
         ds = ds.cache("" if cache is True else str(cache))
+        if narrow:
+            ds = ds.map(lambda image, mask: (image, tf.cast(mask, tf.int32)))
         if shuffle:
             ds = ds.shuffle(shuffle_buffer or 1024, seed=seed, reshuffle_each_iteration=True)
 
