@@ -3,6 +3,7 @@
 Public API:
     load_dataset(source, split, ...) -> tf.data.Dataset of (image uint8, mask int32)
     dataset_info(source, ...)        -> DatasetInfo
+    scan_dataset(source, split, ...) -> (num_good, SkipReport); raises BadExampleError
     DatasetInfo, Augment, SkipReport, BadExampleError, generate_synthetic
 
 Modules: `pipeline` (load_dataset), `sources` (source strings), `synthetic`,
@@ -12,7 +13,7 @@ checks, skip report), `info` (DatasetInfo). See docs/data.md.
 """
 
 from fcn_keras.data.info import DatasetInfo
-from fcn_keras.data.pipeline import dataset_info, load_dataset
+from fcn_keras.data.pipeline import dataset_info, load_dataset, scan_dataset
 from fcn_keras.data.synthetic import generate_synthetic
 from fcn_keras.data.transforms import Augment
 from fcn_keras.data.validation import BadExampleError, SkipReport
@@ -20,6 +21,7 @@ from fcn_keras.data.validation import BadExampleError, SkipReport
 __all__ = [
     "load_dataset",
     "dataset_info",
+    "scan_dataset",
     "DatasetInfo",
     "Augment",
     "SkipReport",

@@ -28,6 +28,7 @@ from fcn_keras.data.sources import Source
 from fcn_keras.data.validation import (
     BadExampleError,
     check_mask_values,
+    check_not_shutting_down,
     check_same_size,
     image_to_rgb,
 )
@@ -328,6 +329,7 @@ class FileSource(Source):
 
     def decode(self, keys, *, num_parallel_calls, deterministic, skip_report):
         def load(image_path, mask_path):
+            check_not_shutting_down()
             image_path = image_path.numpy().decode()
             mask_path = mask_path.numpy().decode()
             try:

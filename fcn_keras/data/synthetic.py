@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from fcn_keras.data.info import DatasetInfo
 from fcn_keras.data.sources import Source
+from fcn_keras.data.validation import check_not_shutting_down
 
 __all__ = [
     "SYNTHETIC_CLASS_NAMES",
@@ -326,6 +327,7 @@ class SyntheticSource(Source):
         size, seed = self.image_size, self.seed
 
         def render(index, split):
+            check_not_shutting_down()
             split = split[0].decode() if len(split) else "train"
             return generate_synthetic(index, size, seed, split)
 

@@ -23,7 +23,7 @@ import tensorflow as tf
 from fcn_keras.data.files import build_lut
 from fcn_keras.data.info import DatasetInfo
 from fcn_keras.data.sources import Source
-from fcn_keras.data.validation import BadExampleError, check_mask_values
+from fcn_keras.data.validation import BadExampleError, check_mask_values, check_not_shutting_down
 
 __all__ = ["TFDSSource", "TFDS_PRESETS"]
 
@@ -122,6 +122,7 @@ class TFDSSource(Source):
         num_classes, ignore, resize = self.num_classes, self.ignore_label, self.mask_resize
 
         def check(image_shape, mask, name):
+            check_not_shutting_down()
             name = name.decode()
             try:
                 if resize == "error" and tuple(image_shape[:2]) != mask.shape:

@@ -167,3 +167,33 @@ def bad_example_message(error):
     if start < 0:
         return None
     return message[start + len(marker) :].split("\n", 1)[0].strip()
+
+
+# === Interpreter shutdown ===
+# A tf.data iterator still alive at interpreter exit keeps calling the pipeline's Python
+# functions from TensorFlow threads; once finalization starts those threads can never take
+# the GIL again and the process hangs. At exit (before finalization) the decoders start
+# failing fast instead, so that the iterator stops scheduling them and nothing is left
+# waiting for the GIL.
+_SHUTTING_DOWN = threading.Event()
+_CALLS = [0]
+
+
+def check_not_shutting_down():
+    """Raise once the interpreter is exiting (called first by every Python decoder)."""
+    _CALLS[0] += 1
+    if _SHUTTING_DOWN.is_set():
+        raise RuntimeError("fcn_keras.data: the interpreter is shutting down")
+
+
+def _on_exit():
+    if _CALLS[0]:
+        _SHUTTING_DOWN.set()
+        import time
+
+        time.sleep(0.5)  # lets in-flight decoder calls finish while the GIL is still usable
+
+
+import atexit  # noqa: E402
+
+atexit.register(_on_exit)
