@@ -34,10 +34,10 @@ def _env(extra=None):
     return env
 
 
-def _run(mode, out, extra_env=None):
-    subprocess.run([sys.executable, str(WORKER), mode, str(out)], check=True, timeout=240,
-                   env=_env(extra_env), cwd=ROOT)  # fmt: skip
-    return np.load(out)
+def _run(mode, *outs):
+    subprocess.run([sys.executable, str(WORKER), mode, *map(str, outs)], check=True,
+                   timeout=300, env=_env(), cwd=ROOT)  # fmt: skip
+    return [np.load(out) for out in outs]
 
 
 def _free_ports(count):
@@ -65,13 +65,19 @@ def _assert_same_training(result, reference):
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    return _run("single", tmp_path_factory.mktemp("single") / "single.npz")
+def mirrored_and_single(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("mirrored")
+    return _run("mirrored_and_single", directory / "mirrored.npz", directory / "single.npz")
+
+
+@pytest.fixture(scope="module")
+def single(mirrored_and_single):
+    return mirrored_and_single[1]
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(single, tmp_path):
-    result = _run("mirrored", tmp_path / "mirrored.npz")
+def test_mirrored_strategy_on_two_logical_cpus_matches_single_device(mirrored_and_single):
+    result, single = mirrored_and_single
     assert int(result["replicas"]) == 2
     # Training did something: the weights moved away from the initial ones.
     assert single["loss"][1] < single["loss"][0]

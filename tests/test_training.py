@@ -63,7 +63,7 @@ def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     out = tmp_path / "run"
     model, history = train(
         "fcn32s", _toy_dataset(), validation_data=_toy_dataset(seed=1), num_classes=3,
-        out_dir=str(out), epochs=3, fc_units=8, dropout=0.0, trainable_upsampling=True,
+        out_dir=str(out), epochs=2, fc_units=8, dropout=0.0, trainable_upsampling=True,
         optimizer="adam", learning_rate=1e-4, seed=0, verbose=0,
     )  # fmt: skip
     for name in ("best.keras", "last.keras", "history.csv", "train_config.json"):
@@ -71,7 +71,7 @@ def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     assert not (out / "backup").exists()  # BackupAndRestore removes its state at the end
     assert any((out / "tensorboard").rglob("events.out.tfevents.*"))
     rows = list(csv.DictReader(open(out / "history.csv")))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert {"loss", "mean_iu", "val_mean_iu", "val_pixel_accuracy"} <= set(rows[0])
     # Score layers start at zero: the first loss is ln(3); training lowers it.
     losses = history.history["loss"]
@@ -79,7 +79,7 @@ def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     best = keras.saving.load_model(out / "best.keras", compile=False)
     best_epoch = int(np.argmax(history.history["val_mean_iu"]))
     assert best.count_params() == model.count_params()
-    assert json.load(open(out / "train_config.json"))["epochs"] == 3
+    assert json.load(open(out / "train_config.json"))["epochs"] == 2
     assert float(rows[best_epoch]["val_mean_iu"]) == max(float(r["val_mean_iu"]) for r in rows)
 
 
@@ -99,21 +99,13 @@ def test_mixed_precision_keeps_logits_and_loss_float32_and_restores_policy(tmp_p
               mixed_precision="float8", fc_units=8)  # fmt: skip
 
 
-def test_float16_policy_wraps_the_optimizer_in_loss_scaling(tmp_path):
+def test_float16_with_xla_uses_loss_scaling_and_trains(tmp_path):
     model, history = train(
         "fcn32s", _toy_dataset(n=4), num_classes=3, out_dir=str(tmp_path), epochs=1,
-        fc_units=8, dropout=0.0, mixed_precision="mixed_float16", seed=0, verbose=0,
-        tensorboard=False,
+        fc_units=8, dropout=0.0, mixed_precision="mixed_float16", jit_compile=True, seed=0,
+        verbose=0, tensorboard=False,
     )  # fmt: skip
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    assert np.isfinite(history.history["loss"][0])
-
-
-def test_xla_jit_compile_trains(tmp_path):
-    model, history = train(
-        "fcn32s", _toy_dataset(n=4), num_classes=3, out_dir=str(tmp_path), epochs=1,
-        fc_units=8, dropout=0.0, jit_compile=True, seed=0, verbose=0, tensorboard=False,
-    )  # fmt: skip
     assert model.jit_compile is True
     assert np.isfinite(history.history["loss"][0])
 

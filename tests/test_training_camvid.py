@@ -30,6 +30,7 @@ def _camvid_examples(camvid_dir, count=4):
 
 
 @pytest.mark.slow
+@pytest.mark.shared
 def test_fcn8s_from_pretrained_vgg16_fits_four_camvid_images(camvid_dir, vgg16_notop_weights,
                                                              tmp_path):  # fmt: skip
     import keras

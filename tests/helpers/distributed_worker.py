@@ -1,6 +1,7 @@
 """Helper process for tests/test_distribute.py: a few training steps under a tf.distribute strategy.
 
-Usage: distributed_worker.py MODE OUT_NPZ
+Usage: distributed_worker.py MODE OUT_NPZ [SINGLE_NPZ]
+  MODE mirrored_and_single  both below in one process (OUT_NPZ mirrored, SINGLE_NPZ single)
   MODE single        default strategy, global batch on one device
   MODE mirrored      MirroredStrategy over 2 logical CPU devices (configured here,
                      before TensorFlow initialises its devices)
@@ -53,10 +54,11 @@ def main(mode, out_path):
     from fcn_keras.metrics import SegmentationMetrics
 
     if mode == "mirrored":
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(
-            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
-        )
+        if len(tf.config.list_logical_devices("CPU")) < 2:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(
+                cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+            )
         strategy = make_strategy("mirrored", devices=["/cpu:0", "/cpu:1"])
     else:
         strategy = make_strategy("multi_worker" if mode == "multi_worker" else "default")
@@ -87,4 +89,14 @@ def main(mode, out_path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if sys.argv[1] == "mirrored_and_single":
+        # One process for both (saves a TensorFlow start-up): the single-device
+        # reference runs first, under the default strategy on /cpu:0.
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+        main("single", sys.argv[3])
+        main("mirrored", sys.argv[2])
+    else:
+        main(sys.argv[1], sys.argv[2])
