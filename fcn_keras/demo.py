@@ -24,7 +24,7 @@ Output directory layout (default `./fcn_runs/demo`):
 
 Why these defaults: VGG16's 13 convolutions cost the same at any fc width,
 and a 2-core CPU trains about 5 images/s at 64x64 (measured; see the README),
-so the default schedule (5 epochs x 50 steps x 8 images = 2,000 images) fits
+so the default schedule (4 epochs x 40 steps x 8 images = 1,280 images) fits
 the 10-minute budget with the export and verification. A randomly
 initialised VGG16 without batch normalisation starts slowly with SGD; Adam
 at 3e-4 with a short warmup gets going within ~50 steps.
@@ -37,8 +37,8 @@ import time
 __all__ = ["run_demo", "DEMO_DEFAULTS"]
 
 DEMO_DEFAULTS = {
-    "epochs": 5,
-    "steps_per_epoch": 50,
+    "epochs": 4,
+    "steps_per_epoch": 40,
     "batch_size": 8,
     "image_size": 64,
     "fc_units": 256,
