@@ -10,6 +10,8 @@ is imported inside the handler.
 
 import argparse
 
+from fcn_keras.commands import source_kwargs as _source_kwargs
+
 __all__ = ["register"]
 
 
@@ -39,25 +41,6 @@ def register(subparsers):
                              "--source-arg num_classes=3 --source-arg list_file=pairs.txt")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(handler=_run_data)
-
-
-def _source_kwargs(args):
-    import json
-
-    kwargs = {}
-    for pair in args.source_arg or []:
-        if "=" not in pair:
-            raise ValueError(f"--source-arg expects KEY=VALUE; received {pair!r}.")
-        key, value = pair.split("=", 1)
-        try:
-            kwargs[key] = json.loads(value)
-        except ValueError:
-            kwargs[key] = value
-    if args.data_dir is not None:
-        kwargs["data_dir"] = args.data_dir
-    if args.image_size is not None:
-        kwargs["image_size"] = args.image_size
-    return kwargs
 
 
 def _run_data(args):

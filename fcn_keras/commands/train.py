@@ -6,26 +6,9 @@ library is imported inside the handlers.
 
 import argparse
 
+from fcn_keras.commands import source_kwargs as _source_kwargs
+
 __all__ = ["register"]
-
-
-def _source_kwargs(args):
-    kwargs = {}
-    for pair in args.source_arg or []:
-        if "=" not in pair:
-            raise ValueError(f"--source-arg expects KEY=VALUE; received {pair!r}.")
-        key, value = pair.split("=", 1)
-        try:
-            import json
-
-            kwargs[key] = json.loads(value)
-        except ValueError:
-            kwargs[key] = value
-    if args.data_dir is not None:
-        kwargs["data_dir"] = args.data_dir
-    if getattr(args, "image_size", None) is not None:
-        kwargs["image_size"] = args.image_size
-    return kwargs
 
 
 def _add_source_args(parser):
@@ -175,7 +158,7 @@ def _run_evaluate(args):
 
 
 def _add_demo(subparsers):
-    from_defaults = {"epochs": 5, "steps_per_epoch": 50, "image_size": 64, "fc_units": 256}
+    from fcn_keras.demo import DEMO_DEFAULTS as from_defaults  # one source of the schedule
     parser = subparsers.add_parser(
         "demo",
         help="the main job: train an FCN-8s on synthetic data, evaluate, export, verify, report",
@@ -191,10 +174,12 @@ def _add_demo(subparsers):
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--image-size", type=int, default=from_defaults["image_size"])
     parser.add_argument("--fc-units", type=int, default=from_defaults["fc_units"])
-    parser.add_argument("--learning-rate", "--lr", type=float, default=3e-4)
-    parser.add_argument("--warmup-steps", type=int, default=25)
-    parser.add_argument("--num-train", type=int, default=1000, help="synthetic training images")
-    parser.add_argument("--num-val", type=int, default=100, help="synthetic validation images")
+    parser.add_argument("--learning-rate", "--lr", type=float, default=from_defaults["learning_rate"])
+    parser.add_argument("--warmup-steps", type=int, default=from_defaults["warmup_steps"])
+    parser.add_argument("--num-train", type=int, default=from_defaults["num_train"],
+                        help="synthetic training images")
+    parser.add_argument("--num-val", type=int, default=from_defaults["num_val"],
+                        help="synthetic validation images")
     parser.add_argument("--backbone-weights", default=None,
                         help="optional VGG16 weights file (default: from scratch)")  # fmt: skip
     parser.add_argument("--no-export", action="store_true", help="skip export and verification")
