@@ -150,8 +150,8 @@ def run_demo(
 
     Args:
         out_dir: output directory. Defaults to `"fcn_runs/demo"`.
-        epochs: training epochs. Defaults to 5.
-        steps_per_epoch: batches per epoch. Defaults to 50.
+        epochs: training epochs. Defaults to 4.
+        steps_per_epoch: batches per epoch. Defaults to 40.
         batch_size: images per batch. Defaults to 8.
         image_size: synthetic image side in pixels. Defaults to 64.
         fc_units: fc6/fc7 width (4096 in the paper). Defaults to 256.

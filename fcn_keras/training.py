@@ -576,5 +576,6 @@ def train(
                 validation_steps=validation_steps,
                 callbacks=run_callbacks,
                 verbose=verbose,
+                shuffle=False,  # the input pipeline shuffles; Keras's own flag only applies to arrays
             )
     return model, history
