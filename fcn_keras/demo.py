@@ -23,9 +23,10 @@ Output directory layout (default `./fcn_runs/demo`):
     report.md, report.json               the summary, with timings
 
 Why these defaults: VGG16's 13 convolutions cost the same at any fc width,
-and a 2-core CPU trains about 5 images/s at 64x64 (measured; see the README),
-so the default schedule (4 epochs x 40 steps x 8 images = 1,280 images) fits
-the 10-minute budget with the export and verification. A randomly
+and a 2-core CPU trains 2-2.6 images/s at 64x64 (measured on two hosts of that
+kind: 4 x 40 x 8 images took 495 s on one and 638 s on another), so the default
+schedule (4 epochs x 32 steps x 8 images = 1,024 images) fits the 10-minute
+budget with the export and verification on both. A randomly
 initialised VGG16 without batch normalisation starts slowly with SGD; Adam
 at 3e-4 with a short warmup gets going within ~50 steps.
 """
@@ -38,7 +39,7 @@ __all__ = ["run_demo", "DEMO_DEFAULTS"]
 
 DEMO_DEFAULTS = {
     "epochs": 4,
-    "steps_per_epoch": 40,
+    "steps_per_epoch": 32,
     "batch_size": 8,
     "image_size": 64,
     "fc_units": 256,
@@ -151,7 +152,7 @@ def run_demo(
     Args:
         out_dir: output directory. Defaults to `"fcn_runs/demo"`.
         epochs: training epochs. Defaults to 4.
-        steps_per_epoch: batches per epoch. Defaults to 40.
+        steps_per_epoch: batches per epoch. Defaults to 32.
         batch_size: images per batch. Defaults to 8.
         image_size: synthetic image side in pixels. Defaults to 64.
         fc_units: fc6/fc7 width (4096 in the paper). Defaults to 256.
