@@ -123,7 +123,7 @@ def main():
     global np
     import numpy as np
 
-    import export
+    from fcn_keras import export
     import fcn_keras
 
     t0 = time.perf_counter()

@@ -103,7 +103,7 @@ def main():
 
     import keras
 
-    import export
+    from fcn_keras import export
     import fcn_keras  # noqa: F401
 
     model_path = os.path.join(out, "model.keras")

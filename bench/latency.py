@@ -56,7 +56,7 @@ def build_runner(engine, model, work, threads, calibration):
     """Return a function image_batch -> logits for `engine` (exporting its artifact if needed)."""
     import numpy as np
 
-    import export
+    from fcn_keras import export
 
     if engine in ("keras", "keras_xla"):
         import tensorflow as tf

@@ -20,11 +20,11 @@ Heavy dependencies (TensorFlow, tf2onnx, onnxruntime, ai_edge_litert) are
 imported inside the functions that need them.
 """
 
-from export.onnx import export_onnx
-from export.predictor import Predictor
-from export.savedmodel import export_savedmodel
-from export.tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
-from export.verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
+from fcn_keras.export.onnx import export_onnx
+from fcn_keras.export.predictor import Predictor
+from fcn_keras.export.savedmodel import export_savedmodel
+from fcn_keras.export.tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
+from fcn_keras.export.verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
 
 __all__ = [
     "export_savedmodel",

@@ -208,7 +208,7 @@ def export_onnx(model, filepath, opset=17, external_data=None):
     """
     import onnx
 
-    from export._artifacts import artifact_metadata, atomic_path
+    from fcn_keras.export._artifacts import artifact_metadata, atomic_path
 
     target = os.fspath(filepath)
     if not target.endswith(".onnx"):

@@ -131,7 +131,7 @@ class Predictor:
         self.input_size = None
         self.metadata = {}
         if self.model is None and self.engine != "keras":
-            from export._artifacts import read_metadata
+            from fcn_keras.export._artifacts import read_metadata
 
             self.metadata = read_metadata(self.path)
         getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)

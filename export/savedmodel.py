@@ -99,7 +99,7 @@ def export_savedmodel(model, filepath, version=None, input_size=None):
     >>> serve(image=tf.zeros([1, 97, 131, 3], tf.uint8))["classes"].shape
     TensorShape([1, 97, 131])
     """
-    from export._artifacts import SAVEDMODEL_METADATA, artifact_metadata, atomic_path, write_json
+    from fcn_keras.export._artifacts import SAVEDMODEL_METADATA, artifact_metadata, atomic_path, write_json
 
     target = os.fspath(filepath)
     if version is not None:

@@ -96,7 +96,7 @@ def _flex_ops(message):
 
 
 def _check_saved_model(model, saved_model, input_size):
-    from export._artifacts import model_facts, read_metadata
+    from fcn_keras.export._artifacts import model_facts, read_metadata
 
     path = os.fspath(saved_model)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
@@ -121,7 +121,7 @@ def convert_to_tflite(model, quantization="float32", representative_images=None,
     """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`)."""
     import tensorflow as tf
 
-    from export.savedmodel import write_savedmodel
+    from fcn_keras.export.savedmodel import write_savedmodel
 
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; received {quantization!r}.")
@@ -218,8 +218,8 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     >>> export.export_tflite(model, "/tmp/fcn8s_int8.tflite", quantization="int8",
     ...                      representative_images=calibration_images)
     """
-    from export._artifacts import TFLITE_SIDECAR_SUFFIX, artifact_metadata, atomic_path, write_json
-    from export.savedmodel import _check_size
+    from fcn_keras.export._artifacts import TFLITE_SIDECAR_SUFFIX, artifact_metadata, atomic_path, write_json
+    from fcn_keras.export.savedmodel import _check_size
 
     if input_size is not None:
         input_size = _check_size(input_size)

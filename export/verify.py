@@ -270,8 +270,8 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     >>> report = export.verify(model, "exports/", images, labels, ignore_label=11)
     >>> print(report.to_markdown()); assert report.passed
     """
-    from export._artifacts import model_facts
-    from export.predictor import Predictor, prepare_images
+    from fcn_keras.export._artifacts import model_facts
+    from fcn_keras.export.predictor import Predictor, prepare_images
 
     rules = {key: dict(value) for key, value in DEFAULT_THRESHOLDS.items()}
     for key, value in (thresholds or {}).items():

@@ -101,7 +101,7 @@ def _predictions(model, images, masks, palette, out_dir, ignore_label):
 
 
 def _export_and_verify(model, export_dir, images, masks, num_classes, ignore_label):
-    import export
+    from fcn_keras import export
 
     os.makedirs(export_dir, exist_ok=True)
     name = model.name

@@ -23,12 +23,13 @@ import os
 
 import keras
 
+from fcn_keras.data.info import DatasetInfo
 from fcn_keras.backbone import VGG16_SKIP_TAPS, load_backbone_weights, vgg16_features
 from fcn_keras.geometry import CropToReference, PadToMultiple
 from fcn_keras.preprocessing import CaffePreprocess
 from fcn_keras.upsampling import upsampling_layer
 
-__all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "VARIANTS"]
+__all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "FCNModel", "variant_of", "VARIANTS"]
 
 # Variant name -> strides of the skip connections it fuses, coarsest first.
 VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
@@ -37,6 +38,98 @@ VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
 AT_ONCE_SKIP_SCALES = {16: 0.01, 8: 0.0001}
 
 _SKIP_NAMES = {16: "pool4", 8: "pool3"}
+
+
+@keras.saving.register_keras_serializable(package="fcn_keras")
+class FCNModel(keras.Model):
+    """A functional FCN that carries the facts of the data it was trained on.
+
+    Exactly a functional `keras.Model` (same layers, same call), plus
+    `dataset_info`: the `DatasetInfo` (class names, ignore label, palette) of
+    its training data, or None. It is saved in the `.keras` file's config, so
+    evaluation, export and prediction read the classes, the void label and
+    the colours from the model instead of asking the user to retype them.
+    `fcn_keras.train` sets it; every builder returns an `FCNModel`.
+
+    Args:
+        *args, **kwargs: those of a functional `keras.Model` (inputs, outputs, name).
+        dataset_info: a `fcn_keras.DatasetInfo`, its `to_config()` dict, or None.
+            Defaults to None.
+
+    Example:
+    >>> model = fcn_keras.FCN8s(num_classes=6, backbone_weights=None, fc_units=64)
+    >>> model.dataset_info = fcn_keras.dataset_info("synthetic")
+    >>> model.save("m.keras")
+    >>> keras.saving.load_model("m.keras").dataset_info.class_names[:2]
+    ('background', 'disc')
+    """
+
+    def __init__(self, *args, dataset_info=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dataset_info = dataset_info
+
+    @property
+    def dataset_info(self):
+        return self._dataset_info
+
+    @dataset_info.setter
+    def dataset_info(self, info):
+        if isinstance(info, dict):
+            info = DatasetInfo.from_config(info)
+        if info is not None and not isinstance(info, DatasetInfo):
+            raise ValueError(
+                f"dataset_info must be a fcn_keras.DatasetInfo, its to_config() dict or "
+                f"None; received {type(info).__name__}."
+            )
+        if info is not None:
+            classes = self.outputs[0].shape[-1]
+            if info.num_classes != classes:
+                raise ValueError(
+                    f"dataset_info {info.name!r} has {info.num_classes} classes but model "
+                    f"{self.name!r} outputs {classes}."
+                )
+        object.__setattr__(self, "_dataset_info", info)
+
+    def get_config(self):
+        config = super().get_config()
+        config["dataset_info"] = None if self.dataset_info is None else self.dataset_info.to_config()
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        from keras.src.models.functional import functional_from_config
+
+        config = dict(config)
+        info = config.pop("dataset_info", None)
+        model = functional_from_config(cls, config, custom_objects=custom_objects)
+        model.dataset_info = info
+        return model
+
+
+def variant_of(model):
+    """Name the FCN variant of a model from its layers (the names are a stable contract).
+
+    Args:
+        model: a `keras.Model` built by this package (or loaded from its `.keras`).
+
+    Returns:
+        `"fcn32s"`, `"fcn16s"`, `"fcn8s"` or `"fcn8s_atonce"`.
+
+    Raises:
+        ValueError: the model has no FCN upsampling head (`upscore32/16/8`).
+
+    Example:
+    >>> variant_of(fcn_keras.FCN16s(num_classes=12, backbone_weights=None))
+    'fcn16s'
+    """
+    names = {layer.name for layer in model.layers}
+    for variant, marker in (("fcn32s", "upscore32"), ("fcn16s", "upscore16"),
+                            ("fcn8s", "upscore8")):  # fmt: skip
+        if marker in names:
+            return variant + ("_atonce" if "scale_pool3" in names else "")
+    raise ValueError(
+        f"model {model.name!r} is not an fcn_keras FCN: it has no upscore32/16/8 layer."
+    )
 
 
 def _validate(num_classes, input_shape, fc_units, dropout):
@@ -150,7 +243,7 @@ def _build(
     logits = CropToReference(name="logits", dtype="float32")([scores, image])
 
     # === Functional model ===
-    model = keras.Model(image, logits, name=name or variant + ("_atonce" if at_once else ""))
+    model = FCNModel(image, logits, name=name or variant + ("_atonce" if at_once else ""))
     if backbone_weights is not None:
         load_backbone_weights(model, backbone_weights, fc_units)
     if weights is not None:

@@ -67,6 +67,7 @@ def _staged(builder, source, expected_layer, name):
     config = _config_of(source, expected_layer)
     target = builder(backbone_weights=None, name=name, **config)
     transfer_weights(source, target)
+    target.dataset_info = getattr(source, "dataset_info", None)
     return target
 
 

@@ -25,7 +25,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def onnx_path(model, tmp_path_factory):
-    import export
+    from fcn_keras import export
 
     return export.export_onnx(model, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
@@ -50,7 +50,7 @@ def _dir_listing(path):
 
 
 def test_flex_op_fails_conversion_clearly_and_atomically(tmp_path):
-    import export
+    from fcn_keras import export
 
     target = tmp_path / "model.tflite"
     target.write_bytes(b"previous artifact")
@@ -63,7 +63,7 @@ def test_flex_op_fails_conversion_clearly_and_atomically(tmp_path):
 def test_onnx_write_failure_leaves_nothing(model, tmp_path, monkeypatch):
     import onnx
 
-    import export
+    from fcn_keras import export
 
     def failing_save(proto, path, *args, **kwargs):
         with open(path, "wb") as f:
@@ -77,7 +77,7 @@ def test_onnx_write_failure_leaves_nothing(model, tmp_path, monkeypatch):
 
 
 def test_savedmodel_failure_keeps_previous_version(model, tmp_path, monkeypatch):
-    import export
+    from fcn_keras import export
     import export.savedmodel as savedmodel
 
     target = export.export_savedmodel(model, tmp_path / "sm")
@@ -96,7 +96,7 @@ def test_savedmodel_failure_keeps_previous_version(model, tmp_path, monkeypatch)
 
 
 def test_missing_and_corrupt_artifacts(tmp_path):
-    import export
+    from fcn_keras import export
 
     with pytest.raises(FileNotFoundError, match="nothing.onnx"):
         export.Predictor(tmp_path / "nothing.onnx")
@@ -115,7 +115,7 @@ def test_missing_and_corrupt_artifacts(tmp_path):
 
 
 def test_wrong_rank_channels_and_values(onnx_path):
-    import export
+    from fcn_keras import export
 
     predictor = export.Predictor(onnx_path)
     with pytest.raises(ValueError, match=r"rank 2 with shape \(32, 32\)"):
@@ -131,7 +131,7 @@ def test_wrong_rank_channels_and_values(onnx_path):
 
 
 def test_class_count_mismatch(model, onnx_path, tmp_path):
-    import export
+    from fcn_keras import export
     import fcn_keras
 
     with pytest.raises(ValueError, match=r"model.onnx' was exported for 5 classes, but num_classes=21"):
@@ -146,7 +146,7 @@ def test_class_count_mismatch(model, onnx_path, tmp_path):
 
 
 def test_bad_export_arguments(model, tmp_path):
-    import export
+    from fcn_keras import export
 
     with pytest.raises(ValueError, match=r"opset must be an integer in \[13, 18\].*19"):
         export.export_onnx(model, tmp_path / "m.onnx", opset=19)
@@ -166,7 +166,7 @@ def test_bad_export_arguments(model, tmp_path):
 def test_onnx_opset_13_with_external_data_runs(model, tmp_path):
     import onnx
 
-    import export
+    from fcn_keras import export
 
     path = export.export_onnx(model, tmp_path / "opset13.onnx", opset=13, external_data=True)
     assert _dir_listing(tmp_path) == ["opset13.onnx", "opset13.onnx.data"]

@@ -66,7 +66,7 @@ def inputs():
 
 @pytest.fixture(scope="module")
 def artifacts(model, inputs, tmp_path_factory):
-    import export
+    from fcn_keras import export
 
     root = tmp_path_factory.mktemp("exports")
     images, _ = inputs
@@ -84,7 +84,7 @@ def artifacts(model, inputs, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def report(model, artifacts, inputs):
-    import export
+    from fcn_keras import export
 
     images, labels = inputs
     return export.verify(model, artifacts, images, labels=labels, ignore_label=IGNORE)
@@ -137,7 +137,7 @@ def test_onnx_graph_contract(artifacts):
 
 
 def test_tflite_metadata_and_fixed_size(artifacts, inputs):
-    import export
+    from fcn_keras import export
 
     for quantization in export.QUANTIZATIONS:
         with open(artifacts[quantization] + ".json") as f:
@@ -176,7 +176,7 @@ def test_verify_float_formats_match_keras(report, artifacts):
 
 
 def test_verify_sizes_pairs_and_miou(report, inputs, model):
-    from export.verify import _confusion, mean_iou
+    from fcn_keras.export.verify import _confusion, mean_iou
 
     images, labels = inputs
     assert report.images["count"] == 3
@@ -196,7 +196,7 @@ def test_verify_sizes_pairs_and_miou(report, inputs, model):
 
 
 def test_report_json_markdown_and_failing_threshold(model, artifacts, inputs, report):
-    import export
+    from fcn_keras import export
 
     data = json.loads(report.to_json())
     assert data["passed"] == report.passed and len(data["artifacts"]) == len(artifacts)
@@ -211,7 +211,7 @@ def test_report_json_markdown_and_failing_threshold(model, artifacts, inputs, re
 
 
 def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
-    import export
+    from fcn_keras import export
 
     rng = np.random.default_rng(3)
     batch = rng.integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)

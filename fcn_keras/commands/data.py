@@ -10,7 +10,7 @@ is imported inside the handler.
 
 import argparse
 
-from fcn_keras.commands import source_kwargs as _source_kwargs
+from fcn_keras.commands.sources import source_kwargs as _source_kwargs
 
 __all__ = ["register"]
 

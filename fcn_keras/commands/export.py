@@ -198,7 +198,7 @@ def _run_export(args):
 
     import keras
 
-    import export
+    from fcn_keras import export
     import fcn_keras  # noqa: F401  (registers the custom layers)
 
     if not os.path.isfile(args.model):
@@ -259,7 +259,7 @@ def _run_predict(args):
     import numpy as np
     from PIL import Image
 
-    from export import Predictor
+    from fcn_keras.export import Predictor
     from fcn_keras.visualize import colorize, overlay, voc_palette
 
     if args.palette == "voc":

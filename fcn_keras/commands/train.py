@@ -6,7 +6,7 @@ library is imported inside the handlers.
 
 import argparse
 
-from fcn_keras.commands import source_kwargs as _source_kwargs
+from fcn_keras.commands.sources import source_kwargs as _source_kwargs
 
 __all__ = ["register"]
 

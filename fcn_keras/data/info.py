@@ -50,3 +50,27 @@ class DatasetInfo:
             )
         if self.palette is not None:
             self.palette = np.asarray(self.palette, dtype=np.uint8)
+
+    def to_config(self):
+        """Return the fields as a JSON-serialisable dict (`from_config` inverts it)."""
+        return {
+            "name": self.name,
+            "num_classes": int(self.num_classes),
+            "class_names": list(self.class_names),
+            "ignore_label": int(self.ignore_label),
+            "palette": None if self.palette is None else self.palette.tolist(),
+            "num_examples": {str(k): int(v) for k, v in (self.num_examples or {}).items()},
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        """Rebuild a `DatasetInfo` from `to_config()`'s dict (unknown keys are an error)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - fields)
+        if unknown:
+            raise ValueError(
+                f"DatasetInfo config has unknown keys {unknown}; expected a subset of "
+                f"{sorted(fields)}."
+            )
+        return cls(**config)

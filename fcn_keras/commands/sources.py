@@ -1,0 +1,61 @@
+"""The data-source arguments every `fcn-keras` subcommand shares, declared once.
+
+`add_source_arguments(parser)` adds `--source`, `--data-dir`, `--image-size`
+and `--source-arg KEY=VALUE`; `source_kwargs(args)` turns them into the
+keyword options of `fcn_keras.load_dataset` / `dataset_info`. Importing this
+module does not import TensorFlow.
+"""
+
+import json
+
+__all__ = ["add_source_arguments", "source_kwargs"]
+
+
+def add_source_arguments(parser, *, default="synthetic", positional=False):
+    """Declare the source arguments on an argparse parser.
+
+    Args:
+        parser: an `argparse.ArgumentParser` (or subparser).
+        default: the `--source` default. Defaults to `"synthetic"`; None makes
+            the source optional (the command then runs without data).
+        positional: declare the source as a positional `source` argument
+            instead of `--source`. Defaults to False.
+    """
+    help_text = "data source: synthetic, camvid, voc, sbd, folders or tfds:NAME"
+    if positional:
+        parser.add_argument("source", help=help_text)
+    else:
+        parser.add_argument("--source", default=default,
+                            help=f"{help_text} (default: {default})")  # fmt: skip
+    parser.add_argument("--data-dir", default=None,
+                        help="dataset directory (camvid, voc, sbd, folders)")  # fmt: skip
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="synthetic source: image side in pixels")  # fmt: skip
+    parser.add_argument("--source-arg", action="append", metavar="KEY=VALUE",
+                        help="further source option (JSON values), repeatable, e.g. "
+                             "--source-arg num_examples=200")  # fmt: skip
+
+
+def source_kwargs(args):
+    """Collect a source's options from `--source-arg KEY=VALUE` (JSON values), `--data-dir`, `--image-size`.
+
+    Args:
+        args: the parsed `argparse.Namespace` of a parser given `add_source_arguments`.
+
+    Returns:
+        dict of source options for `fcn_keras.load_dataset(source, split, **options)`.
+    """
+    kwargs = {}
+    for pair in getattr(args, "source_arg", None) or []:
+        if "=" not in pair:
+            raise ValueError(f"--source-arg expects KEY=VALUE; received {pair!r}.")
+        key, value = pair.split("=", 1)
+        try:
+            kwargs[key] = json.loads(value)
+        except ValueError:
+            kwargs[key] = value
+    if getattr(args, "data_dir", None) is not None:
+        kwargs["data_dir"] = args.data_dir
+    if getattr(args, "image_size", None) is not None:
+        kwargs["image_size"] = args.image_size
+    return kwargs
