@@ -12,7 +12,7 @@ generation rate.
     .venv/bin/python bench/data_pipeline.py                 # ../shared/data/camvid
     .venv/bin/python bench/data_pipeline.py --seconds 20 --threads 1 2 4
 
-Target (issue 3): >= 150 images/s on a 2-core CPU machine.
+The benchmark's target: >= 150 images/s on a 2-core CPU machine.
 """
 
 import argparse

@@ -8,7 +8,7 @@ image sizes (one odd). Prints peak RSS (getrusage: the process high-water mark,
 so each format is measured in its own subprocess with --format), wall time and
 max |delta logit|.
 
-Targets (issue 4): ONNX export <= 6 GB peak RSS and <= 3 minutes; outputs
+The benchmark's targets: ONNX export <= 6 GB peak RSS and <= 3 minutes; outputs
 matching Keras within float32 tolerance.
 
 `--naive` instead profiles the frozen path (`tf2onnx.convert.from_keras`) stage

@@ -82,7 +82,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"))
     parser.add_argument("--backbone-weights",
-                        default=os.path.join(SHARED, "weights", "vgg16_notop_hed_bsds500.weights.h5"))
+                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"))
     parser.add_argument("--out", default="/tmp/fcn_keras_runs/int8_camvid")
     parser.add_argument("--size", default="120x160", help="training/eval size HxW (CamVid is 360x480)")
     parser.add_argument("--fc-units", type=int, default=512)

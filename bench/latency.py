@@ -9,7 +9,7 @@ analytically from the layers (bench/flops.py: 2 per multiply-add of every
 convolution; ~222 GFLOP for the full FCN-8s at 512x512). The NumPy float32
 matmul peak of this machine is measured first as the reference.
 
-Targets (issue 4): every exported float32 engine within 1.25x of the fastest;
+The benchmark's targets: every exported float32 engine within 1.25x of the fastest;
 the fastest >= 85% of the matmul peak; int8 TFLite faster than float32 TFLite.
 
 Usage:

@@ -6,7 +6,7 @@ crop, flip, batch, prefetch) and once by a batch already in memory, and prints
 images/s, the model FLOP utilisation (3x the forward FLOPs per image, over
 the accelerator's peak) and the share of step time the pipeline costs.
 
-Meant for a GPU (issue: FCN-8s, 21 classes, 512x512); on a CPU use a small
+Meant for a GPU (the benchmark's configuration: FCN-8s, 21 classes, 512x512); on a CPU use a small
 configuration to check that it runs, e.g.
     python bench/train_throughput.py --size 64 --batch 2 --fc-units 64 --steps 3 --warmup 1 \
         --modes fp32,bf16 --peak-tflops 0.1

@@ -6,27 +6,41 @@ One module per format, as in Keras's `src/export`:
     export_tflite(model, filepath, quantization="float32"|"float16"|"dynamic_range"|"int8",
                   representative_images=None, input_size=None, num_calibration_images=100)
     export_onnx(model, filepath, opset=17, external_data=None)
+    export_all(model, out_dir, formats=..., quantizations=..., verify_images=..., ...)
+        -> {"artifacts", "verification", "passed", "report_files", "timings"}
     verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None, ...)
         -> VerificationReport (.passed, .to_json(), .to_markdown())
     Predictor(path, engine="onnx"|"tflite"|"savedmodel"|"keras", num_threads=None, ...)
-        .predict(images) -> logits, .predict_classes(images) -> class ids
+        .predict(images) -> logits, .predict_classes(images) -> class ids,
+        .class_names, .ignore_label, .palette (from the artifact's metadata)
 
 Every artifact takes raw RGB uint8 images `image` (batch, height, width, 3) of
 any size (unless exported with a fixed `input_size`) and returns `logits`
 (float32, same height and width, num_classes channels) and `classes` (int32
-argmax): the preprocessing is inside the graph. See docs/export.md.
+argmax): the preprocessing is inside the graph, and so are float32 weights whatever
+dtype policy the model was trained under. Every artifact's metadata carries
+the model's dataset facts (class names, ignore label, palette). See
+docs/export.md.
 
-Heavy dependencies (TensorFlow, tf2onnx, onnxruntime, ai_edge_litert) are
-imported inside the functions that need them.
+fcn_keras's core (models, data, training) never imports this package. The
+optional runtimes (tf2onnx, onnx, onnxruntime, ai_edge_litert) are imported
+where they are used, so importing `fcn_keras.export` does not load them.
 """
 
-from fcn_keras.export.onnx import export_onnx
-from fcn_keras.export.predictor import Predictor
-from fcn_keras.export.savedmodel import export_savedmodel
-from fcn_keras.export.tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
-from fcn_keras.export.verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
+from ._artifacts import float32_model, read_metadata
+from .bundle import FORMATS, artifact_names, export_all
+from .onnx import export_onnx
+from .predictor import Predictor
+from .savedmodel import export_savedmodel
+from .tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
+from .verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
 
 __all__ = [
+    "export_all",
+    "artifact_names",
+    "FORMATS",
+    "float32_model",
+    "read_metadata",
     "export_savedmodel",
     "export_tflite",
     "export_onnx",

@@ -5,7 +5,14 @@ place only after the artifact is complete, so a failed export never leaves a
 half-written file or directory at the target path. Every artifact carries the
 same metadata (see `artifact_metadata`), stored where its format allows:
 ONNX `metadata_props`, a `<file>.json` sidecar for TFLite, and
-`assets.extra/fcn_keras.json` inside a SavedModel.
+`assets.extra/fcn_keras.json` inside a SavedModel. When the model carries a
+`dataset_info` (class names, ignore label, palette, dataset name), that is in
+the metadata too, so `Predictor` and `fcn-keras predict` need no retyping.
+
+Every exporter takes the model's weights into a float32 graph
+(`float32_model`): a model built or trained under `mixed_bfloat16` /
+`mixed_float16` would otherwise carry reduced-precision ops into the traced
+graph (TFLite refuses them, tf2onnx writes an invalid file).
 """
 
 import contextlib
@@ -14,9 +21,17 @@ import os
 import shutil
 import tempfile
 
+import keras
+
+from fcn_keras import __version__
+from fcn_keras.data.info import DatasetInfo
+from fcn_keras.models import variant_of
+
 __all__ = [
     "atomic_path",
     "artifact_metadata",
+    "dataset_info_of",
+    "float32_model",
     "model_facts",
     "read_metadata",
     "TFLITE_SIDECAR_SUFFIX",
@@ -85,8 +100,14 @@ def model_facts(model):
             `(batch, H, W, num_classes)` output).
 
     Returns:
-        dict with `num_classes` (int), `variant` (`"fcn8s"`, `"fcn16s"`,
-        `"fcn32s"` or `"unknown"`), `model_name` and `parameters`.
+        dict with `num_classes` (int), `variant` (`fcn_keras.models.variant_of`:
+        `"fcn32s"`, `"fcn16s"`, `"fcn8s"`, `"fcn8s_atonce"`, or `"unknown"`
+        for a model that is not an fcn_keras FCN), `model_name`, `fc_units`
+        and `parameters`.
+
+    Example:
+    >>> model_facts(fcn_keras.FCN16s(num_classes=12, backbone_weights=None))["variant"]
+    'fcn16s'
     """
     output_shape = model.outputs[0].shape if getattr(model, "outputs", None) else None
     if output_shape is None or len(output_shape) != 4 or output_shape[-1] is None:
@@ -94,15 +115,11 @@ def model_facts(model):
             f"model {model.name!r} must output (batch, H, W, num_classes) logits; "
             f"received output shape {output_shape}."
         )
-    names = {layer.name for layer in model.layers}
-    if "score_pool3" in names:
-        variant = "fcn8s"
-    elif "score_pool4" in names:
-        variant = "fcn16s"
-    elif "score_fr" in names:
-        variant = "fcn32s"
-    else:
+    try:
+        variant = variant_of(model)
+    except ValueError:  # any segmentation model with the same input/output contract exports
         variant = "unknown"
+    names = {layer.name for layer in model.layers}
     fc_units = model.get_layer("fc6").filters if "fc6" in names else None
     return {
         "num_classes": int(output_shape[-1]),
@@ -111,6 +128,102 @@ def model_facts(model):
         "fc_units": fc_units,
         "parameters": int(model.count_params()),
     }
+
+
+# DatasetInfo fields stored in artifacts: what predicting needs (not sizes, nor the
+# description, which may name a local data folder).
+_DATASET_FIELDS = ("name", "num_classes", "class_names", "ignore_label", "palette")
+
+
+def dataset_info_of(model_or_metadata):
+    """The `DatasetInfo` a model or an artifact's metadata carries, or None.
+
+    Args:
+        model_or_metadata: a `keras.Model` (its `dataset_info` attribute, set
+            by `fcn_keras.train`) or a metadata dict from `read_metadata`.
+
+    Returns:
+        `fcn_keras.DatasetInfo` or None.
+    """
+    if isinstance(model_or_metadata, dict):
+        config = model_or_metadata.get("dataset_info")
+        if not config:
+            return None
+        try:
+            return DatasetInfo.from_config(config)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"artifact metadata holds an invalid dataset_info {config!r}: {e}") from e
+    return getattr(model_or_metadata, "dataset_info", None)
+
+
+def _policy_to_float32(node):
+    """Copy of a model config with every mixed/half-precision dtype replaced by float32."""
+    if isinstance(node, dict):
+        if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(
+            node.get("config"), dict
+        ):
+            return {**node, "config": {**node["config"], "name": "float32"}}
+        return {key: _policy_to_float32(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_policy_to_float32(value) for value in node]
+    if node in ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16"):
+        return "float32"
+    return node
+
+
+def _is_float32(model):
+    """Whether no layer of `model` (nested models included) computes or stores in half precision."""
+    half = ("float16", "bfloat16")
+    stack = list(model.layers)
+    while stack:
+        layer = stack.pop()
+        policy = layer.dtype_policy
+        if policy.compute_dtype in half or policy.variable_dtype in half:
+            return False
+        stack.extend(getattr(layer, "layers", []))
+    return True
+
+
+def float32_model(model):
+    """Return `model` computing in float32: itself, or a float32 rebuild holding its weights.
+
+    A model built under a `mixed_bfloat16` or `mixed_float16` dtype policy
+    keeps float32 variables but computes in half precision; traced for export
+    it would carry bfloat16/float16 ops. This rebuilds it from its config with
+    every layer's dtype policy set to float32 (under a float32 global policy,
+    restored afterwards) and copies the weights, so every exporter writes the
+    same float32 graph whatever policy the model was trained under.
+
+    Args:
+        model: a functional `keras.Model` (an `FCNModel` keeps its `dataset_info`).
+
+    Returns:
+        `model` when every layer already computes in float32, else the rebuilt model.
+
+    Example:
+    >>> keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    >>> model = fcn_keras.FCN8s(num_classes=3, fc_units=8, backbone_weights=None)
+    >>> keras.mixed_precision.set_dtype_policy("float32")
+    >>> float32_model(model).get_layer("fc6").compute_dtype
+    'float32'
+    """
+    if _is_float32(model):
+        return model
+    config = _policy_to_float32(model.get_config())
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        rebuilt = model.__class__.from_config(config)
+    except Exception as e:
+        raise ValueError(
+            f"cannot rebuild model {model.name!r} (dtype policy {model.dtype_policy.name}) in "
+            f"float32 for export: {e}"
+        ) from e
+    finally:
+        keras.config.set_dtype_policy(previous)
+    weights = model.get_weights()
+    rebuilt.set_weights([w.astype("float32") if w.dtype.kind == "f" else w for w in weights])
+    return rebuilt
 
 
 def artifact_metadata(model, fmt, **extra):
@@ -122,12 +235,22 @@ def artifact_metadata(model, fmt, **extra):
         **extra: format-specific entries (quantization, opset, input_size, ...).
 
     Returns:
-        A JSON-serialisable dict.
-    """
-    import fcn_keras
+        A JSON-serialisable dict; `dataset_info` holds the model's dataset
+        facts (`name`, `num_classes`, `class_names`, `ignore_label`,
+        `palette`) when it has them, else None.
 
+    Example:
+    >>> artifact_metadata(model, "onnx", opset=17)["dataset_info"]["class_names"][:2]
+    ['Sky', 'Building']
+    """
+    info = dataset_info_of(model)
+    dataset = None
+    if info is not None:
+        config = info.to_config()
+        dataset = {key: config[key] for key in _DATASET_FIELDS}
     meta = {"format": fmt, **model_facts(model), "input": INPUT_CONVENTION,
-            "outputs": OUTPUT_CONVENTION, "fcn_keras_version": fcn_keras.__version__}  # fmt: skip
+            "outputs": OUTPUT_CONVENTION, "fcn_keras_version": __version__,
+            "dataset_info": dataset}  # fmt: skip
     meta.update(extra)
     return meta
 
@@ -145,7 +268,7 @@ def read_metadata(path):
     if os.path.isdir(path):
         sidecar = os.path.join(path, SAVEDMODEL_METADATA)
     elif path.endswith(".onnx"):
-        import onnx
+        import onnx  # optional runtime, imported at use: `import fcn_keras.export` stays light
 
         try:
             proto = onnx.load(path, load_external_data=False)

@@ -22,14 +22,28 @@ conversion would give. Peak memory is about three copies of the weights.
 
 Models whose initializers exceed protobuf's 2 GB limit are saved with ONNX
 external data (`<file>.data` beside the model); `external_data=True` forces it.
-fcn_keras metadata is stored as JSON under the `fcn_keras` key of the model's
-`metadata_props`.
+fcn_keras metadata (with the model's dataset facts) is stored as JSON under
+the `fcn_keras` key of the model's `metadata_props`.
+
+The graph is traced from the model's float32 rebuild (`float32_model`): a
+model trained under a mixed-precision policy would otherwise give tf2onnx
+bfloat16/float16 ops and an invalid file. Before the file is moved into place
+it is checked by `onnx.checker` (full check, from the file, so external data
+too) and loaded in an onnxruntime InferenceSession: an artifact that does not load is
+never left at the target path.
+
+`onnx`, `tf2onnx` and `onnxruntime` are imported inside the functions that use
+them: they are optional runtimes, seconds to import, and `import fcn_keras.export`
+(e.g. for TFLite only) should not pay for them.
 """
 
 import json
 import os
 
 import numpy as np
+import tensorflow as tf
+
+from ._artifacts import artifact_metadata, atomic_path, float32_model
 
 __all__ = ["export_onnx", "convert_to_onnx", "MAX_OPSET", "MIN_OPSET"]
 
@@ -43,8 +57,6 @@ _PROTOBUF_LIMIT = 2**31 - 1
 
 def _traced_function(model):
     """A tf.function image, *variables -> {logits, classes}; variables as inputs."""
-    import tensorflow as tf
-
     trainable = list(model.trainable_variables)
     non_trainable = list(model.non_trainable_variables)
     variables = trainable + non_trainable
@@ -66,9 +78,9 @@ def _fold_constants(graph, constants, renames):
     A folded weight keeps its variable's name (`block1_conv1/kernel`), so the
     saved initializers read like the Keras model.
     """
+    import onnx  # optional runtime, see the module docstring
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
-    import onnx
 
     consumers = {}
     for node in graph.node:
@@ -124,17 +136,18 @@ def convert_to_onnx(model, opset=17, metadata=None):
     """Convert `model` to an `onnx.ModelProto` with weights as initializers.
 
     Args:
-        model: an FCN `keras.Model`.
+        model: an FCN `keras.Model` (traced from its float32 rebuild).
         opset: ONNX opset, `MIN_OPSET`..`MAX_OPSET`. Defaults to 17.
         metadata: optional dict stored as JSON in `metadata_props["fcn_keras"]`.
 
     Returns:
         `onnx.ModelProto`.
     """
-    import onnx
+    import onnx  # optional runtimes, see the module docstring
     import tf2onnx
     from onnx import numpy_helper
 
+    model = float32_model(model)
     if isinstance(opset, bool) or not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(
             f"opset must be an integer in [{MIN_OPSET}, {MAX_OPSET}] (tf2onnx 1.17 supports up "
@@ -187,13 +200,29 @@ def convert_to_onnx(model, opset=17, metadata=None):
     return proto
 
 
+def _validate(path):
+    """Raise `RuntimeError` unless the ONNX file at `path` passes the checker and loads in onnxruntime."""
+    import onnx  # optional runtimes, see the module docstring
+    import onnxruntime as ort
+
+    try:
+        onnx.checker.check_model(path, full_check=True)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise RuntimeError(f"ONNX export produced an invalid model (nothing written): {e}") from e
+
+
 def export_onnx(model, filepath, opset=17, external_data=None):
     """Export an FCN to ONNX (dynamic batch/height/width, uint8 `image` input).
 
     Args:
-        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out).
+        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out),
+            under any dtype policy (exported as float32).
         filepath: target `.onnx` path, written atomically (with its
-            `<file>.data` when external data is used).
+            `<file>.data` when external data is used) and only after the file
+            passed `onnx.checker` and loaded in onnxruntime.
         opset: ONNX opset in 13..18. Defaults to 17.
         external_data: store initializers in `<filepath>.data`. Defaults to
             `None`: only when the model would exceed protobuf's 2 GB limit.
@@ -206,10 +235,9 @@ def export_onnx(model, filepath, opset=17, external_data=None):
     >>> session = onnxruntime.InferenceSession("/tmp/fcn8s.onnx")
     >>> logits, classes = session.run(["logits", "classes"], {"image": images_uint8})
     """
-    import onnx
+    import onnx  # optional runtime, see the module docstring
 
-    from fcn_keras.export._artifacts import artifact_metadata, atomic_path
-
+    model = float32_model(model)
     target = os.fspath(filepath)
     if not target.endswith(".onnx"):
         raise ValueError(f"ONNX export path must end with '.onnx'; received {target!r}.")
@@ -224,10 +252,12 @@ def export_onnx(model, filepath, opset=17, external_data=None):
         with atomic_path(target + ".data") as data_temp, atomic_path(target) as temp:
             onnx.save_model(proto, temp, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=1024)  # fmt: skip
+            _validate(temp)
             os.replace(os.path.join(os.path.dirname(temp), data_name), data_temp)
     else:
         with atomic_path(target) as temp:
             onnx.save_model(proto, temp)
+            _validate(temp)
     return target
 
 

@@ -7,11 +7,20 @@ graph; they all return float32 logits `(…, H, W, num_classes)` of the same
 size. The ONNX engine is an onnxruntime `InferenceSession` whose intra-op and
 inter-op thread counts are exposed; TFLite runs in `ai_edge_litert`'s
 interpreter (XNNPACK), resized to each input's size.
+
+The dataset facts stored with the artifact (or carried by a `.keras` model)
+are exposed as `class_names`, `ignore_label` and `palette`. onnxruntime and
+ai_edge_litert are imported when an engine of theirs is loaded: each is an
+optional runtime, and a Predictor for one engine should not pay for the other.
 """
 
 import os
 
+import keras
 import numpy as np
+import tensorflow as tf
+
+from ._artifacts import dataset_info_of, read_metadata
 
 __all__ = ["Predictor", "ENGINES", "engine_for_path", "prepare_images"]
 
@@ -106,11 +115,18 @@ class Predictor:
         num_classes: classes the artifact predicts.
         input_size: `(height, width)` for fixed-size artifacts, else `None`.
         metadata: fcn_keras metadata stored with the artifact (may be `{}`).
+        dataset_info: the `fcn_keras.DatasetInfo` stored with the artifact
+            (or the Keras model's), or `None`.
+        class_names: tuple of class names, or `None` when not stored.
+        ignore_label: the void label id of the training data, or `None`.
+        palette: `(num_classes, 3)` uint8 colours, or `None`.
 
     Example:
     >>> predictor = export.Predictor("fcn8s.onnx", num_threads=2)
     >>> logits = predictor.predict(image)          # (H, W, num_classes) float32
     >>> mask = predictor.predict_classes(image)    # (H, W) int32
+    >>> predictor.class_names[:2]                  # from the artifact's metadata
+    ('Sky', 'Building')
     """
 
     def __init__(self, path, engine=None, num_threads=None, inter_op_threads=None,
@@ -131,15 +147,34 @@ class Predictor:
         self.input_size = None
         self.metadata = {}
         if self.model is None and self.engine != "keras":
-            from fcn_keras.export._artifacts import read_metadata
-
             self.metadata = read_metadata(self.path)
         getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)
+        self.dataset_info = dataset_info_of(self.metadata if self.model is None else self.model)
+        if self.dataset_info is not None and self.dataset_info.num_classes != self.num_classes:
+            raise ValueError(
+                f"{self.path!r}: its dataset_info {self.dataset_info.name!r} has "
+                f"{self.dataset_info.num_classes} classes but the graph outputs {self.num_classes}."
+            )
         if num_classes is not None and num_classes != self.num_classes:
             raise ValueError(
                 f"{self.path!r} was exported for {self.num_classes} classes, but "
                 f"num_classes={num_classes} was expected."
             )
+
+    @property
+    def class_names(self):
+        """Class names stored with the model (tuple), or `None`."""
+        return None if self.dataset_info is None else self.dataset_info.class_names
+
+    @property
+    def ignore_label(self):
+        """The training data's void label id, or `None` when not stored."""
+        return None if self.dataset_info is None else self.dataset_info.ignore_label
+
+    @property
+    def palette(self):
+        """`(num_classes, 3)` uint8 colours stored with the model, or `None`."""
+        return None if self.dataset_info is None else self.dataset_info.palette
 
     def __repr__(self):
         return (f"Predictor({self.path!r}, engine={self.engine!r}, num_classes={self.num_classes}, "
@@ -151,7 +186,7 @@ class Predictor:
         raise ValueError(f"cannot load {self.engine} artifact {self.path!r}: {e}") from e
 
     def _load_onnx(self, num_threads, inter_op_threads, providers):
-        import onnxruntime as ort
+        import onnxruntime as ort  # optional runtime, see the module docstring
 
         options = ort.SessionOptions()
         if num_threads is not None:
@@ -179,7 +214,7 @@ class Predictor:
         self.num_classes = self._classes_from_shape(outputs["logits"].shape)
 
     def _load_tflite(self, num_threads, inter_op_threads, providers):
-        from ai_edge_litert.interpreter import Interpreter
+        from ai_edge_litert.interpreter import Interpreter  # optional runtime, see the module docstring
 
         try:
             self._interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
@@ -200,8 +235,6 @@ class Predictor:
         self.num_classes = self._classes_from_shape(list(output_details["logits"]["shape_signature"]))
 
     def _load_savedmodel(self, num_threads, inter_op_threads, providers):
-        import tensorflow as tf
-
         _set_tf_threads(num_threads, inter_op_threads)
         try:
             loaded = tf.saved_model.load(self.path)
@@ -227,10 +260,6 @@ class Predictor:
     def _load_keras(self, num_threads, inter_op_threads, providers):
         _set_tf_threads(num_threads, inter_op_threads)
         if self.model is None:
-            import keras
-
-            import fcn_keras  # noqa: F401  (registers the custom layers)
-
             try:
                 self.model = keras.saving.load_model(self.path, compile=False)
             except Exception as e:
@@ -278,8 +307,6 @@ class Predictor:
         elif self.engine == "tflite":
             logits = self._runner(image=batch)["logits"]
         elif self.engine == "savedmodel":
-            import tensorflow as tf
-
             logits = self._serve(image=tf.constant(batch))["logits"].numpy()
         else:
             logits = np.asarray(self.model(batch, training=False))
@@ -313,8 +340,6 @@ class Predictor:
 
 
 def _set_tf_threads(intra, inter):
-    import tensorflow as tf
-
     try:
         if intra is not None:
             tf.config.threading.set_intra_op_parallelism_threads(int(intra))

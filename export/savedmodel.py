@@ -11,11 +11,17 @@ The artifact has one signature, `serving_default` (also reachable as the
 It loads with `tf.saved_model.load(path).signatures["serving_default"]` and
 serves with TF Serving, which expects `<model_base_path>/<version>/` (pass
 `version=1` to write that layout). fcn_keras metadata (num_classes, variant,
-input convention) is in `assets.extra/fcn_keras.json`, a folder TF Serving
-ignores.
+input convention, the model's dataset facts) is in
+`assets.extra/fcn_keras.json`, a folder TF Serving ignores. The graph is
+float32 whatever dtype policy the model was trained under (`float32_model`).
 """
 
 import os
+
+import keras
+import tensorflow as tf
+
+from ._artifacts import SAVEDMODEL_METADATA, artifact_metadata, atomic_path, float32_model, write_json
 
 __all__ = ["export_savedmodel", "serving_function", "SIGNATURE_KEY"]
 
@@ -32,7 +38,6 @@ def serving_function(model):
         A function of a `(batch, H, W, 3)` image tensor returning
         `{"logits": float32, "classes": int32}`.
     """
-    import tensorflow as tf
 
     def serve(image):
         logits = model(image, training=False)
@@ -43,8 +48,6 @@ def serving_function(model):
 
 def image_signature(input_size=None, batch_size=None, dtype="uint8"):
     """The `tf.TensorSpec` of the exported image input."""
-    import tensorflow as tf
-
     height, width = (None, None) if input_size is None else _check_size(input_size)
     return tf.TensorSpec([batch_size, height, width, 3], tf.as_dtype(dtype), name="image")
 
@@ -63,9 +66,10 @@ def _check_size(input_size):
 
 
 def write_savedmodel(model, path, input_size=None, batch_size=None):
-    """Write the serving SavedModel of `model` to `path` (not atomic; see export_savedmodel)."""
-    import keras
+    """Write the serving SavedModel of `model` to `path` (not atomic; see export_savedmodel).
 
+    `model` must compute in float32 (the exporters pass `float32_model(model)`).
+    """
     archive = keras.export.ExportArchive()
     # No archive.track(model): the endpoint's variables are tracked automatically, and Keras
     # 3.15 would save tracked variables twice (`variables/...` and `_all_variables/...`).
@@ -81,7 +85,8 @@ def export_savedmodel(model, filepath, version=None, input_size=None):
     """Export an FCN as a SavedModel with a raw-image `serving_default` signature.
 
     Args:
-        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out).
+        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out),
+            under any dtype policy (exported as float32).
         filepath: target directory. Written atomically: a failed export
             leaves no partial directory there (nor replaces a previous one).
         version: optional positive int; writes `filepath/<version>/`, the
@@ -99,8 +104,7 @@ def export_savedmodel(model, filepath, version=None, input_size=None):
     >>> serve(image=tf.zeros([1, 97, 131, 3], tf.uint8))["classes"].shape
     TensorShape([1, 97, 131])
     """
-    from fcn_keras.export._artifacts import SAVEDMODEL_METADATA, artifact_metadata, atomic_path, write_json
-
+    model = float32_model(model)
     target = os.fspath(filepath)
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, int) or version < 1:

@@ -23,8 +23,10 @@ Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus
 (select TF) ops, so a model needing one fails conversion with a `ValueError`
 naming the ops, instead of producing a file that fails at run time.
 
-Metadata (num_classes, variant, quantization, input convention) is written to a
-`<file>.json` sidecar.
+Metadata (num_classes, variant, quantization, input convention, the model's
+dataset facts) is written to a `<file>.json` sidecar. The model is converted
+from its float32 graph whatever dtype policy it was trained under
+(`float32_model`).
 """
 
 import itertools
@@ -33,6 +35,19 @@ import re
 import tempfile
 
 import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from ._artifacts import (
+    TFLITE_SIDECAR_SUFFIX,
+    artifact_metadata,
+    atomic_path,
+    float32_model,
+    model_facts,
+    read_metadata,
+    write_json,
+)
+from .savedmodel import _check_size, write_savedmodel
 
 __all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset"]
 
@@ -96,8 +111,6 @@ def _flex_ops(message):
 
 
 def _check_saved_model(model, saved_model, input_size):
-    from fcn_keras.export._artifacts import model_facts, read_metadata
-
     path = os.fspath(saved_model)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise FileNotFoundError(f"saved_model {path!r} is not a SavedModel directory (no saved_model.pb).")
@@ -119,10 +132,7 @@ def _check_saved_model(model, saved_model, input_size):
 def convert_to_tflite(model, quantization="float32", representative_images=None,
                       input_size=None, num_calibration_images=100, saved_model=None):  # fmt: skip
     """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`)."""
-    import tensorflow as tf
-
-    from fcn_keras.export.savedmodel import write_savedmodel
-
+    model = float32_model(model)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; received {quantization!r}.")
     if saved_model is not None:
@@ -180,8 +190,6 @@ def convert_to_tflite(model, quantization="float32", representative_images=None,
 
 
 def _resize(image, size):
-    from PIL import Image
-
     if image.shape[:2] == tuple(size):
         return image
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
@@ -192,7 +200,8 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     """Export an FCN to a TFLite file (builtin ops only).
 
     Args:
-        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out).
+        model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out),
+            under any dtype policy (converted from its float32 graph).
         filepath: target `.tflite` path; written atomically with its
             `<filepath>.json` metadata sidecar.
         quantization: `"float32"`, `"float16"`, `"dynamic_range"` or
@@ -218,9 +227,7 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     >>> export.export_tflite(model, "/tmp/fcn8s_int8.tflite", quantization="int8",
     ...                      representative_images=calibration_images)
     """
-    from fcn_keras.export._artifacts import TFLITE_SIDECAR_SUFFIX, artifact_metadata, atomic_path, write_json
-    from fcn_keras.export.savedmodel import _check_size
-
+    model = float32_model(model)
     if input_size is not None:
         input_size = _check_size(input_size)
     target = os.fspath(filepath)

@@ -29,13 +29,22 @@ Thresholds (`DEFAULT_THRESHOLDS`) and why:
 
 Artifacts exported for a fixed size run on the images resized to that size
 (bilinear; labels nearest), compared with Keras on the same resized images.
+The Keras reference is the model's float32 rebuild (`float32_model`), the
+graph every artifact was exported from, whatever dtype policy it was trained
+under. Mean IU comes from `fcn_keras.metrics` (one confusion matrix, the
+paper's definition), the same code that scores training and evaluation.
 """
 
-import glob
 import json
 import os
 
 import numpy as np
+from PIL import Image
+
+from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+
+from ._artifacts import dataset_info_of, float32_model, model_facts
+from .predictor import Predictor, prepare_images
 
 __all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of"]
 
@@ -84,8 +93,6 @@ def find_artifacts(directory):
 
 
 def _resize_pair(image, label, size):
-    from PIL import Image
-
     if image.shape[:2] == tuple(size):
         return image, label
     resized = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
@@ -128,23 +135,15 @@ class _Stats:
 
 
 def _confusion(label, prediction, num_classes, ignore_label, what):
-    valid = label != ignore_label if ignore_label is not None else np.ones(label.shape, bool)
-    values = label[valid]
-    if values.size and (values.min() < 0 or values.max() >= num_classes):
-        raise ValueError(
-            f"{what} holds class ids {int(values.min())}..{int(values.max())}, outside "
-            f"0..{num_classes - 1} (ignore_label={ignore_label})."
-        )
-    index = values.astype(np.int64) * num_classes + prediction[valid]
-    return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+    """`fcn_keras.metrics.confusion_matrix` of one label, naming it in errors."""
+    try:
+        return confusion_matrix(label, prediction, num_classes, ignore_label=ignore_label)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
 
 
-def mean_iou(confusion):
-    """Mean IU over classes present in the labels or the predictions (rows: truth)."""
-    intersection = np.diag(confusion).astype(np.float64)
-    union = confusion.sum(0) + confusion.sum(1) - intersection
-    present = union > 0
-    return float(np.mean(intersection[present] / union[present])) if present.any() else float("nan")
+def _mean_iu(matrix):
+    return scores_from_confusion(matrix)["mean_iu"]
 
 
 class VerificationReport:
@@ -257,8 +256,10 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
             mean IU against ground truth.
         num_classes: expected number of classes. Defaults to the model's;
             any artifact exported for another count raises `ValueError`.
-        ignore_label: label id excluded from mean IU (e.g. 11 for CamVid,
-            255 for VOC). Defaults to `None`.
+        ignore_label: label id excluded from mean IU. Defaults to `None`:
+            the model's `dataset_info.ignore_label` when it has one, else 255
+            (what `fcn_keras.load_dataset` gives void pixels, CamVid's raw 11
+            included).
         thresholds: dict overriding `DEFAULT_THRESHOLDS` entries.
         num_threads: threads per runtime. Defaults to the runtime's default.
         pairwise: also compare every pair of artifacts. Defaults to `True`.
@@ -267,12 +268,13 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
         `VerificationReport` (`.passed`, `.to_json()`, `.to_markdown()`).
 
     Example:
-    >>> report = export.verify(model, "exports/", images, labels, ignore_label=11)
+    >>> report = export.verify(model, "exports/", images, labels)
     >>> print(report.to_markdown()); assert report.passed
     """
-    from fcn_keras.export._artifacts import model_facts
-    from fcn_keras.export.predictor import Predictor, prepare_images
-
+    if ignore_label is None:
+        info = dataset_info_of(model)
+        ignore_label = 255 if info is None else info.ignore_label
+    model = float32_model(model)
     rules = {key: dict(value) for key, value in DEFAULT_THRESHOLDS.items()}
     for key, value in (thresholds or {}).items():
         if key not in rules:
@@ -361,13 +363,13 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                         pair_stats.setdefault((a, b), _Stats()).update(outputs[a], outputs[b])
 
     # === Thresholds ===
-    keras_miou = {str(group or "dynamic"): mean_iou(cm) for group, cm in keras_confusion.items()}
+    keras_miou = {str(group or "dynamic"): _mean_iu(cm) for group, cm in keras_confusion.items()}
     results = []
     for name, predictor in predictors.items():
         precision = precision_of(predictor.metadata, predictor.path)
         figures = stats[name].as_dict()
-        m = mean_iou(confusion[name]) if name in confusion else None
-        km = mean_iou(keras_confusion[predictor.input_size]) if name in confusion else None
+        m = _mean_iu(confusion[name]) if name in confusion else None
+        km = _mean_iu(keras_confusion[predictor.input_size]) if name in confusion else None
         failures = _gate(precision, figures, m, km, rules)
         results.append({
             "name": name, "path": predictor.path, "engine": predictor.engine,

@@ -10,45 +10,80 @@ Public API:
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
               fcn_keras.evaluation, fcn_keras.losses, fcn_keras.metrics)
 
+`import fcn_keras` imports every module behind `__all__`, which also
+registers the package's layers, losses and metrics with Keras, so that
+`keras.saving.load_model` finds them. One exception keeps the command line
+fast: when the package is imported by the `fcn-keras` command (or `python -m
+fcn_keras`), the public names load on first use instead (PEP 562 module
+`__getattr__`), so `fcn-keras --help` and argument errors answer without
+importing TensorFlow; the command loads them before running a subcommand.
+
 Reference: Long, Shelhamer, Darrell, "Fully Convolutional Networks for
 Semantic Segmentation", CVPR 2015 (arXiv:1411.4038).
 """
 
-from fcn_keras.convolutionalize import convolutionalize_vgg16
-from fcn_keras.data import DatasetInfo, dataset_info, load_dataset
-from fcn_keras.evaluation import evaluate
-from fcn_keras.geometry import CropToReference, PadToMultiple
-from fcn_keras.losses import FocalLoss, SegmentationCrossEntropy, median_frequency_weights
-from fcn_keras.metrics import SegmentationMetrics
-from fcn_keras.models import FCN8s, FCN16s, FCN32s, build_fcn
-from fcn_keras.preprocessing import CaffePreprocess
-from fcn_keras.staged import fcn8s_from_fcn16s, fcn16s_from_fcn32s, transfer_weights
-from fcn_keras.training import train
-from fcn_keras.upsampling import BilinearUpsampling, bilinear_kernel
+import importlib
+import os
+import sys
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "FCN32s",
-    "FCN16s",
-    "FCN8s",
-    "build_fcn",
-    "convolutionalize_vgg16",
-    "fcn16s_from_fcn32s",
-    "fcn8s_from_fcn16s",
-    "transfer_weights",
-    "CaffePreprocess",
-    "PadToMultiple",
-    "CropToReference",
-    "BilinearUpsampling",
-    "bilinear_kernel",
-    "load_dataset",
-    "dataset_info",
-    "DatasetInfo",
-    "train",
-    "evaluate",
-    "SegmentationCrossEntropy",
-    "FocalLoss",
-    "median_frequency_weights",
-    "SegmentationMetrics",
-]
+# Public name -> the module that defines it.
+_EXPORTS = {
+    "FCN32s": "fcn_keras.models",
+    "FCN16s": "fcn_keras.models",
+    "FCN8s": "fcn_keras.models",
+    "build_fcn": "fcn_keras.models",
+    "FCNModel": "fcn_keras.models",
+    "variant_of": "fcn_keras.models",
+    "convolutionalize_vgg16": "fcn_keras.convolutionalize",
+    "fcn16s_from_fcn32s": "fcn_keras.staged",
+    "fcn8s_from_fcn16s": "fcn_keras.staged",
+    "transfer_weights": "fcn_keras.staged",
+    "CaffePreprocess": "fcn_keras.preprocessing",
+    "PadToMultiple": "fcn_keras.geometry",
+    "CropToReference": "fcn_keras.geometry",
+    "BilinearUpsampling": "fcn_keras.upsampling",
+    "bilinear_kernel": "fcn_keras.upsampling",
+    "load_dataset": "fcn_keras.data",
+    "dataset_info": "fcn_keras.data",
+    "DatasetInfo": "fcn_keras.data",
+    "train": "fcn_keras.training",
+    "evaluate": "fcn_keras.evaluation",
+    "SegmentationCrossEntropy": "fcn_keras.losses",
+    "FocalLoss": "fcn_keras.losses",
+    "median_frequency_weights": "fcn_keras.losses",
+    "SegmentationMetrics": "fcn_keras.metrics",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def _load_public_names():
+    for public, module in _EXPORTS.items():
+        # The submodule import may itself bind a same-named attribute (e.g. `train` vs
+        # `fcn_keras.training`); the public object always wins.
+        globals()[public] = getattr(importlib.import_module(module), public)
+
+
+def __getattr__(name):
+    """Load the public names on first use (all at once: the layers then register with Keras)."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'fcn_keras' has no attribute {name!r}")
+    _load_public_names()
+    return globals()[name]
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+def _imported_by_the_command_line():
+    """True while the `fcn-keras` console script or `python -m fcn_keras` imports this package."""
+    program = sys.argv[0] if sys.argv else ""
+    # `python -m fcn_keras` imports the package while sys.argv[0] is still "-m".
+    return os.path.basename(program) in ("fcn-keras", "fcn-keras.exe") or program == "-m"
+
+
+if not _imported_by_the_command_line():
+    _load_public_names()

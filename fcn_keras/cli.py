@@ -1,79 +1,101 @@
 """The `fcn-keras` command line: one subcommand per job, each a thin layer over the library.
 
-`fcn-keras model` is defined here; the other subcommands live in
-`fcn_keras/commands/` (one module per group, each with `register(subparsers)`).
-Every subcommand declares its arguments and sets `handler`, which imports the
-library lazily (so `fcn-keras --help` does not pay for importing TensorFlow).
+The subcommands live in `fcn_keras/commands/`, one module each (`COMMANDS`),
+each with `register(subparsers)`; this module only builds the parser from
+them and runs the chosen handler. Help and argument errors never import
+TensorFlow. Before a handler runs, TensorFlow is imported with its start-up
+and C++ logs silenced (`TF_CPP_MIN_LOG_LEVEL=3`, absl at ERROR) unless
+`fcn-keras --verbose` is given; a `TF_CPP_MIN_LOG_LEVEL` already set in the
+environment is kept.
 """
 
 import argparse
-import json
+import importlib
 import os
 import sys
+import tempfile
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser", "COMMANDS"]
 
-
-def _add_model(subparsers):
-    parser = subparsers.add_parser(
-        "model",
-        help="build an FCN variant and print its layers and parameter count",
-        description="Build an FCN variant (random weights unless given) and print a summary.",
-    )
-    parser.add_argument("variant", help="fcn32s, fcn16s or fcn8s")
-    parser.add_argument("--num-classes", type=int, default=21)
-    parser.add_argument("--fc-units", type=int, default=4096)
-    parser.add_argument("--at-once", action="store_true", help="at-once FCN-8s")
-    parser.add_argument(
-        "--backbone-weights",
-        default=None,
-        help="'imagenet' or a VGG16 weights file (default: random weights)",
-    )
-    parser.add_argument("--summary", action="store_true", help="print Keras's layer table")
-    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.set_defaults(handler=_run_model)
+# The subcommands, in the order `fcn-keras --help` lists them: modules of fcn_keras.commands.
+COMMANDS = ("model", "data", "train", "evaluate", "demo", "export", "predict")
+# Commands whose module may be absent from a checkout; any other missing module is an error.
+_OPTIONAL_COMMANDS = ("predict",)
 
 
-def _run_model(args):
-    from fcn_keras.models import build_fcn, normalize_variant
-
-    kwargs = {"num_classes": args.num_classes, "fc_units": args.fc_units,
-              "backbone_weights": args.backbone_weights}  # fmt: skip
-    if args.at_once:
-        if normalize_variant(args.variant) != "fcn8s":
-            raise ValueError(f"--at-once applies to fcn8s only; received variant {args.variant!r}.")
-        kwargs["at_once"] = True
-    model = build_fcn(args.variant, **kwargs)
-    if args.summary:
-        model.summary()
-    figures = {"model": model.name, "parameters": model.count_params(),
-               "trainable_parameters": sum(int(w.numpy().size) for w in model.trainable_weights),
-               "layers": len(model.layers)}  # fmt: skip
-    if args.json:
-        print(json.dumps(figures))
-    else:
-        for key, value in figures.items():
-            print(f"{key}: {value:,}" if isinstance(value, int) else f"{key}: {value}")
-    return 0
-
-
-def _registrars():
-    from fcn_keras.commands import data, export, train
-
-    return (_add_model, data.register, train.register, export.register)
+def _command_modules():
+    modules = []
+    for name in COMMANDS:
+        qualified = f"fcn_keras.commands.{name}"
+        try:
+            modules.append(importlib.import_module(qualified))
+        except ModuleNotFoundError as e:
+            if name not in _OPTIONAL_COMMANDS or e.name != qualified:
+                raise
+    return modules
 
 
 def build_parser():
-    """Return the `fcn-keras` argument parser with every subcommand registered."""
+    """Return the `fcn-keras` argument parser with every subcommand registered.
+
+    Returns:
+        An `argparse.ArgumentParser`; each subcommand sets `handler` on the
+        parsed namespace.
+
+    Example:
+    >>> build_parser().parse_args(["model", "fcn8s"]).variant
+    'fcn8s'
+    """
     parser = argparse.ArgumentParser(
         prog="fcn-keras",
         description="Fully Convolutional Networks (FCN-32s/16s/8s) for semantic "
         "segmentation in Keras: data, training, evaluation and export.",
     )
+    parser.add_argument("--verbose", dest="show_logs", action="store_true",
+                        help="show TensorFlow's start-up and C++ logs (default: quiet); "
+                             "goes before the command")  # fmt: skip
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in _registrars():
-        register(subparsers)
+    for module in _command_modules():
+        module.register(subparsers)
     return parser
+
+
+def _load_library(show_logs):
+    """Import TensorFlow and the FCN layers, quietly unless `show_logs`; call before any handler.
+
+    TensorFlow 2.21 writes its start-up lines (oneDNN, CUDA probing, CPU
+    features) through C++ logging before `TF_CPP_MIN_LOG_LEVEL` takes effect,
+    so the import itself runs with the process's stderr sent to a temporary
+    file, which is replayed only if the import fails. Loading the
+    package's public names registers its layers, losses and metrics with
+    Keras, so that any `.keras` file a command loads finds them.
+    """
+    if show_logs:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if show_logs or "tensorflow" in sys.modules:  # nothing to hide, or already loaded
+        from fcn_keras import train  # noqa: F401  (loads every public name)
+    else:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                from fcn_keras import train  # noqa: F401  (loads every public name)
+            except BaseException:
+                os.dup2(saved, 2)
+                log.seek(0)
+                sys.stderr.write(log.read().decode(errors="replace"))
+                raise
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+    if not show_logs:
+        from absl import logging as absl_logging  # comes with TensorFlow
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
 
 
 def main(argv=None):
@@ -81,10 +103,20 @@ def main(argv=None):
 
     User errors (bad arguments, bad files) print one line to stderr and exit
     with code 2 instead of a traceback.
+
+    Args:
+        argv: the arguments, without the program name. Defaults to `sys.argv[1:]`.
+
+    Returns:
+        The exit code: 0 on success, 1 when a command's check failed, 2 on a user error.
+
+    Example:
+    >>> main(["model", "fcn32s", "--fc-units", "8", "--num-classes", "3", "--json"])  # doctest: +SKIP
+    {"model": "fcn32s", "parameters": ...}
+    0
     """
     args = build_parser().parse_args(argv)
-    # Keep TensorFlow's C++ start-up chatter (CUDA probing on CPU machines) off the terminal.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _load_library(args.show_logs)
     try:
         return args.handler(args) or 0
     except (ValueError, FileNotFoundError, RuntimeError) as e:

@@ -8,7 +8,7 @@ On a fresh CPU machine with no network, `run_demo()`:
 2. evaluates it on the synthetic validation split, next to the trivial
    baseline that always predicts the most frequent class of that split;
 3. exports it to SavedModel, TFLite (float32) and ONNX and verifies the
-   three artifacts against Keras and against each other (`export.verify`);
+   three artifacts against Keras and against each other (`export.export_all`);
 4. writes colourised predictions (image | truth | prediction | overlay), a
    training-curve plot and a report (`report.md`, `report.json`).
 
@@ -16,7 +16,7 @@ Output directory layout (default `./fcn_runs/demo`):
 
     best.keras, last.keras, history.csv, tensorboard/, train_config.json
     evaluation.json, evaluation.md       the four metrics, per-class IoU, baseline
-    exports/fcn8s_savedmodel/, exports/fcn8s.tflite, exports/fcn8s.onnx
+    exports/fcn8s_savedmodel/, exports/fcn8s_float32.tflite, exports/fcn8s.onnx
     verification.json, verification.md   export.verify's report
     predictions/val_<i>.png               colourised predictions
     training_curves.png                  loss and mean IU per epoch
@@ -98,33 +98,6 @@ def _predictions(model, images, masks, palette, out_dir, ignore_label):
         _write_png(path, panel)
         paths.append(path)
     return paths
-
-
-def _export_and_verify(model, export_dir, images, masks, num_classes, ignore_label):
-    from fcn_keras import export
-
-    os.makedirs(export_dir, exist_ok=True)
-    name = model.name
-    timings = {}
-    artifacts = {}
-    start = time.time()
-    artifacts["savedmodel"] = export.export_savedmodel(
-        model, os.path.join(export_dir, f"{name}_savedmodel"))
-    timings["savedmodel_s"] = time.time() - start
-    start = time.time()
-    artifacts["tflite"] = export.export_tflite(
-        model, os.path.join(export_dir, f"{name}.tflite"), quantization="float32",
-        saved_model=artifacts["savedmodel"])  # fmt: skip
-    timings["tflite_s"] = time.time() - start
-    start = time.time()
-    artifacts["onnx"] = export.export_onnx(model, os.path.join(export_dir, f"{name}.onnx"))
-    timings["onnx_s"] = time.time() - start
-    start = time.time()
-    report = export.verify(model, {k: os.fspath(v) for k, v in artifacts.items()}, images,
-                           labels=masks, num_classes=num_classes,
-                           ignore_label=ignore_label)  # fmt: skip
-    timings["verify_s"] = time.time() - start
-    return {k: os.fspath(v) for k, v in artifacts.items()}, report, timings
 
 
 def run_demo(
@@ -232,17 +205,18 @@ def run_demo(
     # === Export and verify ===
     export_summary = None
     if export_models:
+        from fcn_keras.export import export_all
+
         start = time.time()
-        artifacts, verification, export_timings = _export_and_verify(
-            model, os.path.join(out_dir, "exports"), images, masks, info.num_classes,
-            info.ignore_label)  # fmt: skip
-        with open(os.path.join(out_dir, "verification.json"), "w") as f:
-            f.write(verification.to_json())
-        with open(os.path.join(out_dir, "verification.md"), "w") as f:
-            f.write(verification.to_markdown())
-        timings.update(export_timings)
+        exported = export_all(
+            model, os.path.join(out_dir, "exports"), formats=("savedmodel", "tflite", "onnx"),
+            quantizations=("float32",), verify_images=images, verify_labels=masks,
+            ignore_label=info.ignore_label, report_path=os.path.join(out_dir, "verification"),
+        )  # fmt: skip
+        timings.update(exported["timings"])
         timings["export_and_verify_s"] = time.time() - start
-        export_summary = {"artifacts": artifacts, "verification_passed": bool(verification.passed)}
+        export_summary = {"artifacts": {k: os.fspath(v) for k, v in exported["artifacts"].items()},
+                          "verification_passed": exported["passed"]}  # fmt: skip
     timings["total_s"] = time.time() - started
 
     # === Report ===

@@ -7,6 +7,14 @@ IoU (see `fcn_keras/metrics.py` for the definitions and the treatment of
 absent classes), next to the trivial baseline that always predicts the most
 frequent ground-truth class of that split. `fcn-keras evaluate` prints the
 same report.
+
+Class names and the ignore label default to the ones the model carries
+(`model.dataset_info`, set by `fcn_keras.train`), then to the source's.
+With `trimap_widths` the report also gives the mean IU within bands of those
+widths around ground-truth class boundaries (`fcn_keras.metrics.trimap_confusion`).
+With `input_scale` the images are resized by that factor before the model
+and the logits resized bilinearly back to the labels' size before the argmax,
+so a model trained at reduced scale is always scored on full-size labels.
 """
 
 import json
@@ -15,7 +23,8 @@ import os
 
 import numpy as np
 
-from fcn_keras.metrics import SCORE_NAMES, confusion_matrix, scores_from_confusion
+from fcn_keras.metrics import (SCORE_NAMES, confusion_matrix, scores_from_confusion,
+                               trimap_confusion)  # fmt: skip
 
 __all__ = ["evaluate", "load_model", "majority_baseline", "report_to_markdown", "report_to_json"]
 
@@ -40,6 +49,8 @@ def load_model(path=None, *, variant=None, num_classes=None, fc_units=4096, **bu
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path!r}.")
     if path.endswith(".keras"):
+        import fcn_keras.models  # noqa: F401 - registers the custom layers and FCNModel
+
         return keras.saving.load_model(path, compile=False)
     if path.endswith(".weights.h5"):
         if variant is None or num_classes is None:
@@ -73,7 +84,8 @@ def majority_baseline(matrix):
 
 
 def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classes=None,
-             class_names=None, ignore_label=None, max_batches=None, source_kwargs=None):  # fmt: skip
+             class_names=None, ignore_label=None, max_batches=None, source_kwargs=None,
+             trimap_widths=(), input_scale=None):  # fmt: skip
     """Evaluate a model on a split; return the report as a dict.
 
     Args:
@@ -85,21 +97,32 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
             images differ in size if padding is unwanted; padded pixels are
             void and not counted either way).
         num_classes: defaults to the source's, else the model's output width.
-        class_names: defaults to the source's, else the class ids.
-        ignore_label: defaults to the source's, else 255.
+        class_names: defaults to `model.dataset_info`'s, else the source's,
+            else the class ids.
+        ignore_label: defaults to `model.dataset_info`'s, else the source's,
+            else 255.
         max_batches: optional limit on batches. Defaults to all.
         source_kwargs: dict of source options (`data_dir`, `image_size` ...).
+        trimap_widths: band widths in pixels (e.g. `(2, 4, 8, 16)`) for the
+            trimap mean IU near class boundaries. Defaults to none.
+        input_scale: resize factor of the model's input (e.g. 0.5 for a
+            model trained on half-size images); logits are resized back
+            bilinearly to the labels' size. Defaults to None (full size).
 
     Returns:
         Dict: `pixel_accuracy`, `mean_accuracy`, `mean_iu`,
         `frequency_weighted_iu`, `per_class_iou` (`{name: IoU or None}`),
         `per_class_accuracy`, `pixels` (counted), `images`, `confusion_matrix`
         (list of lists), `baseline` (`{"class": name, "pixel_accuracy": ...,
-        "mean_iu": ...}` of the majority-class predictor), `source`, `split`.
+        "mean_iu": ...}` of the majority-class predictor), `source`, `split`,
+        and with `trimap_widths` `trimap_mean_iu` (`{width: mean IU}`) and
+        `trimap_pixels` (`{width: pixels in the band}`).
 
     Example:
     >>> report = fcn_keras.evaluate("runs/demo/best.keras", "synthetic", "val")
     >>> report["mean_iu"], report["baseline"]["mean_iu"]
+    >>> fcn_keras.evaluate(model, "camvid", "test", trimap_widths=(2, 4, 8, 16),
+    ...                    source_kwargs={"data_dir": "data/camvid"})["trimap_mean_iu"]
     """
     import tensorflow as tf
 
@@ -109,6 +132,13 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         model = load_model(model)
     source_kwargs = dict(source_kwargs or {})
     model_classes = int(model.output_shape[-1])
+    carried = getattr(model, "dataset_info", None)
+    if carried is not None:
+        class_names = list(carried.class_names) if class_names is None else class_names
+        ignore_label = carried.ignore_label if ignore_label is None else ignore_label
+    trimap_widths = tuple(int(w) for w in trimap_widths or ())
+    if input_scale is not None and not 0 < float(input_scale) <= 1:
+        raise ValueError(f"input_scale must be in (0, 1]; received {input_scale!r}.")
     source_name = source
     if isinstance(source, str):
         from fcn_keras.data.sources import resolve_source
@@ -132,15 +162,28 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         )
     class_names = [str(c) for c in (class_names or range(num_classes))]
 
-    predict = tf.function(lambda x: tf.argmax(model(x, training=False), axis=-1),
-                          reduce_retracing=True)  # fmt: skip
+    def logits_of(x):
+        if input_scale is None or float(input_scale) == 1.0:
+            return model(x, training=False)
+        size = tf.shape(x)[1:3]
+        small = tf.cast(tf.round(tf.cast(size, tf.float32) * float(input_scale)), tf.int32)
+        resized = tf.image.resize(tf.cast(x, tf.float32), small, antialias=True)
+        logits = tf.cast(model(resized, training=False), tf.float32)
+        return tf.image.resize(logits, size, method="bilinear")
+
+    predict = tf.function(lambda x: tf.argmax(logits_of(x), axis=-1), reduce_retracing=True)
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    trimaps = {w: np.zeros_like(matrix) for w in trimap_widths}
     images = 0
     for index, (x, y) in enumerate(data):
         if max_batches is not None and index >= max_batches:
             break
         predictions = predict(x).numpy()
-        matrix += confusion_matrix(np.asarray(y), predictions, num_classes, ignore_label)
+        labels = np.asarray(y)
+        matrix += confusion_matrix(labels, predictions, num_classes, ignore_label)
+        for width in trimap_widths:
+            trimaps[width] += trimap_confusion(labels, predictions, num_classes, width,
+                                               ignore_label)  # fmt: skip
         images += int(predictions.shape[0])
     if images == 0:
         raise ValueError(f"split {split!r} of {source_name!r} yielded no images to evaluate.")
@@ -160,6 +203,10 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         source=source_name if isinstance(source_name, str) else type(source_name).__name__,
         split=split,
     )
+    if trimap_widths:
+        report["trimap_mean_iu"] = {w: finite(scores_from_confusion(m)["mean_iu"])
+                                    for w, m in trimaps.items()}  # fmt: skip
+        report["trimap_pixels"] = {w: int(m.sum()) for w, m in trimaps.items()}
     return report
 
 
@@ -188,6 +235,8 @@ def report_to_markdown(report, title=None):
     ]
     for name in SCORE_NAMES:
         lines.append(f"| {_LABELS[name]} | {fmt(report[name])} | {fmt(base.get(name))} |")
+    for width, value in (report.get("trimap_mean_iu") or {}).items():
+        lines.append(f"| Trimap mean IU ({width} px band) | {fmt(value)} | |")
     lines += ["", "| Class | IoU | Accuracy |", "| --- | ---: | ---: |"]
     for name, value in report["per_class_iou"].items():
         lines.append(f"| {name} | {fmt(value)} | {fmt(report['per_class_accuracy'][name])} |")

@@ -21,7 +21,21 @@ class predicted but absent from the ground truth has IU 0 and counts);
 frequency-weighted IU gives absent classes weight 0. Per-class IoU reports
 NaN for undefined classes (JSON `null` in `fcn-keras evaluate`).
 
-The confusion matrix is a float64 variable (exact counts up to 2**53 pixels)
+Boundary quality (trimap): `boundary_band_mask` marks the valid pixels within
+`width` pixels, in Chebyshev distance (a `(2 width + 1)`-pixel square window),
+of a valid pixel with a different label; `trimap_confusion` is the confusion
+matrix of those pixels only, so its mean IU measures the predictions near
+ground-truth class boundaries (the trimap evaluation of Kohli et al. 2009,
+used for segmentation by Chen et al., DeepLab, Section 4.1). Void pixels
+neither count nor make a boundary. `fcn_keras.evaluate(..., trimap_widths=)`
+reports it.
+
+NumPy confusion matrices: `confusion_matrix(labels, predictions,
+num_classes, ignore_label)` and `scores_from_confusion(matrix)` are the one
+NumPy path from label maps to the metrics (the export verification uses them
+too).
+
+The Keras metric's confusion matrix is a float64 variable (exact counts up to 2**53 pixels)
 with SUM aggregation, so replicas' counts add up under `tf.distribute`.
 """
 
@@ -29,9 +43,11 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SegmentationMetrics", "confusion_matrix", "scores_from_confusion"]
+__all__ = ["SegmentationMetrics", "confusion_matrix", "scores_from_confusion",
+           "boundary_band_mask", "trimap_confusion", "TRIMAP_WIDTHS"]  # fmt: skip
 
 SCORE_NAMES = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
+TRIMAP_WIDTHS = (2, 4, 8, 16)
 
 
 def confusion_matrix(labels, predictions, num_classes, ignore_label=255):
@@ -41,10 +57,16 @@ def confusion_matrix(labels, predictions, num_classes, ignore_label=255):
         labels: integer array of true classes (any shape).
         predictions: integer array of predicted classes, same shape.
         num_classes: number of classes.
-        ignore_label: label of pixels to leave out. Defaults to 255.
+        ignore_label: label of pixels to leave out, or None (count every
+            pixel). Defaults to 255.
 
     Returns:
         int64 array; entry `[i, j]` counts pixels of class `i` predicted `j`.
+
+    Example:
+    >>> m = confusion_matrix([[0, 1], [1, 255]], [[0, 1], [0, 0]], num_classes=2)
+    >>> m.tolist(), scores_from_confusion(m)["mean_iu"]
+    ([[1, 0], [1, 1]], 0.5)
     """
     labels = np.asarray(labels).reshape(-1).astype(np.int64)
     predictions = np.asarray(predictions).reshape(-1).astype(np.int64)
@@ -53,8 +75,9 @@ def confusion_matrix(labels, predictions, num_classes, ignore_label=255):
             f"labels and predictions must have the same number of pixels; received "
             f"{labels.size} and {predictions.size}."
         )
-    keep = labels != ignore_label
-    labels, predictions = labels[keep], predictions[keep]
+    if ignore_label is not None:
+        keep = labels != ignore_label
+        labels, predictions = labels[keep], predictions[keep]
     bad = (labels < 0) | (labels >= num_classes)
     if np.any(bad):
         raise ValueError(
@@ -97,6 +120,87 @@ def scores_from_confusion(matrix):
         "per_class_iou": [float(v) for v in iou],
         "per_class_accuracy": [float(v) for v in accuracy],
     }
+
+
+def _window_extreme(values, width, reduce, fill):
+    """Max/min of `values` (..., H, W) over a `(2 width + 1)` square window, borders `fill`."""
+    out = values
+    for axis in (-2, -1):
+        size = values.shape[axis]
+        pad = [(0, 0)] * values.ndim
+        pad[axis] = (width, width)
+        padded = np.pad(out, pad, constant_values=fill)
+        result = np.take(padded, np.arange(0, size), axis=axis)
+        for shift in range(1, 2 * width + 1):
+            result = reduce(result, np.take(padded, np.arange(shift, shift + size), axis=axis))
+        out = result
+    return out
+
+
+def boundary_band_mask(mask, width, ignore_label=255):
+    """Valid pixels within `width` px (Chebyshev distance) of a valid pixel of another class.
+
+    A pixel `p` with a valid label is in the band when some pixel `q` with
+    `max(|p_y - q_y|, |p_x - q_x|) <= width` has a valid label different
+    from `p`'s. Void pixels (`ignore_label`) are never in the band and never
+    make a boundary; nothing wraps around the image borders.
+
+    Args:
+        mask: integer label map `(H, W)` or a batch `(B, H, W)`.
+        width: band half-width in pixels, an int >= 1.
+        ignore_label: void label, or None. Defaults to 255.
+
+    Returns:
+        Boolean array of `mask`'s shape.
+
+    Example:
+    >>> boundary_band_mask(np.array([[0, 0, 0, 1]]), width=1).astype(int).tolist()
+    [[0, 0, 1, 1]]
+
+    Reference: Kohli et al. 2009 ("trimap" band around object boundaries).
+    """
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"boundary_band_mask: width must be an int >= 1; received {width!r}.")
+    mask = np.asarray(mask)
+    if mask.ndim not in (2, 3):
+        raise ValueError(
+            f"boundary_band_mask: mask must be (H, W) or (B, H, W); received shape {mask.shape}."
+        )
+    labels = mask.astype(np.int64)
+    valid = np.ones(labels.shape, bool) if ignore_label is None else labels != ignore_label
+    low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    largest = _window_extreme(np.where(valid, labels, low), int(width), np.maximum, low)
+    smallest = _window_extreme(np.where(valid, labels, high), int(width), np.minimum, high)
+    return valid & ((largest != labels) | (smallest != labels))
+
+
+def trimap_confusion(labels, predictions, num_classes, width, ignore_label=255):
+    """`confusion_matrix` of the pixels in `boundary_band_mask(labels, width)` only.
+
+    Args:
+        labels: integer label map `(H, W)` or batch `(B, H, W)`.
+        predictions: predicted classes, same shape.
+        num_classes: number of classes.
+        width: band half-width in pixels (Chebyshev distance).
+        ignore_label: void label. Defaults to 255.
+
+    Returns:
+        int64 `(num_classes, num_classes)` matrix (rows truth); its
+        `scores_from_confusion(...)["mean_iu"]` is the trimap mean IU.
+
+    Example:
+    >>> m = trimap_confusion(labels, predictions, 11, width=4)
+    >>> scores_from_confusion(m)["mean_iu"]
+    """
+    labels = np.asarray(labels)
+    band = boundary_band_mask(labels, width, ignore_label)
+    predictions = np.asarray(predictions)
+    if predictions.shape != labels.shape:
+        raise ValueError(
+            f"trimap_confusion: predictions of shape {predictions.shape} do not match labels "
+            f"of shape {labels.shape}."
+        )
+    return confusion_matrix(labels[band], predictions[band], num_classes, ignore_label=None)
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")

@@ -9,7 +9,7 @@ Reference: Long et al. 2015, Section 4.2 ("the new parameters are initialized
 to zero so that the net starts with unmodified predictions").
 """
 
-from fcn_keras.models import FCN8s, FCN16s
+from fcn_keras.models import FCN8s, FCN16s, variant_of
 
 __all__ = ["transfer_weights", "fcn16s_from_fcn32s", "fcn8s_from_fcn16s"]
 
@@ -46,13 +46,21 @@ def transfer_weights(source, target):
     return sorted(copied)
 
 
-def _config_of(model, expected_layer):
-    names = {layer.name for layer in model.layers}
-    if expected_layer not in names or "score_fr" not in names:
+def _check_source(model, target, expected):
+    """Raise unless `model` is an fcn_keras `expected` variant (told by `variant_of`)."""
+    try:
+        found = variant_of(model)
+    except (ValueError, AttributeError):
+        found = "not an fcn_keras FCN"
+    if found != expected:
         raise ValueError(
-            f"Expected an fcn_keras model with layers 'score_fr' and {expected_layer!r}; "
-            f"{model.name!r} lacks them. Build it with fcn_keras.build_fcn."
+            f"To initialise {target} the source model must be an {expected}; "
+            f"{getattr(model, 'name', model)!r} is not ({found}). Build it with "
+            "fcn_keras.build_fcn or train it with fcn_keras.train."
         )
+
+
+def _config_of(model):
     upscore = next(layer for layer in model.layers if layer.name.startswith("upscore"))
     return {
         "num_classes": model.get_layer("score_fr").filters,
@@ -63,12 +71,12 @@ def _config_of(model, expected_layer):
     }
 
 
-def _staged(builder, source, expected_layer, name):
-    config = _config_of(source, expected_layer)
-    target = builder(backbone_weights=None, name=name, **config)
-    transfer_weights(source, target)
-    target.dataset_info = getattr(source, "dataset_info", None)
-    return target
+def _staged(builder, source, target, expected, name):
+    _check_source(source, target, expected)
+    target_model = builder(backbone_weights=None, name=name, **_config_of(source))
+    transfer_weights(source, target_model)
+    target_model.dataset_info = getattr(source, "dataset_info", None)
+    return target_model
 
 
 def fcn16s_from_fcn32s(fcn32s, name=None):
@@ -93,7 +101,7 @@ def fcn16s_from_fcn32s(fcn32s, name=None):
     >>> fcn16 = fcn16s_from_fcn32s(fcn32)
     >>> fcn16.compile(...); fcn16.fit(...)
     """
-    return _staged(FCN16s, fcn32s, "upscore32", name)
+    return _staged(FCN16s, fcn32s, "fcn16s", "fcn32s", name)
 
 
 def fcn8s_from_fcn16s(fcn16s, name=None):
@@ -113,27 +121,32 @@ def fcn8s_from_fcn16s(fcn16s, name=None):
     Example:
     >>> fcn8 = fcn8s_from_fcn16s(fcn16)
     """
-    return _staged(FCN8s, fcn16s, "upscore16", name)
+    return _staged(FCN8s, fcn16s, "fcn8s", "fcn16s", name)
 
 
 def staged_from(model, variant, name=None):
     """Initialise `variant` ("fcn16s" or "fcn8s") from `model`, one stage coarser.
 
-    Convenience for `fcn-keras train --init-from`; raises a ValueError naming
-    the expected source variant when the stages do not follow each other.
+    What `fcn_keras.train(init_from=...)` calls for a finer stage. The source
+    variant is told by `fcn_keras.models.variant_of`; a ValueError names the
+    expected source variant when the stages do not follow each other (the
+    at-once FCN-8s has no coarser stage: it trains from the backbone).
+
+    Args:
+        model: the trained coarser FCN.
+        variant: `"fcn16s"` (from an FCN-32s) or `"fcn8s"` (from an FCN-16s).
+        name: optional name of the new model.
+
+    Returns:
+        The new model (its `dataset_info` copied from `model`).
+
+    Example:
+    >>> fcn16 = staged_from(keras.saving.load_model("fcn32s/best.keras"), "fcn16s")
     """
-    steps = {"fcn16s": (fcn16s_from_fcn32s, "upscore32", "fcn32s"),
-             "fcn8s": (fcn8s_from_fcn16s, "upscore16", "fcn16s")}  # fmt: skip
+    steps = {"fcn16s": fcn16s_from_fcn32s, "fcn8s": fcn8s_from_fcn16s}
     if variant not in steps:
         raise ValueError(
             f"Staged initialisation builds 'fcn16s' (from fcn32s) or 'fcn8s' (from "
             f"fcn16s); received target variant {variant!r}."
         )
-    convert, marker, source_variant = steps[variant]
-    if marker not in {layer.name for layer in model.layers}:
-        raise ValueError(
-            f"To initialise {variant} the source model must be an {source_variant}; "
-            f"{model.name!r} is not (it has no {marker!r} layer)."
-        )
-    return convert(model, name=name)
-
+    return steps[variant](model, name=name)

@@ -4,8 +4,16 @@
 builds (or stage-initialises) an FCN under the chosen `tf.distribute`
 strategy and dtype policy, compiles it with an ignore-label loss and
 `SegmentationMetrics`, and fits it with checkpoints, `BackupAndRestore`,
-TensorBoard and CSV logs. Everything is also usable on its own:
-`make_optimizer`, `WarmupSchedule`, `make_callbacks`.
+TensorBoard and CSV logs. It is four steps, each usable on its own (the
+split of torchvision's reference `train.py`): `make_inputs` (source, splits,
+class weights, step counts), `make_model` (build, stage-initialise or
+continue), `compile_model` (optimizer, loss, metrics) and `fit` (callbacks,
+distribution). The parts below them: `make_optimizer`, `WarmupSchedule`,
+`make_loss`, `make_callbacks`.
+
+When the source is a name (or a `Source`), the model carries the dataset's
+facts (`model.dataset_info`: class names, the ignore label used, palette), so
+`best.keras` / `last.keras` hold them for evaluation, export and prediction.
 
 Files written into `out_dir` (by the chief worker):
 
@@ -14,7 +22,9 @@ Files written into `out_dir` (by the chief worker):
     backup/             BackupAndRestore's state (removed when training ends)
     history.csv         one row per epoch (appended to on resume)
     tensorboard/        TensorBoard event files
-    train_config.json   the arguments of the run
+    train_config.json   {"arguments": train()'s arguments as given,
+                         "derived": what was resolved from them (classes,
+                         ignore label, steps, precision, variant, ...)}
 
 Learning rates. The paper (Section 4.3) trains with SGD, momentum 0.99 and
 learning rates 1e-10 (FCN-32s), 1e-12 (16s) and 1e-13 (8s) on a loss
@@ -26,24 +36,25 @@ Adam / AdamW default to 1e-4, which trains a randomly initialised VGG16
 much faster than SGD (measured for the demo, see `fcn_keras/demo.py`).
 """
 
-import contextlib
+import dataclasses
+import inspect
 import json
 import math
 import os
 
 import keras
 
-from fcn_keras.distribute import is_chief, make_strategy, precision_policy, worker_index
+from fcn_keras.choices import DEFAULT_LEARNING_RATES, LOSSES, OPTIMIZERS, SCHEDULES
+from fcn_keras.distribute import (distribute_data, is_chief, make_strategy,
+                                  multi_worker_log_reduction, precision_policy,
+                                  prebuild_for_multi_worker, resolve_precision,
+                                  worker_index)  # fmt: skip
 from fcn_keras.losses import FocalLoss, SegmentationCrossEntropy, median_frequency_weights
 from fcn_keras.metrics import SegmentationMetrics
 
-__all__ = ["train", "make_optimizer", "make_callbacks", "make_loss", "WarmupSchedule",
+__all__ = ["train", "make_inputs", "make_model", "compile_model", "fit", "TrainingInputs",
+           "make_optimizer", "make_callbacks", "make_loss", "WarmupSchedule",
            "OPTIMIZERS", "SCHEDULES", "DEFAULT_LEARNING_RATES"]  # fmt: skip
-
-OPTIMIZERS = ("sgd", "adam", "adamw")
-SCHEDULES = ("constant", "poly", "cosine")
-DEFAULT_LEARNING_RATES = {"sgd": 2e-5, "adam": 1e-4, "adamw": 1e-4}
-LOSSES = ("cross_entropy", "focal")
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")
@@ -211,17 +222,6 @@ def _tensorboard_installed():
     return True
 
 
-def _source_variant(model):
-    names = {layer.name for layer in model.layers}
-    for variant, marker in (("fcn32s", "upscore32"), ("fcn16s", "upscore16"),
-                            ("fcn8s", "upscore8")):  # fmt: skip
-        if marker in names:
-            return variant
-    raise ValueError(
-        f"--init-from model {model.name!r} is not an fcn_keras FCN (no upscore32/16/8 layer)."
-    )
-
-
 def _load_init_model(path):
     path = os.fspath(path)
     if not os.path.isfile(path) or not path.endswith(".keras"):
@@ -229,119 +229,358 @@ def _load_init_model(path):
             f"init_from must be an existing '.keras' file saved by fcn_keras.train "
             f"(e.g. out_dir/best.keras of the previous stage); received {path!r}."
         )
+    import fcn_keras.models  # noqa: F401 - registers the custom layers and FCNModel
+
     return keras.saving.load_model(path, compile=False)
 
 
-def _build_model(variant, num_classes, init_model, backbone_weights, weights, fc_units,
-                 dropout, trainable_upsampling):  # fmt: skip
-    from fcn_keras.models import build_fcn, normalize_variant
-    from fcn_keras.staged import staged_from, transfer_weights
-
-    variant = normalize_variant(variant)
-    if init_model is None:
-        return build_fcn(variant, num_classes=num_classes, backbone_weights=backbone_weights,
-                         weights=weights, fc_units=fc_units, dropout=dropout,
-                         trainable_upsampling=trainable_upsampling)  # fmt: skip
-    source_variant = _source_variant(init_model)
-    classes = init_model.get_layer("score_fr").filters
-    if classes != num_classes:
-        raise ValueError(
-            f"init_from model has {classes} classes but the dataset has {num_classes}."
-        )
-    if source_variant == variant:  # continue training the same variant
-        model = build_fcn(variant, num_classes=num_classes, backbone_weights=None,
-                          fc_units=init_model.get_layer("fc6").filters, dropout=dropout,
-                          trainable_upsampling=trainable_upsampling)  # fmt: skip
-        transfer_weights(init_model, model)
-        return model
-    return staged_from(init_model, variant)
+# === Inputs ===
 
 
-def _as_dataset_fn(source, split, *, batch_size, crop_size, augment, shuffle, seed, repeat,
-                   ignore_label, source_kwargs, drop_remainder=False):  # fmt: skip
+@dataclasses.dataclass
+class TrainingInputs:
+    """What `make_inputs` resolves from a source: data, classes and step counts.
+
+    Attributes:
+        train_data: training `tf.data.Dataset` or `fn(input_context)`.
+        validation_data: validation dataset / function, or None.
+        num_classes: number of classes.
+        ignore_label: the void label the pipeline, loss and metrics use.
+        info: the source's `DatasetInfo` with `ignore_label` as used, or None
+            (source given as a dataset).
+        steps_per_epoch: batches per epoch, or None (one pass).
+        total_steps: optimizer steps of the run (for the schedules).
+        class_weights: per-class loss weights, or None.
+        source_name: the source's name (or the dataset's type name).
+    """
+
+    train_data: object
+    validation_data: object
+    num_classes: int
+    ignore_label: int
+    info: object = None
+    steps_per_epoch: int | None = None
+    total_steps: int = 1
+    class_weights: object = None
+    source_name: str = ""
+
+
+def _dataset_fn(source, split, **load_kwargs):
     from fcn_keras.data import load_dataset
 
     def dataset_fn(input_context=None):
-        return load_dataset(source, split, batch_size=batch_size, crop_size=crop_size,
-                            augment=augment, shuffle=shuffle, seed=seed, repeat=repeat,
-                            ignore_label=ignore_label, input_context=input_context,
-                            drop_remainder=drop_remainder, **source_kwargs)  # fmt: skip
+        return load_dataset(source, split, input_context=input_context, **load_kwargs)
 
     return dataset_fn
 
 
-def _distribute(strategy, data):
-    """Datasets or `fn(input_context)`s -> what model.fit takes under `strategy`."""
-    import tensorflow as tf
+def _resolve_source(source, source_kwargs, ignore_label=None):
+    """A name or `Source` -> `(Source, DatasetInfo)`; anything else -> `(source, None)`."""
+    from fcn_keras.data import dataset_info
+    from fcn_keras.data.sources import Source, resolve_source
 
-    if data is None or isinstance(data, tf.data.Dataset):
-        return data  # Keras distributes a plain dataset itself
-    if callable(data):
-        if strategy.num_replicas_in_sync > 1 or isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy
-        ):
-            return strategy.distribute_datasets_from_function(data)
-        return data(None)
-    return data
+    if not isinstance(source, (str, Source)):
+        return source, None
+    # One Source object, so that source options never collide with load_dataset's
+    # own arguments (the synthetic source's `seed` is not the shuffling seed).
+    options = dict(source_kwargs or {})
+    if ignore_label is not None:
+        options["ignore_label"] = ignore_label  # the source maps its void ids onto it
+    source = resolve_source(source, **options)
+    return source, dataset_info(source)
 
 
-def _prebuild_for_multi_worker(model, strategy, data):
-    """Work around Keras 3.15's fit() under MultiWorkerMirroredStrategy.
+def _steps_for_schedule(train_data, steps_per_epoch, epochs, schedule):
+    """Total optimizer steps; probes the dataset's cardinality when a decay needs it."""
+    steps = steps_per_epoch
+    if steps is None and schedule != "constant":
+        probe = train_data(None) if callable(train_data) else train_data
+        cardinality = int(probe.cardinality())
+        if cardinality < 1:
+            raise ValueError(
+                f"schedule {schedule!r} needs the number of steps: give steps_per_epoch "
+                "(the training dataset's length is unknown or infinite)."
+            )
+        steps = cardinality
+    return max(int(steps or 1) * int(epochs), 1)
 
-    `Trainer._maybe_symbolic_build` takes the first distributed batch and
-    `strategy.reduce`s the `(images, masks)` tuple to build the model, which
-    `MultiWorkerMirroredStrategy` cannot do for a tuple ("Attempt to convert
-    a value (PerReplica ...) to a Tensor"), and it consumes that batch. Build
-    the model, loss, metrics and optimizer from the dataset's element spec
-    instead, under the strategy, and skip Keras's probe for this model.
+
+def make_inputs(source="synthetic", *, num_classes=None, validation_data=None, val_split="val",
+                source_kwargs=None, ignore_label=None, crop_size=None, augment=None,
+                batch_size=8, epochs=1, steps_per_epoch=None, schedule="constant",
+                class_weights=None, seed=None, num_replicas=1):  # fmt: skip
+    """Resolve a training run's data: datasets, classes, ignore label, steps, class weights.
+
+    Args:
+        source: a source name or `Source` (then the `"train"` and `val_split`
+            splits are loaded with `fcn_keras.load_dataset`), a batched
+            `tf.data.Dataset`, or a function `fn(input_context) -> dataset`.
+        num_classes: required when `source` is not a name; defaults to the source's.
+        validation_data: validation dataset (or function) when `source` is not a name.
+        val_split: split validated on (source names); None disables it. Defaults to `"val"`.
+        source_kwargs: the source's options (`data_dir`, `image_size` ...).
+        ignore_label: void label. Defaults to the source's (else 255).
+        crop_size: training crop. Defaults to None.
+        augment: training augmentation (see `load_dataset`). Defaults to None.
+        batch_size: global batch size. Defaults to 8.
+        epochs: epochs, for the step count. Defaults to 1.
+        steps_per_epoch: batches per epoch (the training split then
+            repeats). Defaults to None; under several replicas with a known
+            split size it becomes `num_examples // batch_size` (a distributed
+            dataset of unknown length ends each epoch with an empty step).
+        schedule: the learning-rate schedule (a decay needs the step count).
+        class_weights: None, a list, or `"median_frequency"` (computed from
+            the training split; source names only).
+        seed: shuffling / augmentation seed. Defaults to None.
+        num_replicas: replicas in sync. Defaults to 1.
+
+    Returns:
+        A `TrainingInputs`.
+
+    Example:
+    >>> inputs = make_inputs("synthetic", source_kwargs={"image_size": 64}, batch_size=4)
+    >>> inputs.num_classes, inputs.info.class_names[:2]
+    (6, ('background', 'disc'))
     """
-    import tensorflow as tf
+    source, info = _resolve_source(source, source_kwargs, ignore_label)
+    if info is not None:
+        num_classes = info.num_classes if num_classes is None else num_classes
+        ignore_label = info.ignore_label if ignore_label is None else ignore_label
+        known = (info.num_examples or {}).get("train")
+        if steps_per_epoch is None and num_replicas > 1 and known:
+            steps_per_epoch = max(int(known) // batch_size, 1)
+        repeat = steps_per_epoch is not None
+        train_data = _dataset_fn(source, "train", batch_size=batch_size, crop_size=crop_size,
+                                 augment=augment, shuffle=True, seed=seed, repeat=repeat,
+                                 ignore_label=ignore_label, drop_remainder=repeat)  # fmt: skip
+        if val_split is not None:
+            validation_data = _dataset_fn(source, val_split, batch_size=batch_size,
+                                          augment=False, shuffle=False, seed=seed,
+                                          ignore_label=ignore_label)  # fmt: skip
+        if num_classes == info.num_classes:
+            info = dataclasses.replace(info, ignore_label=int(ignore_label))
+        else:
+            print(f"fcn_keras.train: num_classes={num_classes} differs from source "
+                  f"{info.name!r}'s {info.num_classes}; the model carries no dataset_info.")
+            info = None
+        source_name = info.name if info is not None else type(source).__name__
+    else:
+        if num_classes is None:
+            raise ValueError("num_classes is required when source is a dataset, not a name.")
+        ignore_label = 255 if ignore_label is None else ignore_label
+        train_data = source
+        source_name = type(source).__name__
+    if class_weights == "median_frequency":
+        from fcn_keras.data import load_dataset
+        from fcn_keras.data.sources import Source
 
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-    # A PerReplicaSpec (several local replicas) holds one spec per replica: take the first.
-    spec = tuple(getattr(s, "_value_specs", (s,))[0] for s in data.element_spec)
-    with strategy.scope():
-        model._symbolic_build(data_batch=spec)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+        if not isinstance(source, Source):
+            raise ValueError("class_weights='median_frequency' needs a source name.")
+        counted = load_dataset(source, "train", batch_size=batch_size, augment=False,
+                               shuffle=False, ignore_label=ignore_label)  # fmt: skip
+        class_weights, _ = median_frequency_weights(counted, num_classes, ignore_label)
+    return TrainingInputs(
+        train_data=train_data, validation_data=validation_data, num_classes=int(num_classes),
+        ignore_label=int(ignore_label), info=info, steps_per_epoch=steps_per_epoch,
+        total_steps=_steps_for_schedule(train_data, steps_per_epoch, epochs, schedule),
+        class_weights=class_weights, source_name=source_name,
+    )  # fmt: skip
 
 
-@contextlib.contextmanager
-def _multi_worker_log_reduction(strategy):
-    """Work around Keras 3.15's fit() log reduction under MultiWorkerMirroredStrategy.
+# === Model ===
 
-    Keras reduces every per-step log value with `strategy.reduce("MEAN", v,
-    axis=0)`, which fails on the scalar loss and metric values ("Invalid
-    reduction dimension 0 for input with 0 dimensions"). While `fit` runs,
-    scalars are reduced with `axis=None` (the mean over replicas) instead;
-    everything else goes to Keras's own function. Only active under
-    `MultiWorkerMirroredStrategy`; restored afterwards.
+
+def _target_variant(variant, at_once, init_model, init_from):
+    """`(target variant, init model's variant or None)`, told by `variant_of`."""
+    from fcn_keras.models import normalize_variant, variant_of
+
+    variant = normalize_variant(variant)
+    if at_once and variant != "fcn8s":
+        raise ValueError(
+            f"at_once=True builds the at-once FCN-8s; received variant {variant!r} "
+            "(expected 'fcn8s')."
+        )
+    target = "fcn8s_atonce" if at_once else variant
+    if init_model is None:
+        return target, None
+    source = variant_of(init_model)
+    if source == "fcn8s_atonce" and variant == "fcn8s":
+        return source, source  # continuing an at-once FCN-8s keeps it at-once
+    if at_once:
+        raise ValueError(
+            f"The at-once FCN-8s trains in one stage from the backbone: init_from may only "
+            f"be an at-once FCN-8s (to continue it); {init_from!r} is an {source}."
+        )
+    return target, source
+
+
+def _build(variant, **kwargs):
+    from fcn_keras.models import build_fcn
+
+    if variant == "fcn8s_atonce":
+        return build_fcn("fcn8s", at_once=True, **kwargs)
+    return build_fcn(variant, **kwargs)
+
+
+def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_weights=None,
+               weights=None, fc_units=4096, dropout=0.5, trainable_upsampling=False,
+               dataset_info=None):  # fmt: skip
+    """Build the model of a run: fresh, stage-initialised, or continued from a `.keras`.
+
+    Call it under the strategy's scope and the dtype policy. With `init_from`
+    a coarser stage (FCN-32s for an FCN-16s, FCN-16s for an FCN-8s) is
+    converted with `fcn_keras.staged.staged_from`; a model of the target
+    variant is continued (weights copied into a fresh build with the given
+    dropout / upsampling settings). The variant of `init_from` is told by
+    `fcn_keras.models.variant_of`: an at-once FCN-8s continues at-once.
+
+    Args:
+        variant: `"fcn32s"`, `"fcn16s"` or `"fcn8s"`.
+        num_classes: number of classes.
+        init_from: a `.keras` path or a loaded model, or None.
+        at_once: build the at-once FCN-8s (`FCN8s(at_once=True)`); only with
+            `variant="fcn8s"`. Defaults to False.
+        backbone_weights: VGG16 weights for a fresh build. Defaults to None.
+        weights: optional whole-FCN weights file. Defaults to None.
+        fc_units: fc6/fc7 width of a fresh build. Defaults to 4096.
+        dropout: dropout after fc6/fc7. Defaults to 0.5.
+        trainable_upsampling: learn the upsampling. Defaults to False.
+        dataset_info: a `DatasetInfo` for `model.dataset_info`; None keeps
+            `init_from`'s. Defaults to None.
+
+    Returns:
+        A `fcn_keras.models.FCNModel`.
+
+    Example:
+    >>> model = make_model("fcn16s", 11, init_from="runs/fcn32s/best.keras")
     """
-    import tensorflow as tf
+    from fcn_keras.staged import staged_from, transfer_weights
 
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        yield
-        return
-    from keras.src.backend.tensorflow import trainer as tf_trainer
+    init_model = init_from
+    if init_from is not None and not isinstance(init_from, keras.Model):
+        init_model = _load_init_model(init_from)
+    target, source = _target_variant(variant, at_once, init_model, init_from)
+    build_kwargs = dict(num_classes=num_classes, dropout=dropout,
+                        trainable_upsampling=trainable_upsampling)  # fmt: skip
+    if init_model is None:
+        model = _build(target, backbone_weights=backbone_weights, weights=weights,
+                       fc_units=fc_units, **build_kwargs)  # fmt: skip
+    else:
+        classes = init_model.get_layer("score_fr").filters
+        if classes != num_classes:
+            raise ValueError(
+                f"init_from model has {classes} classes but the dataset has {num_classes}."
+            )
+        if source == target:  # continue training the same variant
+            width = init_model.get_layer("fc6").filters
+            model = _build(target, backbone_weights=None, fc_units=width, **build_kwargs)
+            transfer_weights(init_model, model)
+            model.dataset_info = getattr(init_model, "dataset_info", None)
+        else:
+            model = staged_from(init_model, target)
+    if dataset_info is not None:
+        model.dataset_info = dataset_info
+    return model
 
-    original = tf_trainer.reduce_per_replica
 
-    def reduce_per_replica(values, strategy, reduction="auto"):
-        if reduction not in ("auto", "mean"):
-            return original(values, strategy, reduction)
+def compile_model(model, inputs, *, optimizer="adam", learning_rate=None, schedule="constant",
+                  warmup_steps=0, momentum=0.99, weight_decay=None, clipnorm=None,
+                  loss="cross_entropy", jit_compile=False):  # fmt: skip
+    """Compile `model` for `inputs`: optimizer and schedule, ignore-label loss, metrics.
 
-        def reduce(value):
-            if value is not None and len(value.shape) == 0:
-                return strategy.reduce("MEAN", value, axis=None)
-            return original(value, strategy, reduction)
+    Args:
+        model: the model (call under the strategy's scope).
+        inputs: the run's `TrainingInputs` (classes, ignore label, steps, class weights).
+        optimizer: a name for `make_optimizer` or a Keras optimizer. Defaults to `"adam"`.
+        learning_rate, schedule, warmup_steps, momentum, weight_decay,
+            clipnorm: see `make_optimizer`.
+        loss: `"cross_entropy"`, `"focal"` or a `keras.losses.Loss`.
+        jit_compile: XLA-compile the train step. Defaults to False.
 
-        return tf.nest.map_structure(reduce, values)
+    Returns:
+        The compiled model.
+    """
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer(optimizer, learning_rate, schedule=schedule,
+                                   total_steps=inputs.total_steps, warmup_steps=warmup_steps,
+                                   momentum=momentum, weight_decay=weight_decay,
+                                   clipnorm=clipnorm)  # fmt: skip
+    model.compile(
+        optimizer=optimizer,
+        loss=make_loss(loss, inputs.ignore_label, inputs.class_weights),
+        metrics=[SegmentationMetrics(inputs.num_classes, ignore_label=inputs.ignore_label,
+                                     name="segmentation_metrics")],  # fmt: skip
+        jit_compile=jit_compile,
+    )
+    return model
 
-    tf_trainer.reduce_per_replica = reduce_per_replica
-    try:
-        yield
-    finally:
-        tf_trainer.reduce_per_replica = original
+
+# === Fit ===
+
+
+def fit(model, inputs, strategy, *, out_dir, epochs=1, validation_steps=None, callbacks=None,
+        backup=True, tensorboard=True, verbose="auto"):  # fmt: skip
+    """Run `model.fit` on `inputs` under `strategy` with the standard callbacks.
+
+    Call it under the strategy's scope. Resumes from `out_dir/backup` when
+    it exists (`BackupAndRestore`; `history.csv` is then appended to).
+
+    Args:
+        model: the compiled model.
+        inputs: the run's `TrainingInputs`.
+        strategy: the `tf.distribute.Strategy`.
+        out_dir: this worker's output directory.
+        epochs: number of epochs. Defaults to 1.
+        validation_steps: batches per validation. Defaults to None (all).
+        callbacks: further Keras callbacks.
+        backup: use `BackupAndRestore`. Defaults to True.
+        tensorboard: write TensorBoard logs (chief only). Defaults to True.
+        verbose: `model.fit` verbosity. Defaults to `"auto"`.
+
+    Returns:
+        The Keras `History`.
+    """
+    resuming = os.path.isdir(os.path.join(out_dir, "backup"))
+    monitor = "val_mean_iu" if inputs.validation_data is not None else "mean_iu"
+    run_callbacks = make_callbacks(out_dir, monitor=monitor, backup=backup,
+                                   tensorboard=tensorboard and is_chief(), resuming=resuming,
+                                   extra=callbacks)  # fmt: skip
+    train_input = distribute_data(strategy, inputs.train_data)
+    prebuild_for_multi_worker(model, strategy, train_input)
+    with multi_worker_log_reduction(strategy):
+        return model.fit(
+            train_input,
+            validation_data=distribute_data(strategy, inputs.validation_data),
+            epochs=epochs,
+            steps_per_epoch=inputs.steps_per_epoch,
+            validation_steps=validation_steps,
+            callbacks=run_callbacks,
+            verbose=verbose,
+            shuffle=False,  # the input pipeline shuffles; Keras's own flag only applies to arrays
+        )
+
+
+def _jsonable(value):
+    """A JSON value for train_config.json: objects (datasets, optimizers ...) by type name."""
+    if isinstance(value, (str, int, float, bool, type(None))):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()  # NumPy arrays and scalars (e.g. median-frequency weights)
+    return f"<{type(value).__name__}>"
+
+
+def _write_config(out_dir, arguments, derived):
+    path = os.path.join(out_dir, "train_config.json")
+    with open(path + ".partial", "w") as f:
+        json.dump({"arguments": _jsonable(arguments), "derived": _jsonable(derived)}, f,
+                  indent=2)  # fmt: skip
+    os.replace(path + ".partial", path)
 
 
 def train(
@@ -370,6 +609,7 @@ def train(
     loss="cross_entropy",
     class_weights=None,
     init_from=None,
+    at_once=False,
     backbone_weights=None,
     weights=None,
     fc_units=4096,
@@ -430,7 +670,12 @@ def train(
             `median_frequency_weights`; source names only).
         init_from: a `.keras` model of the previous stage (FCN-32s to start
             an FCN-16s, FCN-16s to start an FCN-8s, see `fcn_keras.staged`)
-            or of the same variant (continue training). Defaults to None.
+            or of the same variant (continue training; an at-once FCN-8s
+            continues at-once). Defaults to None.
+        at_once: train the at-once FCN-8s (`FCN8s(at_once=True)`: one stage
+            from the backbone, skip inputs scaled by 0.01 / 0.0001) instead
+            of the staged one; only with `variant="fcn8s"`. This argument is
+            the one way to ask for it. Defaults to False.
         backbone_weights: `"imagenet"`, a VGG16 weights file, or None
             (random). Defaults to None. Ignored with `init_from`.
         weights: optional whole-FCN weights file loaded after building.
@@ -439,7 +684,10 @@ def train(
         trainable_upsampling: learn the bilinear-initialised upsampling.
             Defaults to False.
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
-            loss scaling) or `"mixed_bfloat16"`. Logits and loss stay float32.
+            loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
+            CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
+            float32 elsewhere; the choice and its reason are printed, see
+            `fcn_keras.distribute.auto_precision`). Logits and loss stay float32.
         jit_compile: compile the train step with XLA. Defaults to False.
         strategy: `"default"`, `"mirrored"`, `"multi_worker"` or a
             `tf.distribute.Strategy`. Defaults to `"default"`.
@@ -452,8 +700,9 @@ def train(
 
     Returns:
         `(model, history)`: the trained `keras.Model` (weights after the
-        last epoch; `out_dir/best.keras` holds the best one) and the Keras
-        `History` (`history.history["val_mean_iu"]` ...).
+        last epoch; `out_dir/best.keras` holds the best one; with a source
+        name its `dataset_info` holds the class names, ignore label and
+        palette) and the Keras `History` (`history.history["val_mean_iu"]` ...).
 
     Example:
     >>> model, history = fcn_keras.train(
@@ -462,120 +711,54 @@ def train(
 
     Reference: Long et al. 2015, Section 4.3 (optimisation) and 4.2 (staged training).
     """
-    source_kwargs = dict(source_kwargs or {})
+    # The arguments exactly as given, before anything below rebinds a name (bound to the
+    # signature captured at import, so a wrapper replacing `train` changes nothing here).
+    arguments = dict(_TRAIN_SIGNATURE.bind(**locals()).arguments)
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy or "default")
+    precision = resolve_precision(mixed_precision)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    chief = is_chief()
-    if not chief:  # other workers write into a scratch directory of their own
+    if not is_chief():  # other workers write into a scratch directory of their own
         out_dir = os.path.join(out_dir, f"worker_{worker_index()[1]}")
     os.makedirs(out_dir, exist_ok=True)
+    resumed = os.path.isdir(os.path.join(out_dir, "backup"))
 
-    # === Data ===
-    class_names = None
-    from fcn_keras.data.sources import Source
+    inputs = make_inputs(
+        source, num_classes=num_classes, validation_data=validation_data, val_split=val_split,
+        source_kwargs=source_kwargs, ignore_label=ignore_label, crop_size=crop_size,
+        augment=augment, batch_size=batch_size, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, schedule=schedule, class_weights=class_weights,
+        seed=seed, num_replicas=strategy.num_replicas_in_sync,
+    )  # fmt: skip
+    with precision_policy(precision), strategy.scope():
+        model = make_model(
+            variant, inputs.num_classes, init_from=init_from, at_once=at_once,
+            backbone_weights=backbone_weights, weights=weights, fc_units=fc_units,
+            dropout=dropout, trainable_upsampling=trainable_upsampling,
+            dataset_info=inputs.info,
+        )  # fmt: skip
+        compile_model(
+            model, inputs, optimizer=optimizer, learning_rate=learning_rate,
+            schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,
+            weight_decay=weight_decay, clipnorm=clipnorm, loss=loss, jit_compile=jit_compile,
+        )  # fmt: skip
+        if is_chief():
+            from fcn_keras.models import variant_of
 
-    source_name, source_options = source, dict(source_kwargs)
-    if isinstance(source, (str, Source)):
-        from fcn_keras.data import dataset_info
-        from fcn_keras.data.sources import resolve_source
-
-        # One Source object, so that source options never collide with load_dataset's
-        # own arguments (the synthetic source's `seed` is not the shuffling seed).
-        source = resolve_source(source, **source_kwargs)
-        source_kwargs = {}
-        info = dataset_info(source)
-        num_classes = info.num_classes if num_classes is None else num_classes
-        class_names = list(info.class_names)
-        ignore_label = info.ignore_label if ignore_label is None else ignore_label
-        known = (info.num_examples or {}).get("train")
-        if steps_per_epoch is None and strategy.num_replicas_in_sync > 1 and known:
-            # A distributed dataset of unknown length ends each epoch with an empty step
-            # that counts in the mean loss; a fixed number of full steps avoids it.
-            steps_per_epoch = max(int(known) // batch_size, 1)
-        repeat = steps_per_epoch is not None
-        train_data = _as_dataset_fn(source, "train", batch_size=batch_size, crop_size=crop_size,
-                                    augment=augment, shuffle=True, seed=seed, repeat=repeat,
-                                    ignore_label=ignore_label, source_kwargs=source_kwargs,
-                                    drop_remainder=repeat)  # fmt: skip
-        if val_split is not None:
-            validation_data = _as_dataset_fn(source, val_split, batch_size=batch_size,
-                                             crop_size=None, augment=False, shuffle=False,
-                                             seed=seed, repeat=False,
-                                             ignore_label=ignore_label,
-                                             source_kwargs=source_kwargs)  # fmt: skip
-    else:
-        if num_classes is None:
-            raise ValueError("num_classes is required when source is a dataset, not a name.")
-        ignore_label = 255 if ignore_label is None else ignore_label
-        train_data = source
-    if class_weights == "median_frequency":
-        if not isinstance(source, Source):
-            raise ValueError("class_weights='median_frequency' needs a source name.")
-        from fcn_keras.data import load_dataset
-
-        counted = load_dataset(source, "train", batch_size=batch_size, augment=False,
-                               shuffle=False, ignore_label=ignore_label, **source_kwargs)  # fmt: skip
-        class_weights, _ = median_frequency_weights(counted, num_classes, ignore_label)
-
-    # === Steps, for the schedules ===
-    steps = steps_per_epoch
-    if steps is None and schedule != "constant":
-        probe = train_data(None) if callable(train_data) else train_data
-        cardinality = int(probe.cardinality())
-        if cardinality < 1:
-            raise ValueError(
-                f"schedule {schedule!r} needs the number of steps: give steps_per_epoch "
-                "(the training dataset's length is unknown or infinite)."
-            )
-        steps = cardinality
-    total_steps = max(int(steps or 1) * int(epochs), 1)
-
-    config = {k: v for k, v in locals().items() if isinstance(v, (str, int, float, bool,
-              type(None), list, tuple, dict))}  # fmt: skip
-    config.pop("config", None)
-    config["source_kwargs"] = source_options
-    config["source"] = source_name if isinstance(source_name, str) else type(source_name).__name__
-    resuming = os.path.isdir(os.path.join(out_dir, "backup"))
-
-    # === Model, under the strategy and dtype policy ===
-    init_model = _load_init_model(init_from) if init_from is not None else None
-    with precision_policy(mixed_precision), strategy.scope():
-        model = _build_model(variant, num_classes, init_model, backbone_weights, weights,
-                             fc_units, dropout, trainable_upsampling)  # fmt: skip
-        if isinstance(optimizer, str):
-            optimizer = make_optimizer(optimizer, learning_rate, schedule=schedule,
-                                       total_steps=total_steps, warmup_steps=warmup_steps,
-                                       momentum=momentum, weight_decay=weight_decay,
-                                       clipnorm=clipnorm)  # fmt: skip
-        model.compile(
-            optimizer=optimizer,
-            loss=make_loss(loss, ignore_label, class_weights),
-            metrics=[SegmentationMetrics(num_classes, ignore_label=ignore_label,
-                                         name="segmentation_metrics")],  # fmt: skip
-            jit_compile=jit_compile,
-        )
-        monitor = "val_mean_iu" if validation_data is not None else "mean_iu"
-        run_callbacks = make_callbacks(out_dir, monitor=monitor, backup=backup,
-                                       tensorboard=tensorboard and chief, resuming=resuming,
-                                       extra=callbacks)  # fmt: skip
-        if chief:
-            with open(os.path.join(out_dir, "train_config.json"), "w") as f:
-                json.dump({**config, "class_names": class_names,
-                           "strategy_replicas": strategy.num_replicas_in_sync,
-                           "resumed": resuming}, f, indent=2, default=str)  # fmt: skip
-        train_input = _distribute(strategy, train_data)
-        _prebuild_for_multi_worker(model, strategy, train_input)
-        with _multi_worker_log_reduction(strategy):
-            history = model.fit(
-                train_input,
-                validation_data=_distribute(strategy, validation_data),
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                validation_steps=validation_steps,
-                callbacks=run_callbacks,
-                verbose=verbose,
-                shuffle=False,  # the input pipeline shuffles; Keras's own flag only applies to arrays
-            )
+            _write_config(out_dir, arguments, {
+                "variant": variant_of(model), "source": inputs.source_name,
+                "num_classes": inputs.num_classes, "ignore_label": inputs.ignore_label,
+                "class_names": list(inputs.info.class_names) if inputs.info else None,
+                "steps_per_epoch": inputs.steps_per_epoch, "total_steps": inputs.total_steps,
+                "class_weights": inputs.class_weights, "precision": precision or
+                keras.config.dtype_policy().name, "strategy": type(strategy).__name__,
+                "strategy_replicas": strategy.num_replicas_in_sync, "resumed": resumed,
+            })  # fmt: skip
+        history = fit(model, inputs, strategy, out_dir=out_dir, epochs=epochs,
+                      validation_steps=validation_steps, callbacks=callbacks, backup=backup,
+                      tensorboard=tensorboard, verbose=verbose)  # fmt: skip
     return model, history
+
+
+_TRAIN_SIGNATURE = inspect.signature(train)

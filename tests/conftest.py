@@ -18,7 +18,7 @@ SHARED_DIR = Path(
     os.environ.get("FCN_KERAS_SHARED", Path(__file__).resolve().parents[1].parent / "shared")
 )
 CAMVID_DIR = SHARED_DIR / "data" / "camvid"
-VGG16_NOTOP_WEIGHTS = SHARED_DIR / "weights" / "vgg16_notop_hed_bsds500.weights.h5"
+VGG16_NOTOP_WEIGHTS = SHARED_DIR / "weights" / "vgg16_notop_imagenet.weights.h5"
 
 
 def _require(path):

@@ -127,7 +127,7 @@ def test_folders_list_file_and_grayscale_rgba_images(tmp_path):
 
 def test_camvid_subset(camvid_dir):
     info = fcn_keras.dataset_info("camvid", data_dir=str(camvid_dir))
-    assert info.num_classes == 11 and info.num_examples == {"train": 367, "val": 101}
+    assert info.num_classes == 11 and info.num_examples == {"train": 367, "val": 101, "test": 233}
     ds = fcn_keras.load_dataset("camvid", "val", batch_size=2, data_dir=str(camvid_dir))
     images, masks = next(iter(ds))
     assert tuple(images.shape) == (2, 360, 480, 3) and tuple(masks.shape) == (2, 360, 480)

@@ -29,9 +29,12 @@ def test_demo_runs_end_to_end_and_writes_its_report(tmp_path, capsys):
     assert report["baseline"]["class"] == "background"
     assert report["timings"]["total_s"] > 0 and not math.isnan(report["timings"]["train_s"])
     assert report["export"]["verification_passed"] is True
-    assert set(report["export"]["artifacts"]) == {"savedmodel", "tflite", "onnx"}
-    assert (out / "exports" / "fcn8s.tflite").is_file()
+    # export_all's one naming scheme, the same as `fcn-keras export`.
+    assert set(report["export"]["artifacts"]) == {"fcn8s_savedmodel", "fcn8s_float32.tflite", "fcn8s.onnx"}
+    assert (out / "exports" / "fcn8s_float32.tflite").is_file()
     assert (out / "exports" / "fcn8s.onnx").is_file()
+    verification = json.loads((out / "verification.json").read_text())
+    assert verification["passed"] and verification["images"]["count"] == 6 + 2  # + two odd crops
     for name in ("report.md", "evaluation.md", "evaluation.json", "verification.md",
                  "training_curves.png", "best.keras", "history.csv"):  # fmt: skip
         assert (out / name).is_file(), name

@@ -109,3 +109,43 @@ def test_two_multi_worker_processes_match_single_process(single, tmp_path):
     # Only the chief (worker 0) writes into out_dir; worker 1 writes into out_dir/worker_1.
     assert (tmp_path / "w0.npz.run" / "best.keras").is_file()
     assert (tmp_path / "w1.npz.run" / "worker_1" / "history.csv").is_file()
+
+
+# === mixed_precision="auto" ===
+
+
+@pytest.mark.parametrize(
+    "flags, gpus, expected, reason",
+    [
+        ({"avx2", "avx512f", "amx_bf16", "amx_tile"}, [], "mixed_bfloat16", "amx_bf16, amx_tile"),
+        ({"avx2", "avx512f", "avx512_bf16"}, [], "mixed_bfloat16", "avx512_bf16"),
+        ({"sse4_2", "avx2", "fma"}, [], "float32", "no GPU is visible"),
+        (set(), [(8, 0)], "mixed_bfloat16", "compute capability 8.0"),
+        ({"avx512_bf16"}, [(7, 5)], "float32", "compute capability 7.5"),  # runs on the GPU
+    ],
+)
+def test_auto_precision_follows_the_hardware(monkeypatch, capsys, flags, gpus, expected, reason):
+    from fcn_keras import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(distribute, "gpu_compute_capabilities", lambda: list(gpus))
+    precision, why = distribute.auto_precision()
+    assert precision == expected and reason in why
+    assert distribute.resolve_precision("auto") == expected
+    assert f"mixed_precision='auto' chose {expected}" in capsys.readouterr().out
+    with distribute.precision_policy("auto") as policy:
+        assert policy.name == expected
+
+
+def test_cpu_flags_and_model_name_read_proc_cpuinfo(monkeypatch):
+    from fcn_keras import distribute
+
+    text = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n"
+            "flags\t\t: fpu avx2 avx512_bf16 amx_tile amx_bf16\n")  # fmt: skip
+    monkeypatch.setattr(distribute, "_read_cpuinfo", lambda: text)
+    assert distribute.cpu_flags() == {"fpu", "avx2", "avx512_bf16", "amx_tile", "amx_bf16"}
+    assert distribute.cpu_model_name() == "Intel(R) Xeon(R) Platinum 8480+"
+    with pytest.raises(ValueError, match="Unknown precision 'bfloat8'"):
+        distribute.resolve_precision("bfloat8")
+    assert distribute.resolve_precision(None) is None
+    assert distribute.resolve_precision("float32") == "float32"

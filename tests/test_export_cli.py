@@ -1,4 +1,10 @@
-"""`fcn-keras export --verify` and `fcn-keras predict`, end to end on a small model saved as .keras."""
+"""`fcn-keras export --verify` and `fcn-keras predict`, end to end on a small model saved as .keras.
+
+The data is a tiny CamVid-style folder written here (SegNet layout: train/,
+trainannot/, val/, valannot/; raw label 11 is void), read through
+`fcn_keras.load_dataset`, so the verification's labels carry the pipeline's
+void id 255, not the raw 11.
+"""
 
 import json
 import os
@@ -9,6 +15,21 @@ from PIL import Image
 
 from conftest import randomize_score_layers
 
+NUM_CLASSES = 11
+
+
+def _write_camvid(root, rng):
+    """Two train and two val pairs of odd sizes; every label has void (11) pixels."""
+    for split, sizes in (("train", ((40, 56), (36, 50))), ("val", ((40, 56), (37, 53)))):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for index, size in enumerate(sizes):
+            name = f"{split}_{index}.png"
+            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / split / name)
+            label = rng.integers(0, NUM_CLASSES + 1, size, dtype=np.uint8)  # 0..11, 11 = void
+            label[:4] = 11
+            Image.fromarray(label).save(root / f"{split}annot" / name)
+
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
@@ -17,52 +38,150 @@ def workspace(tmp_path_factory):
     import fcn_keras
 
     root = tmp_path_factory.mktemp("cli")
-    keras.utils.set_random_seed(0)
-    model = randomize_score_layers(fcn_keras.FCN8s(num_classes=5, fc_units=32, backbone_weights=None))
-    model.save(root / "small.keras")
     rng = np.random.default_rng(0)
-    (root / "images").mkdir()
-    (root / "labels").mkdir()
-    for name, size in (("a.png", (40, 56)), ("b.png", (37, 53))):
-        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / "images" / name)
-        Image.fromarray(rng.integers(0, 5, size, dtype=np.uint8)).save(root / "labels" / name)
+    _write_camvid(root / "camvid", rng)
+    keras.utils.set_random_seed(0)
+    model = randomize_score_layers(
+        fcn_keras.FCN8s(num_classes=NUM_CLASSES, fc_units=32, backbone_weights=None))
+    model.dataset_info = fcn_keras.dataset_info("camvid", data_dir=str(root / "camvid"))
+    model.save(root / "small.keras")
     return root
 
 
-def test_export_verify_then_predict(workspace, capsys):
+def test_export_verifies_on_camvid_val_with_void_255(workspace, capsys):
+    import keras
+
     from fcn_keras.cli import main
+    from fcn_keras.export.bundle import _with_odd_crops
+    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
     out = workspace / "exports"
     rc = main(["export", "--model", str(workspace / "small.keras"), "--out", str(out),
-               "--quantization", "float32", "--images", str(workspace / "images"),
-               "--labels", str(workspace / "labels"), "--verify"])  # fmt: skip
+               "--quantization", "float32", "--source", "camvid",
+               "--data-dir", str(workspace / "camvid"), "--verify-split", "val",
+               "--limit", "2", "--verify"])  # fmt: skip
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert sorted(os.listdir(out)) == sorted([
-        "savedmodel", "model_float32.tflite", "model_float32.tflite.json", "model.onnx",
+        "fcn8s_savedmodel", "fcn8s_float32.tflite", "fcn8s_float32.tflite.json", "fcn8s.onnx",
         "verification.json", "verification.md"])  # fmt: skip
     with open(out / "verification.json") as f:
         report = json.load(f)
-    assert report["passed"] and report["images"]["count"] == 4  # 2 images + 2 odd crops
+    assert report["passed"] and report["images"]["count"] == 4  # 2 val images + 2 odd crops
+    assert report["images"]["ignore_label"] == 255  # the pipeline's void, from the model
     assert {a["name"] for a in report["artifacts"]} == {
-        "savedmodel", "model_float32.tflite", "model.onnx"}  # fmt: skip
+        "fcn8s_savedmodel", "fcn8s_float32.tflite", "fcn8s.onnx"}  # fmt: skip
     assert all(a["miou"] is not None for a in report["artifacts"])
     assert "Verification: **PASSED**" in printed
 
+    # Mean IU recomputed from the raw files: void 11 -> 255 and left out.
+    model = keras.saving.load_model(workspace / "small.keras")
+    images, labels = [], []
+    for name in ("val_0.png", "val_1.png"):
+        images.append(np.asarray(Image.open(workspace / "camvid" / "val" / name)))
+        raw = np.asarray(Image.open(workspace / "camvid" / "valannot" / name)).astype(np.int32)
+        assert (raw == 11).sum() > 0
+        labels.append(np.where(raw == 11, 255, raw))
+    images, labels = _with_odd_crops(images, labels)
+    matrix = sum(confusion_matrix(label, np.asarray(model(image[None]))[0].argmax(-1), NUM_CLASSES, 255)
+                 for image, label in zip(images, labels))  # fmt: skip
+    assert matrix.sum() == sum(int((label != 255).sum()) for label in labels)
+    assert report["keras_miou"]["dynamic"] == pytest.approx(scores_from_confusion(matrix)["mean_iu"],
+                                                            abs=1e-12)  # fmt: skip
+
+
+def test_int8_calibrates_on_train_never_on_the_verification_split(workspace, capsys):
+    from fcn_keras.cli import main
+
+    base = ["export", "--model", str(workspace / "small.keras"), "--formats", "tflite",
+            "--quantization", "int8", "--source", "camvid", "--data-dir", str(workspace / "camvid")]  # fmt: skip
+    rc = main(base + ["--out", str(workspace / "same"), "--verify", "--verify-split", "train"])
+    assert rc == 2 and "--verify-split and --calibration-split are both 'train'" in capsys.readouterr().err
+    assert not (workspace / "same").exists()
+    out = workspace / "int8"
+    rc = main(base + ["--out", str(out), "--calibration-limit", "2"])
+    assert rc == 0
+    with open(out / "fcn8s_int8.tflite.json") as f:
+        meta = json.load(f)
+    assert meta["quantization"] == "int8" and meta["dataset_info"]["name"] == "camvid"
+    rc = main(["export", "--model", str(workspace / "small.keras"), "--out", str(workspace / "x"),
+               "--formats", "tflite", "--quantization", "int8"])  # fmt: skip
+    assert rc == 2 and "int8 needs real images to calibrate on" in capsys.readouterr().err
+
+
+def test_predict_every_engine_with_the_model_palette_and_names(workspace, capsys):
+    from fcn_keras.cli import main
+    from fcn_keras.data.folders import CAMVID_PALETTE
+
+    out = workspace / "exports"
+    if not (out / "fcn8s.onnx").exists():
+        pytest.skip("needs the artifacts of test_export_verifies_on_camvid_val_with_void_255")
+    images = workspace / "camvid" / "val"
     predictions = workspace / "predictions"
-    for engine, model in (("onnx", out / "model.onnx"), ("tflite", out / "model_float32.tflite"),
-                          ("savedmodel", out / "savedmodel"), ("keras", workspace / "small.keras")):  # fmt: skip
+    for engine, model in (("onnx", out / "fcn8s.onnx"), ("tflite", out / "fcn8s_float32.tflite"),
+                          ("savedmodel", out / "fcn8s_savedmodel"), ("keras", workspace / "small.keras")):  # fmt: skip
         target = predictions / engine
-        rc = main(["predict", str(workspace / "images"), "--engine", engine, "--model", str(model),
+        rc = main(["predict", str(images), "--engine", engine, "--model", str(model),
                    "--out", str(target), "--num-threads", "1", "--alpha", "0.4"])  # fmt: skip
+        printed = capsys.readouterr().out
         assert rc == 0
+        assert "colours from the model's palette" in printed
+        assert any(name in printed for name in ("Sky", "Road", "Building", "Car"))
         assert sorted(os.listdir(target)) == sorted(
-            f"{s}_{kind}.png" for s in ("a", "b") for kind in ("mask", "overlay", "classes"))
-        assert Image.open(target / "b_mask.png").size == (53, 37)
+            f"val_{i}_{kind}.png" for i in (0, 1) for kind in ("mask", "overlay", "classes"))
+        assert Image.open(target / "val_1_mask.png").size == (53, 37)
+        colours = np.unique(np.asarray(Image.open(target / "val_0_mask.png")).reshape(-1, 3), axis=0)
+        assert {tuple(c) for c in colours} <= {tuple(c) for c in CAMVID_PALETTE}
     # Every engine wrote the same class map (fp32 engines agree to rounding).
-    maps = [np.asarray(Image.open(predictions / e / "a_classes.png")) for e in ("onnx", "tflite", "keras")]
+    maps = [np.asarray(Image.open(predictions / e / "val_0_classes.png")) for e in ("onnx", "tflite", "keras")]
     assert all(np.array_equal(maps[0], m) for m in maps[1:])
-    assert maps[0].max() < 5
+    assert maps[0].max() < NUM_CLASSES
+    # --palette voc overrides the model's colours.
+    rc = main(["predict", str(images / "val_0.png"), "--model", str(workspace / "small.keras"),
+               "--out", str(predictions / "voc"), "--palette", "voc"])  # fmt: skip
+    assert rc == 0 and "colours from the VOC palette" in capsys.readouterr().out
+
+
+def test_predict_goes_on_past_bad_inputs(workspace, capsys):
+    from fcn_keras.cli import main
+
+    folder = workspace / "mixed"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (33, 45, 3), dtype=np.uint8)).save(folder / "a.png")
+    (folder / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)  # corrupt PNG
+    Image.fromarray(rng.integers(0, 256, (33, 45), dtype=np.uint8)).save(folder / "c.png")  # grayscale
+    Image.fromarray(rng.integers(0, 2**16, (20, 20), dtype=np.uint16)).save(folder / "d.png")  # 16-bit
+    model = str(workspace / "small.keras")
+    out = workspace / "mixed_out"
+    rc = main(["predict", str(folder), "--model", model, "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert sorted(os.listdir(out)) == sorted(
+        f"{s}_{kind}.png" for s in ("a", "c") for kind in ("mask", "overlay", "classes"))
+    assert captured.out.count("c.png: grayscale image converted to RGB") == 1
+    assert "2 of 4 image(s) segmented" in captured.out
+    failed = captured.err.split("2 image(s) failed:")[1]
+    assert "b.png: cannot be decoded: not a recognised image format" in failed
+    assert "d.png: 16-bit" in failed
+    rc = main(["predict", str(folder), "--model", model, "--out", str(workspace / "fast"), "--fail-fast"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "b.png" in err
+    assert sorted(os.listdir(workspace / "fast")) == ["a_classes.png", "a_mask.png", "a_overlay.png"]
+
+
+def test_export_verifies_on_unlabelled_images(workspace, capsys):
+    from fcn_keras.cli import main
+
+    out = workspace / "unlabelled"
+    rc = main(["export", "--model", str(workspace / "small.keras"), "--out", str(out), "--formats",
+               "onnx", "--images", str(workspace / "camvid" / "val"), "--verify", "--name", "camvid"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().out
+    with open(out / "verification.json") as f:
+        report = json.load(f)
+    assert report["passed"] and not report["images"]["labelled"] and report["images"]["count"] == 4
+    assert [a["name"] for a in report["artifacts"]] == ["camvid.onnx"]
+    assert report["artifacts"][0]["miou"] is None
 
 
 def test_cli_errors(workspace, capsys):
@@ -70,11 +189,11 @@ def test_cli_errors(workspace, capsys):
 
     rc = main(["export", "--model", str(workspace / "small.keras"), "--out", str(workspace / "x"),
                "--formats", "onnx", "--verify"])  # fmt: skip
-    assert rc == 2 and "need real images" in capsys.readouterr().err
-    rc = main(["predict", str(workspace / "images" / "a.png"), "--model", str(workspace / "small.keras"),
-               "--out", str(workspace / "p"), "--num-classes", "21"])  # fmt: skip
+    assert rc == 2 and "--verify needs real images" in capsys.readouterr().err
+    rc = main(["predict", str(workspace / "camvid" / "val" / "val_0.png"), "--model",
+               str(workspace / "small.keras"), "--out", str(workspace / "p"), "--num-classes", "21"])  # fmt: skip
     err = capsys.readouterr().err
-    assert rc == 2 and "small.keras' was exported for 5 classes, but num_classes=21" in err
+    assert rc == 2 and "small.keras' was exported for 11 classes, but num_classes=21" in err
     rc = main(["predict", str(workspace / "missing.png"), "--model", str(workspace / "small.keras"),
                "--out", str(workspace / "p")])  # fmt: skip
     assert rc == 2 and "missing.png" in capsys.readouterr().err

@@ -78,7 +78,7 @@ def test_onnx_write_failure_leaves_nothing(model, tmp_path, monkeypatch):
 
 def test_savedmodel_failure_keeps_previous_version(model, tmp_path, monkeypatch):
     from fcn_keras import export
-    import export.savedmodel as savedmodel
+    import fcn_keras.export.savedmodel as savedmodel
 
     target = export.export_savedmodel(model, tmp_path / "sm")
     before = _dir_listing(target)
@@ -175,3 +175,26 @@ def test_onnx_opset_13_with_external_data_runs(model, tmp_path):
     image = np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
     logits = export.Predictor(path).predict(image)
     np.testing.assert_allclose(logits, np.asarray(model(image[None]))[0], atol=1e-4)
+
+
+def test_export_all_refuses_calibrating_on_verification_images(model, tmp_path):
+    from fcn_keras import export
+
+    rng = np.random.default_rng(0)
+    val = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(3)]
+    train = [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8) for _ in range(2)]
+    with pytest.raises(ValueError, match=r"1 of 3 int8 calibration images are also verification"):
+        export.export_all(model, tmp_path / "out", formats=("tflite",), quantizations=("int8",),
+                          verify_images=val, calibration_images=train + [val[1].copy()])  # fmt: skip
+    with pytest.raises(ValueError, match=r"formats must be a non-empty subset.*'tf'"):
+        export.export_all(model, tmp_path / "out", formats=("tf",))
+    with pytest.raises(ValueError, match=r"quantizations must be.*'int4'"):
+        export.export_all(model, tmp_path / "out", quantizations=("int4",))
+    assert _dir_listing(tmp_path) == []  # checked before anything is written
+
+
+def test_artifact_names_are_one_scheme():
+    from fcn_keras import export
+
+    assert list(export.artifact_names("fcn8s", quantizations=("float32", "int8"), input_size=(48, 64))) == [
+        "fcn8s_savedmodel", "fcn8s_float32_48x64.tflite", "fcn8s_int8_48x64.tflite", "fcn8s.onnx"]

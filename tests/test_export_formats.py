@@ -37,8 +37,13 @@ def model():
 
     import fcn_keras
 
+    from fcn_keras.data.folders import CAMVID_CLASS_NAMES, CAMVID_PALETTE
+
     keras.utils.set_random_seed(0)
     model = fcn_keras.FCN8s(num_classes=NUM_CLASSES, fc_units=32, backbone_weights=None)
+    # The dataset facts every artifact must carry (what fcn_keras.train sets on CamVid).
+    model.dataset_info = fcn_keras.DatasetInfo("camvid", NUM_CLASSES, CAMVID_CLASS_NAMES,
+                                               ignore_label=255, palette=CAMVID_PALETTE)  # fmt: skip
     return randomize_score_layers(model, seed=0, scale=0.01)
 
 
@@ -176,7 +181,7 @@ def test_verify_float_formats_match_keras(report, artifacts):
 
 
 def test_verify_sizes_pairs_and_miou(report, inputs, model):
-    from fcn_keras.export.verify import _confusion, mean_iou
+    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
     images, labels = inputs
     assert report.images["count"] == 3
@@ -187,9 +192,9 @@ def test_verify_sizes_pairs_and_miou(report, inputs, model):
     onnx_vs_tflite = next(p for p in report.pairs if {p["a"], p["b"]} == {"float32", "onnx"})
     assert onnx_vs_tflite["passed"] and onnx_vs_tflite["max_rel_delta"] <= 1e-4
     # Mean IU recomputed independently from Keras's predictions.
-    cm = sum(_confusion(l, np.asarray(model(i[None]))[0].argmax(-1), NUM_CLASSES, IGNORE, "x")
+    cm = sum(confusion_matrix(l, np.asarray(model(i[None]))[0].argmax(-1), NUM_CLASSES, IGNORE)
              for i, l in zip(images, labels))  # fmt: skip
-    assert report.keras_miou["dynamic"] == pytest.approx(mean_iou(cm), abs=1e-12)
+    assert report.keras_miou["dynamic"] == pytest.approx(scores_from_confusion(cm)["mean_iu"], abs=1e-12)
     int8 = next(a for a in report.artifacts if a["name"] == "int8")
     assert int8["miou_drop"] == pytest.approx(int8["keras_miou"] - int8["miou"])
     assert 0.0 <= int8["miou"] <= 1.0
@@ -259,3 +264,51 @@ def test_int8_tflite_sees_the_image_the_float_model_sees(artifacts):
     expected = np.clip(expected, (-128 - zero_point) * scale, (127 - zero_point) * scale)
     error = seen - expected
     assert np.abs(error).max() <= scale and abs(float(error.mean())) < 0.1
+
+
+def test_dataset_facts_travel_with_every_artifact(model, artifacts, tmp_path):
+    """keras -> SavedModel / TFLite (every quantization) / ONNX -> Predictor knows the dataset."""
+    import keras
+
+    from fcn_keras import export
+    from fcn_keras.data.folders import CAMVID_CLASS_NAMES, CAMVID_PALETTE
+
+    model_path = tmp_path / "model.keras"
+    model.save(model_path)
+    reloaded = keras.saving.load_model(model_path)
+    paths = dict(artifacts, keras=str(model_path))
+    for name, path in paths.items():
+        predictor = export.Predictor(path)
+        assert predictor.class_names == CAMVID_CLASS_NAMES, name
+        assert predictor.ignore_label == 255, name
+        np.testing.assert_array_equal(predictor.palette, CAMVID_PALETTE, err_msg=name)
+        assert predictor.palette.dtype == np.uint8
+        if name != "keras":
+            stored = export.read_metadata(path)["dataset_info"]
+            assert stored["name"] == "camvid" and stored["num_classes"] == NUM_CLASSES, name
+            assert "description" not in stored  # no local data paths inside artifacts
+    assert reloaded.dataset_info.class_names == CAMVID_CLASS_NAMES
+    # A model without dataset facts: the attributes are None, not guesses.
+    bare = fcn_keras_model_without_info()
+    predictor = export.Predictor(bare, engine="keras")
+    assert (predictor.class_names, predictor.ignore_label, predictor.palette) == (None, None, None)
+    assert export.export_onnx(bare, tmp_path / "bare.onnx")
+    assert export.read_metadata(tmp_path / "bare.onnx")["dataset_info"] is None
+    assert export.Predictor(tmp_path / "bare.onnx").class_names is None
+
+
+def fcn_keras_model_without_info():
+    import fcn_keras
+
+    return fcn_keras.FCN32s(num_classes=3, fc_units=8, backbone_weights=None)
+
+
+def test_model_facts_use_variant_of(model):
+    import fcn_keras
+    from fcn_keras.export._artifacts import model_facts
+
+    assert model_facts(model)["variant"] == "fcn8s"
+    at_once = fcn_keras.FCN8s(num_classes=3, fc_units=8, backbone_weights=None, at_once=True)
+    assert model_facts(at_once)["variant"] == "fcn8s_atonce"
+    assert model_facts(fcn_keras.FCN16s(num_classes=3, fc_units=8, backbone_weights=None))[
+        "variant"] == "fcn16s"  # fmt: skip

@@ -100,11 +100,83 @@ def test_in_compile_metrics_reports_flat_keys_in_fit_logs():
     assert logs["mean_iu"] == pytest.approx(expected["mean_iu"], rel=1e-5)
 
 
-def test_serialization_and_errors():
-    metric = SegmentationMetrics(num_classes=3, ignore_label=11, class_names=["a", "b", "c"])
-    restored = keras.metrics.deserialize(keras.metrics.serialize(metric))
-    assert restored.get_config() == metric.get_config()
+def test_errors():
     with pytest.raises(ValueError, match="num_classes must be an integer >= 2"):
         SegmentationMetrics(num_classes=1)
     with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
         confusion_matrix([0, 3], [0, 0], 2)
+
+
+# === Trimap: mean IU in a band around ground-truth boundaries ===
+
+
+def _band_reference(mask, width, ignore=255):
+    """Brute force: valid pixels with a valid, different label within Chebyshev distance `width`."""
+    h, w = mask.shape
+    band = np.zeros((h, w), bool)
+    for y in range(h):
+        for x in range(w):
+            if mask[y, x] == ignore:
+                continue
+            window = mask[max(y - width, 0) : y + width + 1, max(x - width, 0) : x + width + 1]
+            band[y, x] = np.any((window != ignore) & (window != mask[y, x]))
+    return band
+
+
+def test_boundary_band_on_a_hand_made_mask():
+    from fcn_keras.metrics import boundary_band_mask, trimap_confusion
+
+    # Class 0 in columns 0-2, void in column 3, class 1 in columns 4-5 (5 rows).
+    mask = np.array([[0, 0, 0, 255, 1, 1]] * 5)
+    # Width 1: column 2's neighbour is void, which makes no boundary: the band is empty.
+    assert not boundary_band_mask(mask, 1).any()
+    # Width 2: columns 2 and 4 see each other (distance 2): 10 pixels.
+    band2 = boundary_band_mask(mask, 2)
+    assert band2.sum() == 10 and band2[:, [2, 4]].all()
+    # Width 4: columns 0..2 and 4..5 all lie within 4 of the other class: 25 pixels.
+    assert boundary_band_mask(mask, 4).sum() == 25
+    # Predicting class 0 everywhere: in the width-2 band 5 class-0 pixels are right and
+    # 5 class-1 pixels wrong: IoU 5/10 and 0, mean IU 0.25.
+    matrix = trimap_confusion(mask, np.zeros_like(mask), 2, width=2)
+    assert matrix.tolist() == [[5, 0], [5, 0]]
+    assert scores_from_confusion(matrix)["mean_iu"] == pytest.approx(0.25)
+    # Diagonal neighbours count (Chebyshev distance): one class-1 pixel in a corner.
+    corner = np.zeros((5, 5), int)
+    corner[0, 0] = 1
+    assert boundary_band_mask(corner, 1).sum() == 4  # (0,0) and its 3 neighbours
+    assert boundary_band_mask(corner, 2).sum() == 9
+    with pytest.raises(ValueError, match="width must be an int >= 1; received 0"):
+        boundary_band_mask(mask, 0)
+
+
+def test_boundary_band_matches_brute_force_on_random_masks():
+    from fcn_keras.metrics import boundary_band_mask
+
+    rng = np.random.default_rng(3)
+    # Blocky masks (class regions of 4x4 pixels) with some void, and a batch axis.
+    masks = np.kron(rng.integers(0, 4, (2, 10, 12)), np.ones((1, 4, 4), int))
+    masks[rng.random(masks.shape) < 0.05] = 255
+    for width in (2, 4, 8, 16):
+        band = boundary_band_mask(masks, width)
+        for index in range(len(masks)):
+            np.testing.assert_array_equal(band[index], _band_reference(masks[index], width))
+
+
+def test_evaluate_reports_trimap_mean_iu(small_fcn):
+    from fcn_keras.evaluation import evaluate
+    from fcn_keras.metrics import boundary_band_mask
+
+    model = small_fcn("fcn32s", num_classes=3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 40, 48, 3)).astype("uint8")
+    masks = np.kron(rng.integers(0, 3, (2, 5, 6)), np.ones((1, 8, 8), int)).astype("int32")
+    masks[:, :3, :3] = 255
+    report = evaluate(model, [(images, masks)], trimap_widths=(2, 4, 8, 16))
+    predictions = np.argmax(model.predict(images, verbose=0), axis=-1)
+    for width in (2, 4, 8, 16):
+        band = np.stack([_band_reference(m, width) for m in masks])
+        expected, _ = _reference(np.where(band, masks, 255), predictions, 3)
+        assert report["trimap_pixels"][width] == band.sum()
+        assert band.sum() == boundary_band_mask(masks, width).sum()
+        assert report["trimap_mean_iu"][width] == pytest.approx(expected["mean_iu"], abs=1e-12)
+    assert report["trimap_pixels"][2] < report["trimap_pixels"][16] <= report["pixels"]

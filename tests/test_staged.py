@@ -109,5 +109,8 @@ def test_transfer_errors_name_the_layer():
         staged_from(six, "fcn16s")
     with pytest.raises(ValueError, match=r"received target variant 'fcn32s'"):
         staged_from(five, "fcn32s")
-    with pytest.raises(ValueError, match=r"model with layers 'score_fr' and 'upscore32'; 'sequential(_\d+)?' lacks them"):
+    at_once = fcn_keras.FCN8s(num_classes=6, backbone_weights=None, fc_units=16, at_once=True)
+    with pytest.raises(ValueError, match=r"must be an fcn16s; 'fcn8s_atonce' is not \(fcn8s_atonce\)"):
+        staged_from(at_once, "fcn8s")
+    with pytest.raises(ValueError, match=r"must be an fcn32s; 'sequential(_\d+)?' is not \(not an fcn_keras FCN\)"):
         fcn_keras.fcn16s_from_fcn32s(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))

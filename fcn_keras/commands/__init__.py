@@ -1,10 +1,18 @@
-"""`fcn-keras` subcommands, one module per group of jobs.
+"""`fcn-keras` subcommands, one module per subcommand (`fcn_keras.cli.COMMANDS` lists them).
 
-Each module exposes `register(subparsers)`, which declares its subcommands'
+Each module exposes `register(subparsers)`, which declares the subcommand's
 arguments and sets a `handler` that imports the library lazily, so that
-`fcn-keras --help` does not pay for importing TensorFlow:
+`fcn-keras --help` and argument errors do not import TensorFlow:
 
-- `data`: `fcn-keras data` (dataset sizes, class frequencies, samples).
-- `train`: `fcn-keras train`, `evaluate` and `demo` (the main job).
-- `export`: `fcn-keras export` (with `--verify`) and `predict`.
+- `model`: build a variant, print its size.
+- `data`: dataset sizes, class frequencies, samples.
+- `train`: `model.fit` with checkpoints and resume.
+- `evaluate`: the paper's scores on a split.
+- `demo`: the main job end to end on synthetic data.
+- `export`: SavedModel / TFLite / ONNX (with `--verify`).
+- `predict`: masks and overlays for images, with any engine.
+
+Shared pieces: `sources` (the data-source arguments, declared once) and
+`fcn_keras.choices` (the optimizer, schedule, loss, precision and strategy
+names).
 """

@@ -4,19 +4,24 @@
     fcn-keras data camvid --data-dir ../shared/data/camvid --split val --scan
     fcn-keras data folders --source-arg num_classes=3 --source-arg list_file=pairs.txt
 
-See `fcn_keras/commands/__init__.py`: arguments are declared here, the library
-is imported inside the handler.
+The source arguments are the shared ones (`fcn_keras/commands/sources.py`),
+with the source positional. Arguments are declared here; the library is
+imported inside the handler (see `fcn_keras/commands/__init__.py`).
 """
 
 import argparse
 
-from fcn_keras.commands.sources import source_kwargs as _source_kwargs
+from fcn_keras.commands.sources import add_source_arguments, source_kwargs
 
 __all__ = ["register"]
 
 
 def register(subparsers):
-    """Add this group's subcommands to the `fcn-keras` parser."""
+    """Add `fcn-keras data` to the `fcn-keras` parser.
+
+    Args:
+        subparsers: the `add_subparsers()` object of the `fcn-keras` parser.
+    """
     parser = subparsers.add_parser(
         "data",
         help="print a dataset's size and class pixel frequencies; write sample PNGs",
@@ -25,8 +30,7 @@ def register(subparsers):
         "first --samples examples as PNGs (image | colourised mask | overlay).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("source", help="synthetic, camvid, voc, sbd, folders or tfds:NAME")
-    parser.add_argument("--data-dir", default=None, help="dataset directory (camvid, voc, sbd, folders)")
+    add_source_arguments(parser, positional=True)
     parser.add_argument("--split", default="train", help="split to read")
     parser.add_argument("--samples", type=int, default=4, help="sample PNGs to write with --out")
     parser.add_argument("--out", default=None, help="directory for the sample PNGs")
@@ -35,15 +39,12 @@ def register(subparsers):
     parser.add_argument("--ignore-label", type=int, default=255, help="id of void pixels")
     parser.add_argument("--scan", action="store_true",
                         help="check every example first; report bad files instead of failing")  # fmt: skip
-    parser.add_argument("--image-size", type=int, default=None, help="synthetic: image side")
-    parser.add_argument("--source-arg", action="append", metavar="KEY=VALUE",
-                        help="further source option (JSON values), repeatable, e.g. "
-                             "--source-arg num_classes=3 --source-arg list_file=pairs.txt")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
-    parser.set_defaults(handler=_run_data)
+    parser.set_defaults(handler=run)
 
 
-def _run_data(args):
+def run(args):
+    """Read the split `args` name and print its figures (and write samples); returns the exit code."""
     import json
     import os
 
@@ -55,7 +56,7 @@ def _run_data(args):
 
     if args.samples < 0:
         raise ValueError(f"--samples must be >= 0; received {args.samples}.")
-    kwargs = _source_kwargs(args)
+    kwargs = source_kwargs(args)
     info = dataset_info(args.source, ignore_label=args.ignore_label, **kwargs)
     figures = {"source": info.name, "split": args.split, "num_classes": info.num_classes}
     if args.scan:

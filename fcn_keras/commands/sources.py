@@ -2,8 +2,11 @@
 
 `add_source_arguments(parser)` adds `--source`, `--data-dir`, `--image-size`
 and `--source-arg KEY=VALUE`; `source_kwargs(args)` turns them into the
-keyword options of `fcn_keras.load_dataset` / `dataset_info`. Importing this
-module does not import TensorFlow.
+keyword options of `fcn_keras.load_dataset` / `dataset_info`. Every command
+that reads data declares them through this module (`data` with the source
+positional). An option the chosen source does not take is refused by
+`fcn_keras.data.sources.resolve_source` with a message naming it and listing
+those the source takes. Importing this module does not import TensorFlow.
 """
 
 import json
@@ -20,6 +23,13 @@ def add_source_arguments(parser, *, default="synthetic", positional=False):
             the source optional (the command then runs without data).
         positional: declare the source as a positional `source` argument
             instead of `--source`. Defaults to False.
+
+    Example:
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser()
+    >>> add_source_arguments(parser)
+    >>> source_kwargs(parser.parse_args(["--image-size", "32", "--source-arg", "seed=3"]))
+    {'seed': 3, 'image_size': 32}
     """
     help_text = "data source: synthetic, camvid, voc, sbd, folders or tfds:NAME"
     if positional:
@@ -33,7 +43,8 @@ def add_source_arguments(parser, *, default="synthetic", positional=False):
                         help="synthetic source: image side in pixels")  # fmt: skip
     parser.add_argument("--source-arg", action="append", metavar="KEY=VALUE",
                         help="further source option (JSON values), repeatable, e.g. "
-                             "--source-arg num_examples=200")  # fmt: skip
+                             "--source-arg num_examples=200; an option the source does not "
+                             "take is an error listing those it takes")  # fmt: skip
 
 
 def source_kwargs(args):
@@ -44,6 +55,9 @@ def source_kwargs(args):
 
     Returns:
         dict of source options for `fcn_keras.load_dataset(source, split, **options)`.
+
+    Raises:
+        ValueError: a `--source-arg` without `=`.
     """
     kwargs = {}
     for pair in getattr(args, "source_arg", None) or []:

@@ -6,7 +6,8 @@ Public API:
     scan_dataset(source, split, ...) -> (num_good, SkipReport); raises BadExampleError
     DatasetInfo, Augment, SkipReport, BadExampleError, generate_synthetic
 
-Modules: `pipeline` (load_dataset), `sources` (source strings), `synthetic`,
+Modules: `pipeline` (load_dataset), `base` (the `Source` interface),
+`sources` (the registry: source strings and their options), `synthetic`,
 `voc` (VOC + SBD), `folders` (paired folders / list files, CamVid),
 `tfds_source`, `transforms` (joint augmentation), `validation` (bad-input
 checks, skip report), `info` (DatasetInfo). See docs/data.md.

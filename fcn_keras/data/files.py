@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from fcn_keras.data.info import DatasetInfo
-from fcn_keras.data.sources import Source
+from fcn_keras.data.base import Source
 from fcn_keras.data.validation import (
     BadExampleError,
     check_mask_values,
@@ -33,7 +33,7 @@ from fcn_keras.data.validation import (
     image_to_rgb,
 )
 
-__all__ = ["FileSource", "decode_image_bytes", "decode_mask_file", "build_lut", "parse_palette"]
+__all__ = ["FileSource", "read_image_file", "decode_image_bytes", "decode_mask_file", "build_lut", "parse_palette"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
@@ -69,6 +69,26 @@ def _pil_open(data, path):
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for bad files
         raise BadExampleError(f"{path}: cannot be decoded as an image ({e}).") from None
     return image
+
+
+def read_image_file(path):
+    """Read and decode one image file exactly as the file sources do.
+
+    Args:
+        path: an image file (PNG, JPEG, BMP, ... anything `decode_image_bytes` takes).
+
+    Returns:
+        `(H, W, 3)` uint8 RGB array.
+
+    Raises:
+        BadExampleError: (a `ValueError`) the file cannot be read, is empty or
+            cannot be decoded; the message names the file and says why.
+
+    Example:
+    >>> read_image_file("photos/street.png").shape
+    (360, 480, 3)
+    """
+    return decode_image_bytes(_read(path), path)
 
 
 def decode_image_bytes(data, path):

@@ -1,11 +1,8 @@
-"""The data-source interface and the registry that turns a source string into a source.
+"""The registry of data sources: turns a source string and its options into a `Source`.
 
-A source knows its classes (`info()`), lists the examples of a split as small
-keys (`keys(split)`: indices or file paths, cheap to shuffle and shard) and
-turns a dataset of keys into decoded `(image uint8 (H, W, 3), mask int32 (H, W))`
-examples (`decode(...)`). `load_dataset` does everything else (sharding,
-shuffling, caching, augmentation, batching), so every source gets the same
-pipeline.
+The `Source` interface itself is in `fcn_keras/data/base.py` (re-exported
+here); every source module builds on it, and this registry sits above them,
+importing a source's module only when that source is asked for.
 
 Source strings:
     "synthetic"                   built-in shapes (fcn_keras/data/synthetic.py)
@@ -15,45 +12,101 @@ Source strings:
     "camvid"                      CamVid in SegNet layout, `data_dir=` (folders.py)
     "tfds:NAME"                   a TensorFlow Datasets set, e.g. "tfds:oxford_iiit_pet"
 An object with the `Source` methods is accepted as is.
+
+A source's options are its constructor's keyword arguments (those of its base
+classes too, when it passes `**kwargs` on); `source_options(name)` lists them
+and `resolve_source` refuses any other with a `ValueError` naming it.
 """
 
-import abc
+import importlib
+import inspect
 
-__all__ = ["Source", "resolve_source", "SOURCE_NAMES"]
+from fcn_keras.data.base import Source
+
+__all__ = ["Source", "resolve_source", "source_class", "source_options", "SOURCE_NAMES"]
 
 SOURCE_NAMES = ("synthetic", "voc", "sbd", "folders", "camvid", "tfds:NAME")
 
+# Registry key -> (module, class, constructor arguments the source fills in itself:
+# its name, or a fixed class count, which a user cannot also pass).
+_REGISTRY = {
+    "synthetic": ("fcn_keras.data.synthetic", "SyntheticSource", ()),
+    "voc": ("fcn_keras.data.voc", "VOCSource", ("name",)),
+    "sbd": ("fcn_keras.data.voc", "SBDSource", ("name",)),
+    "folders": ("fcn_keras.data.folders", "FolderSource", ()),
+    "camvid": ("fcn_keras.data.folders", "CamVidSource", ("name", "num_classes")),
+    "tfds": ("fcn_keras.data.tfds_source", "TFDSSource", ("name",)),
+}
 
-class Source(abc.ABC):
-    """Base class of data sources (see the module docstring)."""
 
-    @abc.abstractmethod
-    def info(self):
-        """Return the source's `DatasetInfo`."""
+def _registry_key(source):
+    lowered = source.strip().lower()
+    key = "tfds" if lowered.startswith("tfds:") else lowered
+    if key not in _REGISTRY:
+        raise ValueError(
+            f"unknown data source {source!r}; expected one of {', '.join(SOURCE_NAMES)} "
+            "or a Source instance."
+        )
+    return key
 
-    @abc.abstractmethod
-    def keys(self, split):
-        """Return a `tf.data.Dataset` of the split's example keys, in a fixed order.
 
-        Raises:
-            ValueError: the split is unknown or empty.
-        """
+def source_class(source):
+    """Return the `Source` subclass a source string names (importing its module).
 
-    @abc.abstractmethod
-    def decode(self, keys, *, num_parallel_calls, deterministic, skip_report):
-        """Map a dataset of keys to `(image, mask)` examples.
+    Args:
+        source: a source string such as "camvid" or "tfds:oxford_iiit_pet".
 
-        Args:
-            keys: a dataset from `keys()` (possibly sharded and shuffled).
-            num_parallel_calls: parallelism of the decoding map.
-            deterministic: whether the map must keep the order.
-            skip_report: a `SkipReport` to skip bad examples into, or None to
-                raise on the first bad example.
-        """
+    Returns:
+        The class, e.g. `fcn_keras.data.folders.CamVidSource`.
 
-    def num_examples(self, split):
-        """Number of examples of `split`, or None when unknown."""
-        return self.info().num_examples.get(split)
+    Example:
+    >>> source_class("synthetic").__name__
+    'SyntheticSource'
+    """
+    module, name, _ = _REGISTRY[_registry_key(source)]
+    return getattr(importlib.import_module(module), name)
+
+
+def _constructor_options(cls):
+    """Keyword arguments `cls(...)` takes: its `__init__`'s, and its bases' while `**kwargs` passes on.
+
+    Returns None when the chain ends in a bare `**kwargs` (anything is accepted).
+    """
+    names = []
+    for klass in cls.__mro__:
+        if klass is object:
+            return None
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # drop self
+        for p in params:
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names:
+                names.append(p.name)
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
+def source_options(source):
+    """The options (keyword arguments) a source string's source takes.
+
+    Args:
+        source: a source string such as "camvid" or "tfds:oxford_iiit_pet".
+
+    Returns:
+        A tuple of option names in constructor order, or None when the source
+        takes any option.
+
+    Example:
+    >>> "image_size" in source_options("synthetic"), "image_size" in source_options("camvid")
+    (True, False)
+    """
+    key = _registry_key(source)
+    options = _constructor_options(source_class(source))
+    if options is None:
+        return None
+    fixed = _REGISTRY[key][2]
+    return tuple(n for n in options if n not in fixed)
 
 
 def resolve_source(source, **kwargs):
@@ -61,10 +114,15 @@ def resolve_source(source, **kwargs):
 
     Args:
         source: a source string or a `Source` instance.
-        **kwargs: the source's own options (e.g. `data_dir=`, `image_size=`).
+        **kwargs: the source's own options (e.g. `data_dir=`, `image_size=`);
+            see `source_options(source)`.
 
     Returns:
         A `Source`.
+
+    Raises:
+        ValueError: the source string is unknown, or an option is not one the
+            source takes (the message names the option and lists those it takes).
 
     Example:
     >>> resolve_source("synthetic", image_size=32).info().num_classes
@@ -87,24 +145,13 @@ def resolve_source(source, **kwargs):
     if not isinstance(source, str):
         raise ValueError(f"source must be a string or a Source; received {source!r}.")
     name = source.strip()
-    lowered = name.lower()
-    if lowered == "synthetic":
-        from fcn_keras.data.synthetic import SyntheticSource
-
-        return SyntheticSource(**kwargs)
-    if lowered in ("voc", "sbd"):
-        from fcn_keras.data.voc import SBDSource, VOCSource
-
-        return (VOCSource if lowered == "voc" else SBDSource)(**kwargs)
-    if lowered in ("folders", "camvid"):
-        from fcn_keras.data.folders import CamVidSource, FolderSource
-
-        return (FolderSource if lowered == "folders" else CamVidSource)(**kwargs)
-    if lowered.startswith("tfds:"):
-        from fcn_keras.data.tfds_source import TFDSSource
-
-        return TFDSSource(name[len("tfds:") :], **kwargs)
-    raise ValueError(
-        f"unknown data source {source!r}; expected one of {', '.join(SOURCE_NAMES)} "
-        "or a Source instance."
-    )
+    cls = source_class(name)
+    options = source_options(name)
+    if options is not None:
+        unknown = sorted(set(kwargs) - set(options))
+        if unknown:
+            raise ValueError(f"source {name!r} does not take option(s) {unknown}; "
+                             f"it takes: {', '.join(options)}.")  # fmt: skip
+    if _registry_key(name) == "tfds":
+        return cls(name[len("tfds:") :], **kwargs)
+    return cls(**kwargs)

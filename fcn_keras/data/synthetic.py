@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from fcn_keras.data.info import DatasetInfo
-from fcn_keras.data.sources import Source
+from fcn_keras.data.base import Source
 from fcn_keras.data.validation import check_not_shutting_down
 
 __all__ = [

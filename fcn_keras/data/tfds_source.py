@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from fcn_keras.data.files import build_lut
 from fcn_keras.data.info import DatasetInfo
-from fcn_keras.data.sources import Source
+from fcn_keras.data.base import Source
 from fcn_keras.data.validation import BadExampleError, check_mask_values, check_not_shutting_down
 
 __all__ = ["TFDSSource", "TFDS_PRESETS"]

@@ -1,0 +1,210 @@
+"""`export_all`: export a model to every asked-for format and verify the artifacts, in one call.
+
+The one orchestration of the exporters, used by `fcn-keras export` and by the
+demo (`fcn_keras.demo`). File names, under `out_dir`, with `name` the model's
+variant (`fcn_keras.models.variant_of`) unless given:
+
+    {name}_savedmodel/                       SavedModel (TF Serving signature)
+    {name}_{quantization}.tflite (+ .json)   one per TFLite quantization
+    {name}_{quantization}_{H}x{W}.tflite     the same, for a fixed input_size
+    {name}.onnx                              ONNX
+    verification.json, verification.md       `verify`'s report (when verifying)
+
+The artifact names in the summary and in the report are these file names.
+Verification adds an odd-sized crop of the first two images (padding to a
+multiple of 32 and cropping back are where exports break). int8 calibration
+images must not be verification images: calibrating on the data that then
+measures the quantized model's mean IU would flatter it, so an overlap is an
+error.
+"""
+
+import hashlib
+import itertools
+import os
+import time
+
+import numpy as np
+
+from fcn_keras.models import variant_of
+
+from ._artifacts import float32_model
+from .onnx import export_onnx
+from .savedmodel import _check_size, export_savedmodel
+from .tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
+from .verify import verify
+
+__all__ = ["export_all", "FORMATS", "artifact_names"]
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+
+
+def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size=None):
+    """The file names `export_all` writes, per format (the one naming scheme).
+
+    Args:
+        name: base name, e.g. `"fcn8s"`.
+        formats: formats to name. Defaults to all three.
+        quantizations: TFLite quantizations. Defaults to `("float32",)`.
+        input_size: optional fixed `(height, width)` of the TFLite files.
+
+    Returns:
+        dict `{artifact name: (format, quantization or None)}`, in export order.
+
+    Example:
+    >>> artifact_names("fcn8s", quantizations=("float32", "int8"))
+    {'fcn8s_savedmodel': ('savedmodel', None), 'fcn8s_float32.tflite': ('tflite', 'float32'),
+     'fcn8s_int8.tflite': ('tflite', 'int8'), 'fcn8s.onnx': ('onnx', None)}
+    """
+    suffix = "" if input_size is None else f"_{input_size[0]}x{input_size[1]}"
+    names = {}
+    if "savedmodel" in formats:
+        names[f"{name}_savedmodel"] = ("savedmodel", None)
+    if "tflite" in formats:
+        for quantization in quantizations:
+            names[f"{name}_{quantization}{suffix}.tflite"] = ("tflite", quantization)
+    if "onnx" in formats:
+        names[f"{name}.onnx"] = ("onnx", None)
+    return names
+
+
+def _with_odd_crops(images, labels):
+    """Add an odd-sized crop of the first two images: padding/cropping bugs show there."""
+    images, labels = list(images), None if labels is None else list(labels)
+    for index in range(min(2, len(images))):
+        image = images[index]
+        height, width = image.shape[:2]
+        h = max(1, (height * 3 // 4) | 1) if height > 2 else height
+        w = max(1, (width * 2 // 3) | 1) if width > 2 else width
+        images.append(image[:h, :w])
+        if labels is not None:
+            labels.append(labels[index][:h, :w])
+    return images, labels
+
+
+def _digest(image):
+    array = np.ascontiguousarray(image)
+    return hashlib.sha1(str(array.shape).encode() + array.tobytes()).hexdigest()
+
+
+def _check_arguments(formats, quantizations, input_size):
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise ValueError(f"formats must be a non-empty subset of {FORMATS}; received {list(formats)!r}.")
+    bad = [q for q in quantizations if q not in QUANTIZATIONS]
+    if bad or ("tflite" in formats and not quantizations):
+        raise ValueError(
+            f"quantizations must be a non-empty subset of {QUANTIZATIONS}; received {list(quantizations)!r}."
+        )
+    return None if input_size is None else _check_size(tuple(input_size))
+
+
+def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), opset=17,
+               input_size=None, name=None, verify_images=None, verify_labels=None,
+               calibration_images=None, num_calibration_images=100, ignore_label=None,
+               odd_crops=True, num_threads=None, report_path=None):  # fmt: skip
+    """Export `model` to SavedModel / TFLite / ONNX under `out_dir` and verify the artifacts.
+
+    Args:
+        model: an FCN `keras.Model` (any dtype policy: exported as float32).
+        out_dir: output directory (created).
+        formats: subset of `("savedmodel", "tflite", "onnx")`. Defaults to all.
+        quantizations: TFLite variants, subset of `QUANTIZATIONS`. Defaults
+            to `("float32",)`.
+        opset: ONNX opset, 13..18. Defaults to 17.
+        input_size: optional `(height, width)` fixing the TFLite input size.
+            Defaults to None (dynamic).
+        name: base of the file names. Defaults to the model's variant
+            (`"fcn8s"`, ...), or its name for a model that is not an FCN.
+        verify_images: list of uint8 RGB images `(H, W, 3)`; when given,
+            every artifact is verified on them (plus two odd-sized crops).
+            Defaults to None (no verification).
+        verify_labels: optional list of masks, one per verification image
+            (mean IU in the report). Defaults to None.
+        calibration_images: int8 calibration images (an iterable of images,
+            `(image, mask)` pairs or a `tf.data.Dataset`, see `export_tflite`);
+            required for `"int8"`, and none of them may be a verification image.
+        num_calibration_images: at most this many are used. Defaults to 100.
+        ignore_label: void label id of `verify_labels`. Defaults to None: the
+            model's `dataset_info.ignore_label`, else 255.
+        odd_crops: add odd-sized crops to the verification images. Defaults to True.
+        num_threads: threads per runtime in verification. Defaults to None.
+        report_path: base path of the report files (`.json` and `.md` are
+            appended). Defaults to `out_dir/verification`.
+
+    Returns:
+        dict with `artifacts` (`{artifact name: path}`), `verification`
+        (the `VerificationReport`, or None), `passed` (bool, or None when not
+        verified), `report_files` (the two report paths, or None) and
+        `timings` (seconds per stage).
+
+    Example:
+    >>> summary = export.export_all(model, "exports", quantizations=("float32", "int8"),
+    ...                             verify_images=val_images, verify_labels=val_masks,
+    ...                             calibration_images=train_images)
+    >>> summary["passed"], sorted(summary["artifacts"])
+    (True, ['fcn8s.onnx', 'fcn8s_float32.tflite', 'fcn8s_int8.tflite', 'fcn8s_savedmodel'])
+    """
+    formats, quantizations = tuple(formats), tuple(quantizations)
+    input_size = _check_arguments(formats, quantizations, input_size)
+    if verify_labels is not None and verify_images is None:
+        raise ValueError("verify_labels given without verify_images.")
+    if name is None:
+        try:
+            name = variant_of(model)
+        except ValueError:
+            name = model.name
+    names = artifact_names(name, formats, quantizations if "tflite" in formats else (), input_size)
+
+    calibration = None
+    if "tflite" in formats and "int8" in quantizations and calibration_images is not None:
+        calibration = list(itertools.islice(
+            representative_images_from_dataset(calibration_images, num_calibration_images),
+            num_calibration_images))  # fmt: skip
+        if verify_images is not None:
+            verified = {_digest(image) for image in verify_images}
+            shared = sum(_digest(image) in verified for image in calibration)
+            if shared:
+                raise ValueError(
+                    f"{shared} of {len(calibration)} int8 calibration images are also verification "
+                    "images; calibrate on one split (e.g. train) and verify on another (e.g. val)."
+                )
+
+    model = float32_model(model)  # once, for every exporter and the verification reference
+    os.makedirs(out_dir, exist_ok=True)
+    artifacts, timings = {}, {}
+    saved_model = None
+    for artifact, (fmt, quantization) in names.items():
+        path = os.path.join(os.fspath(out_dir), artifact)
+        start = time.time()
+        if fmt == "savedmodel":
+            artifacts[artifact] = saved_model = export_savedmodel(model, path)
+        elif fmt == "tflite":
+            artifacts[artifact] = export_tflite(
+                model, path, quantization=quantization, representative_images=calibration,
+                input_size=input_size, num_calibration_images=num_calibration_images,
+                saved_model=saved_model if input_size is None else None,
+            )  # fmt: skip
+        else:
+            artifacts[artifact] = export_onnx(model, path, opset=opset)
+        key = f"{fmt}_s" if quantization is None else f"tflite_{quantization}_s"
+        timings[key] = time.time() - start
+
+    report, report_files = None, None
+    if verify_images is not None:
+        images, labels = list(verify_images), verify_labels
+        if odd_crops:
+            images, labels = _with_odd_crops(images, labels)
+        start = time.time()
+        report = verify(model, artifacts, images, labels=labels, ignore_label=ignore_label,
+                        num_threads=num_threads)  # fmt: skip
+        timings["verify_s"] = time.time() - start
+        base = os.fspath(report_path) if report_path else os.path.join(os.fspath(out_dir), "verification")
+        base = base[: -len(".json")] if base.endswith(".json") else base
+        report_files = [base + ".json", base + ".md"]
+        with open(report_files[0], "w") as f:
+            f.write(report.to_json())
+        with open(report_files[1], "w") as f:
+            f.write(report.to_markdown())
+    return {"artifacts": artifacts, "verification": report,
+            "passed": None if report is None else bool(report.passed),
+            "report_files": report_files, "timings": timings}  # fmt: skip

@@ -1,0 +1,27 @@
+"""The named choices of building and training as plain tuples, shared by the library and the CLI.
+
+`fcn_keras.training`, `fcn_keras.distribute` and `fcn_keras.models` validate
+against these; the `fcn-keras` command line offers them as `choices=`. This
+module imports nothing, so the command line can read it without importing
+TensorFlow.
+
+Example:
+>>> from fcn_keras.choices import OPTIMIZERS
+>>> "adamw" in OPTIMIZERS
+True
+"""
+
+__all__ = ["VARIANTS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "SCHEDULES", "LOSSES",
+           "PRECISIONS", "STRATEGIES"]  # fmt: skip
+
+# FCN variants by output stride (reference: Long et al. 1411.4038, section 4.2).
+VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+# Peak learning rate per optimizer when none is given: SGD's is the paper's 1e-10
+# for a summed loss, rescaled to a mean loss.
+DEFAULT_LEARNING_RATES = {"sgd": 2e-5, "adam": 1e-4, "adamw": 1e-4}
+SCHEDULES = ("constant", "poly", "cosine")
+LOSSES = ("cross_entropy", "focal")
+# Keras dtype policies; "auto" picks mixed_bfloat16 where the hardware has bfloat16 units.
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+STRATEGIES = ("default", "mirrored", "multi_worker")

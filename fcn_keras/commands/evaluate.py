@@ -1,0 +1,69 @@
+"""`fcn-keras evaluate`: the paper's four scores and per-class IoU of a model on a dataset split.
+
+    fcn-keras evaluate runs/fcn8s/best.keras --source camvid --data-dir ../shared/data/camvid
+
+Prints a Markdown table (or JSON). Arguments are declared here; the library is
+imported inside the handler (see `fcn_keras/commands/__init__.py`).
+"""
+
+import argparse
+
+from fcn_keras.choices import VARIANTS
+from fcn_keras.commands.sources import add_source_arguments, source_kwargs
+
+__all__ = ["register"]
+
+
+def register(subparsers):
+    """Add `fcn-keras evaluate` to the `fcn-keras` parser.
+
+    Args:
+        subparsers: the `add_subparsers()` object of the `fcn-keras` parser.
+    """
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="pixel accuracy, mean accuracy, mean IU, frequency-weighted IU and per-class IoU",
+        description="Evaluate a model on a dataset split; prints a Markdown table (or JSON).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("model", help="a .keras file, or a .weights.h5 with --variant etc.")
+    add_source_arguments(parser)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-batches", type=int, default=None)
+    parser.add_argument("--variant", default=None,
+                        help=f"for a .weights.h5 file: {', '.join(VARIANTS)}")  # fmt: skip
+    parser.add_argument("--num-classes", type=int, default=None, help="for a .weights.h5 file")
+    parser.add_argument("--fc-units", type=int, default=4096, help="for a .weights.h5 file")
+    parser.add_argument("--trainable-upsampling", action="store_true",
+                        help="for a .weights.h5 file trained with it")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument("--output", default=None,
+                        help="also write <output>.json and <output>.md")  # fmt: skip
+    parser.set_defaults(handler=run)
+
+
+def run(args):
+    """Evaluate the model `args` name and print the report; returns the exit code."""
+    from fcn_keras.evaluation import evaluate, load_model, report_to_json, report_to_markdown
+
+    options = source_kwargs(args)
+    num_classes = args.num_classes
+    if args.model.endswith(".weights.h5") and num_classes is None:
+        from fcn_keras.data import dataset_info
+
+        num_classes = dataset_info(args.source, **options).num_classes
+    model = load_model(args.model, variant=args.variant, num_classes=num_classes,
+                       fc_units=args.fc_units,
+                       trainable_upsampling=args.trainable_upsampling)  # fmt: skip
+    report = evaluate(model, args.source, args.split, batch_size=args.batch_size,
+                      max_batches=args.max_batches, source_kwargs=options)  # fmt: skip
+    text_json = report_to_json(report)
+    text_md = report_to_markdown(report, title=f"{model.name} on {args.source} {args.split}")
+    if args.output:
+        with open(args.output + ".json", "w") as f:
+            f.write(text_json)
+        with open(args.output + ".md", "w") as f:
+            f.write(text_md)
+    print(text_json if args.json else text_md)
+    return 0

@@ -1,0 +1,159 @@
+"""fcn_keras.results.run_stages: the resumable results recipe on the synthetic set (tiny, CPU).
+
+A rerun skips finished rows (their final model is not rewritten, `train` is
+not called for them) and resumes an interrupted row from its BackupAndRestore
+backup (the epoch counter continues). Evaluation at reduced input scale is
+scored on full-size labels.
+"""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fcn_keras import results as results_module
+from fcn_keras.results import figures_only, parse_stages, results_to_markdown, run_stages
+
+SOURCE_KWARGS = {"image_size": 32, "num_examples": {"train": 4, "val": 2, "test": 2}}
+TRAIN_KWARGS = dict(batch_size=2, steps_per_epoch=1, fc_units=8, dropout=0.0, seed=0,
+                    verbose=0, tensorboard=False, mixed_precision="float32")  # fmt: skip
+
+
+def _run(out, stages, schedules, **kwargs):
+    train_kwargs = dict(TRAIN_KWARGS, **kwargs.pop("train_kwargs", {}))
+    return run_stages(str(out), stages, schedules=schedules, source="synthetic",
+                      source_kwargs=SOURCE_KWARGS, train_kwargs=train_kwargs, log=lambda m: None,
+                      **kwargs)  # fmt: skip
+
+
+def _epochs(stage_dir):
+    with open(stage_dir / "history.csv") as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+@pytest.fixture
+def counted_train(monkeypatch):
+    """Wrap fcn_keras.training.train, recording the variant of every call."""
+    import fcn_keras.training
+
+    calls = []
+    original = fcn_keras.training.train
+
+    def train(variant, *args, **kwargs):
+        calls.append(variant + ("_atonce" if kwargs.get("at_once") else ""))
+        return original(variant, *args, **kwargs)
+
+    monkeypatch.setattr(fcn_keras.training, "train", train)
+    return calls
+
+
+def test_rerun_skips_finished_rows(tmp_path, counted_train):
+    schedules = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5)}
+    _run(tmp_path, "fcn32s", schedules)
+    final32 = tmp_path / "fcn32s" / "final.keras"
+    stamp = os.stat(final32).st_mtime_ns
+    assert counted_train == ["fcn32s"] and _epochs(tmp_path / "fcn32s") == [0]
+    assert not (tmp_path / "fcn32s" / "final.partial.keras").exists()
+
+    # As after a kill between the rows: the same command with both rows, and --test.
+    results = _run(tmp_path, "fcn32s,fcn16s", schedules, test=True)
+    assert counted_train == ["fcn32s", "fcn16s"]  # fcn32s was not trained again
+    assert os.stat(final32).st_mtime_ns == stamp and _epochs(tmp_path / "fcn32s") == [0]
+    config16 = json.load(open(tmp_path / "fcn16s" / "train_config.json"))
+    assert config16["arguments"]["init_from"] == str(final32)
+    assert config16["derived"]["variant"] == "fcn16s"
+
+    on_disk = json.load(open(tmp_path / "results.json"))
+    assert list(on_disk["rows"]) == ["fcn32s", "fcn16s"]
+    for stage, row in on_disk["rows"].items():
+        assert row["precision"] == "float32" and row["scale"] == 1.0 and row["epochs"] == 1
+        assert row["train_seconds"] > 0 and row["epochs_timed"] == 1
+        for split in ("val", "test"):
+            report = row[split]
+            assert report["images"] == 2 and report["pixels"] == 2 * 32 * 32
+            assert set(report["trimap_mean_iu"]) == {"2", "4", "8", "16"}
+            assert set(report["per_class_iou"]) >= {"background", "disc"}
+            for key in ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu"):
+                assert 0.0 <= report[key] <= 1.0
+    assert on_disk["host"]["cpu"] and on_disk == json.loads(json.dumps(results))
+    published = figures_only(on_disk)
+    assert all("files" not in row and "init_from" not in row for row in published["rows"].values())
+    markdown = results_to_markdown(on_disk, "test")
+    assert "| fcn16s |" in markdown and "Dilation8 (Yu & Koltun 2016): 65.3" in markdown
+
+    # A third run evaluates nothing anew: the cached reports are reused as they are.
+    cache = tmp_path / "fcn16s" / "evaluation_test.json"
+    stamp = os.stat(cache).st_mtime_ns
+    _run(tmp_path, "fcn32s,fcn16s", schedules, test=True)
+    assert counted_train == ["fcn32s", "fcn16s"] and os.stat(cache).st_mtime_ns == stamp
+
+
+class _Interrupt(Exception):
+    pass
+
+
+class _InterruptAfterEpoch(keras.callbacks.Callback):
+    """Raise at the end of `epoch` (after BackupAndRestore and CSVLogger have run)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise _Interrupt(f"interrupted after epoch {epoch}")
+
+
+def test_interrupted_row_resumes_from_its_backup(tmp_path, counted_train):
+    schedules = {"fcn8s_atonce": (3, 1e-4)}
+    stage_dir = tmp_path / "fcn8s_atonce"
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, "fcn8s_atonce", schedules,
+             train_kwargs={"callbacks": [_InterruptAfterEpoch(0)]})  # fmt: skip
+    assert (stage_dir / "backup").is_dir() and not (stage_dir / "final.keras").exists()
+    assert _epochs(stage_dir) == [0]
+
+    results = _run(tmp_path, "fcn8s_atonce", schedules)
+    assert counted_train == ["fcn8s_atonce", "fcn8s_atonce"]
+    assert _epochs(stage_dir) == [0, 1, 2]  # resumed at epoch 1: epoch 0 not repeated
+    assert not (stage_dir / "backup").exists()
+    config = json.load(open(stage_dir / "train_config.json"))
+    assert config["derived"]["resumed"] is True and config["derived"]["variant"] == "fcn8s_atonce"
+    row = results["rows"]["fcn8s_atonce"]
+    assert row["variant"] == "fcn8s_atonce" and row["epochs_timed"] == 3
+    final = keras.saving.load_model(stage_dir / "final.keras", compile=False)
+    assert final.dataset_info.name == "synthetic"
+
+
+def test_stage_errors_name_what_is_missing(tmp_path):
+    assert parse_stages(" fcn32s,FCN16s ,fcn32s") == ("fcn32s", "fcn16s")
+    with pytest.raises(ValueError, match="unknown or empty \\['fcn4s'\\]"):
+        parse_stages("fcn32s,fcn4s")
+    with pytest.raises(ValueError, match="starts from fcn16s's final model"):
+        _run(tmp_path, "fcn8s", {"fcn8s": (1, 1e-5)})
+    with pytest.raises(ValueError, match="schedules has no \\(epochs, learning_rate\\) for"):
+        _run(tmp_path, "fcn32s", {})
+    with pytest.raises(ValueError, match="scale must be in \\(0, 1\\]; received 2"):
+        _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-4)}, scale=2)
+
+
+def test_reduced_scale_evaluation_scores_full_size_labels(small_fcn):
+    from fcn_keras.evaluation import evaluate
+    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+
+    model = small_fcn("fcn32s", num_classes=3)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 40, 48, 3)).astype("uint8")
+    masks = rng.integers(0, 3, (2, 40, 48)).astype("int32")
+    report = evaluate(model, [(images, masks)], input_scale=0.5)
+    assert report["pixels"] == 2 * 40 * 48
+    # Reference: half-size input, logits resized bilinearly to 40x48, then the argmax.
+    small = tf.image.resize(tf.cast(images, tf.float32), (20, 24), antialias=True)
+    logits = tf.image.resize(model(small), (40, 48), method="bilinear")
+    expected = scores_from_confusion(confusion_matrix(masks, np.argmax(logits, -1), 3))
+    assert report["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-12)
+    assert results_module.STAGES["fcn8s_atonce"] == ("fcn8s", True, None)
