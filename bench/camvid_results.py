@@ -10,7 +10,9 @@ accuracy, mean IU, frequency-weighted IU, per-class IoU, trimap mean IU at
 `--out`/results.json and results.md (published figures beside them).
 `fcn_keras.results.run_stages` does the work (see it for how resuming works):
 rerunning the same command skips finished rows and resumes an interrupted one
-from its backup. Weights and logs go only to `--out`, which must lie outside
+from its backup; a row finished or interrupted with other settings (e.g. a
+`--quick` run into the same `--out`) is an error naming them: use another
+`--out` for other settings. Weights and logs go only to `--out`, which must lie outside
 the repository; `--json-copy` writes a figures-only copy (no weights, no paths),
 e.g. under docs/results/.
 
@@ -56,6 +58,9 @@ def _outside_repo(path):
 
 
 def main(argv=None):
+    from fcn_keras.choices import OPTIMIZERS, PRECISIONS
+    from fcn_keras.choices import SCHEDULES as LR_SCHEDULES  # SCHEDULES here: the rows' epochs
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
@@ -76,10 +81,10 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--fc-units", type=int, default=1024,
                         help="fc6/fc7 width (the paper: 4096; fc6/fc7 start untrained either way)")
-    parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--schedule", default="poly", help="learning-rate schedule per row")
-    parser.add_argument("--mixed-precision", default="auto",
-                        choices=("auto", "float32", "mixed_float16", "mixed_bfloat16"))
+    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    parser.add_argument("--schedule", default="poly", choices=LR_SCHEDULES,
+                        help="learning-rate schedule per row")  # fmt: skip
+    parser.add_argument("--mixed-precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--jit-compile", action="store_true", help="XLA train step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",

@@ -1,4 +1,4 @@
-"""export: SavedModel, TFLite and ONNX export of fcn_keras models, verification and serving.
+"""fcn_keras.export: SavedModel, TFLite and ONNX export of fcn_keras models, verification and serving.
 
 One module per format, as in Keras's `src/export`:
 
@@ -23,12 +23,13 @@ the model's dataset facts (class names, ignore label, palette). See
 docs/export.md.
 
 fcn_keras's core (models, data, training) never imports this package. The
-optional runtimes (tf2onnx, onnx, onnxruntime, ai_edge_litert) are imported
-where they are used, so importing `fcn_keras.export` does not load them.
+runtimes (tf2onnx, onnx, onnxruntime, ai_edge_litert; installed with
+fcn_keras) are imported where they are used, so importing `fcn_keras.export`
+does not load them. `FORMATS` and `QUANTIZATIONS` are `fcn_keras.choices`'s.
 """
 
-from ._artifacts import float32_model, read_metadata
-from .bundle import FORMATS, artifact_names, export_all
+from ._artifacts import float32_model, model_facts, read_metadata
+from .bundle import FORMATS, artifact_names, export_all, with_odd_crops
 from .onnx import export_onnx
 from .predictor import Predictor
 from .savedmodel import export_savedmodel
@@ -38,9 +39,11 @@ from .verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, veri
 __all__ = [
     "export_all",
     "artifact_names",
+    "with_odd_crops",
     "FORMATS",
     "float32_model",
     "read_metadata",
+    "model_facts",
     "export_savedmodel",
     "export_tflite",
     "export_onnx",

@@ -37,6 +37,7 @@ __all__ = [
     "TFLITE_SIDECAR_SUFFIX",
     "SAVEDMODEL_METADATA",
     "INPUT_CONVENTION",
+    "write_json",
 ]
 
 # Sidecar written next to a `.tflite` file (`model.tflite` -> `model.tflite.json`).
@@ -156,18 +157,36 @@ def dataset_info_of(model_or_metadata):
     return getattr(model_or_metadata, "dataset_info", None)
 
 
+# Dtype policies (and tensor dtypes) computed in reduced precision: rebuilt as float32.
+_HALF_PRECISION = ("mixed_float16", "mixed_bfloat16", "float16", "bfloat16")
+
+
+def _dtype_to_float32(value):
+    """A config's `dtype` value, float32 when it is a half-precision dtype or policy, else as is."""
+    if isinstance(value, str):
+        return "float32" if value in _HALF_PRECISION else value
+    if (
+        isinstance(value, dict)
+        and value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy")
+        and isinstance(value.get("config"), dict)
+        and value["config"].get("name") in _HALF_PRECISION
+    ):
+        return {**value, "config": {**value["config"], "name": "float32"}}
+    return value
+
+
 def _policy_to_float32(node):
-    """Copy of a model config with every mixed/half-precision dtype replaced by float32."""
+    """Copy of a model config with every half-precision `dtype` entry set to float32.
+
+    Only the values of `dtype` keys change (layer dtype policies and the dtypes
+    of the symbolic tensors between layers); integer dtypes, other policies
+    and every other field, layer names included, are kept.
+    """
     if isinstance(node, dict):
-        if node.get("class_name") in ("DTypePolicy", "FloatDTypePolicy") and isinstance(
-            node.get("config"), dict
-        ):
-            return {**node, "config": {**node["config"], "name": "float32"}}
-        return {key: _policy_to_float32(value) for key, value in node.items()}
+        return {key: _policy_to_float32(_dtype_to_float32(value) if key == "dtype" else value)
+                for key, value in node.items()}  # fmt: skip
     if isinstance(node, list):
         return [_policy_to_float32(value) for value in node]
-    if node in ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16"):
-        return "float32"
     return node
 
 
@@ -268,7 +287,7 @@ def read_metadata(path):
     if os.path.isdir(path):
         sidecar = os.path.join(path, SAVEDMODEL_METADATA)
     elif path.endswith(".onnx"):
-        import onnx  # optional runtime, imported at use: `import fcn_keras.export` stays light
+        import onnx  # imported at use: `import fcn_keras.export` stays light
 
         try:
             proto = onnx.load(path, load_external_data=False)
@@ -290,7 +309,15 @@ def read_metadata(path):
 
 
 def write_json(path, data):
-    """Write `data` as indented JSON to `path`."""
+    """Write `data` as indented JSON to `path`: the one JSON file writer of the exporters.
+
+    Args:
+        path: the file to write.
+        data: a JSON-serialisable object.
+
+    Example:
+    >>> write_json("model.tflite.json", artifact_metadata(model, "tflite"))
+    """
     with open(path, "w") as f:
         json.dump(data, f, indent=2, sort_keys=True)
         f.write("\n")

@@ -25,17 +25,16 @@ import time
 
 import numpy as np
 
+from fcn_keras.choices import FORMATS, QUANTIZATIONS
 from fcn_keras.models import variant_of
 
 from ._artifacts import float32_model
 from .onnx import export_onnx
-from .savedmodel import _check_size, export_savedmodel
-from .tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
+from .savedmodel import check_input_size, export_savedmodel
+from .tflite import export_tflite, representative_images_from_dataset
 from .verify import verify
 
-__all__ = ["export_all", "FORMATS", "artifact_names"]
-
-FORMATS = ("savedmodel", "tflite", "onnx")
+__all__ = ["export_all", "FORMATS", "artifact_names", "with_odd_crops"]
 
 
 def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size=None):
@@ -67,8 +66,29 @@ def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size
     return names
 
 
-def _with_odd_crops(images, labels):
-    """Add an odd-sized crop of the first two images: padding/cropping bugs show there."""
+def with_odd_crops(images, labels=None):
+    """The verification images `export_all` uses: the images plus an odd-sized crop of the first two.
+
+    Padding to a multiple of 32 and cropping back are where exports break, so
+    `export_all(..., odd_crops=True)` verifies on these crops too; call this to
+    recompute its figures (e.g. the Keras mean IU of its report) from the same
+    images.
+
+    Args:
+        images: list of `(H, W, 3)` images.
+        labels: optional list of `(H, W)` masks, one per image, cropped alike.
+            Defaults to None.
+
+    Returns:
+        `(images, labels)`: new lists with up to two crops appended (each the
+        top-left `odd(3H/4) x odd(2W/3)` of the first and second image), and
+        labels None when none were given.
+
+    Example:
+    >>> images, _ = with_odd_crops([np.zeros((40, 56, 3), np.uint8)])
+    >>> [image.shape for image in images]
+    [(40, 56, 3), (31, 37, 3)]
+    """
     images, labels = list(images), None if labels is None else list(labels)
     for index in range(min(2, len(images))):
         image = images[index]
@@ -86,7 +106,8 @@ def _digest(image):
     return hashlib.sha1(str(array.shape).encode() + array.tobytes()).hexdigest()
 
 
-def _check_arguments(formats, quantizations, input_size):
+def _check_arguments(formats, quantizations, input_size, calibration_images, verify_images,
+                     verify_labels):  # fmt: skip
     bad = [f for f in formats if f not in FORMATS]
     if bad or not formats:
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}; received {list(formats)!r}.")
@@ -95,7 +116,23 @@ def _check_arguments(formats, quantizations, input_size):
         raise ValueError(
             f"quantizations must be a non-empty subset of {QUANTIZATIONS}; received {list(quantizations)!r}."
         )
-    return None if input_size is None else _check_size(tuple(input_size))
+    if "tflite" in formats and "int8" in quantizations and calibration_images is None:
+        raise ValueError(
+            "quantization 'int8' needs calibration_images (real images, e.g. the train split); "
+            "received none. Nothing was written."
+        )
+    if verify_labels is not None:
+        if verify_images is None:
+            raise ValueError(
+                f"verify_labels holds {len(verify_labels)} mask(s) but verify_images is None; "
+                "pass the images the masks label."
+            )
+        if len(verify_labels) != len(verify_images):
+            raise ValueError(
+                f"verify_labels holds {len(verify_labels)} mask(s) for {len(verify_images)} "
+                "verify_images; expected one mask per image."
+            )
+    return None if input_size is None else check_input_size(tuple(input_size))
 
 
 def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), opset=17,
@@ -145,9 +182,12 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
     (True, ['fcn8s.onnx', 'fcn8s_float32.tflite', 'fcn8s_int8.tflite', 'fcn8s_savedmodel'])
     """
     formats, quantizations = tuple(formats), tuple(quantizations)
-    input_size = _check_arguments(formats, quantizations, input_size)
-    if verify_labels is not None and verify_images is None:
-        raise ValueError("verify_labels given without verify_images.")
+    if verify_images is not None:
+        verify_images = list(verify_images)
+    if verify_labels is not None:
+        verify_labels = list(verify_labels)
+    input_size = _check_arguments(formats, quantizations, input_size, calibration_images,
+                                  verify_images, verify_labels)  # fmt: skip
     if name is None:
         try:
             name = variant_of(model)
@@ -160,6 +200,9 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
         calibration = list(itertools.islice(
             representative_images_from_dataset(calibration_images, num_calibration_images),
             num_calibration_images))  # fmt: skip
+        if not calibration:
+            raise ValueError("calibration_images holds no image; int8 needs at least one. "
+                             "Nothing was written.")  # fmt: skip
         if verify_images is not None:
             verified = {_digest(image) for image in verify_images}
             shared = sum(_digest(image) in verified for image in calibration)
@@ -193,7 +236,7 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
     if verify_images is not None:
         images, labels = list(verify_images), verify_labels
         if odd_crops:
-            images, labels = _with_odd_crops(images, labels)
+            images, labels = with_odd_crops(images, labels)
         start = time.time()
         report = verify(model, artifacts, images, labels=labels, ignore_label=ignore_label,
                         num_threads=num_threads)  # fmt: skip

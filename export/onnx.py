@@ -33,7 +33,7 @@ too) and loaded in an onnxruntime InferenceSession: an artifact that does not lo
 never left at the target path.
 
 `onnx`, `tf2onnx` and `onnxruntime` are imported inside the functions that use
-them: they are optional runtimes, seconds to import, and `import fcn_keras.export`
+them: they take seconds to import, and `import fcn_keras.export`
 (e.g. for TFLite only) should not pay for them.
 """
 
@@ -78,7 +78,7 @@ def _fold_constants(graph, constants, renames):
     A folded weight keeps its variable's name (`block1_conv1/kernel`), so the
     saved initializers read like the Keras model.
     """
-    import onnx  # optional runtime, see the module docstring
+    import onnx  # imported at use, see the module docstring
     from onnx import numpy_helper
     from onnx.reference import ReferenceEvaluator
 
@@ -143,7 +143,7 @@ def convert_to_onnx(model, opset=17, metadata=None):
     Returns:
         `onnx.ModelProto`.
     """
-    import onnx  # optional runtimes, see the module docstring
+    import onnx  # imported at use, see the module docstring
     import tf2onnx
     from onnx import numpy_helper
 
@@ -202,7 +202,7 @@ def convert_to_onnx(model, opset=17, metadata=None):
 
 def _validate(path):
     """Raise `RuntimeError` unless the ONNX file at `path` passes the checker and loads in onnxruntime."""
-    import onnx  # optional runtimes, see the module docstring
+    import onnx  # imported at use, see the module docstring
     import onnxruntime as ort
 
     try:
@@ -235,7 +235,7 @@ def export_onnx(model, filepath, opset=17, external_data=None):
     >>> session = onnxruntime.InferenceSession("/tmp/fcn8s.onnx")
     >>> logits, classes = session.run(["logits", "classes"], {"image": images_uint8})
     """
-    import onnx  # optional runtime, see the module docstring
+    import onnx  # imported at use, see the module docstring
 
     model = float32_model(model)
     target = os.fspath(filepath)

@@ -10,8 +10,8 @@ interpreter (XNNPACK), resized to each input's size.
 
 The dataset facts stored with the artifact (or carried by a `.keras` model)
 are exposed as `class_names`, `ignore_label` and `palette`. onnxruntime and
-ai_edge_litert are imported when an engine of theirs is loaded: each is an
-optional runtime, and a Predictor for one engine should not pay for the other.
+ai_edge_litert are imported when an engine of theirs is loaded: each takes
+seconds to import, and a Predictor for one engine should not pay for the other.
 """
 
 import os
@@ -20,12 +20,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fcn_keras.choices import ENGINES
+
 from ._artifacts import dataset_info_of, read_metadata
 
 __all__ = ["Predictor", "ENGINES", "engine_for_path", "prepare_images"]
-
-ENGINES = ("onnx", "tflite", "savedmodel", "keras")
-
 
 def engine_for_path(path):
     """Guess the engine from an artifact path (`.onnx`, `.tflite`, `.keras`, a directory)."""
@@ -186,7 +185,7 @@ class Predictor:
         raise ValueError(f"cannot load {self.engine} artifact {self.path!r}: {e}") from e
 
     def _load_onnx(self, num_threads, inter_op_threads, providers):
-        import onnxruntime as ort  # optional runtime, see the module docstring
+        import onnxruntime as ort  # imported at use, see the module docstring
 
         options = ort.SessionOptions()
         if num_threads is not None:
@@ -214,7 +213,7 @@ class Predictor:
         self.num_classes = self._classes_from_shape(outputs["logits"].shape)
 
     def _load_tflite(self, num_threads, inter_op_threads, providers):
-        from ai_edge_litert.interpreter import Interpreter  # optional runtime, see the module docstring
+        from ai_edge_litert.interpreter import Interpreter  # imported at use, see the module docstring
 
         try:
             self._interpreter = Interpreter(model_path=self.path, num_threads=num_threads)

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from ._artifacts import SAVEDMODEL_METADATA, artifact_metadata, atomic_path, float32_model, write_json
 
-__all__ = ["export_savedmodel", "serving_function", "SIGNATURE_KEY"]
+__all__ = ["export_savedmodel", "serving_function", "check_input_size", "SIGNATURE_KEY"]
 
 SIGNATURE_KEY = "serving_default"
 
@@ -48,11 +48,26 @@ def serving_function(model):
 
 def image_signature(input_size=None, batch_size=None, dtype="uint8"):
     """The `tf.TensorSpec` of the exported image input."""
-    height, width = (None, None) if input_size is None else _check_size(input_size)
+    height, width = (None, None) if input_size is None else check_input_size(input_size)
     return tf.TensorSpec([batch_size, height, width, 3], tf.as_dtype(dtype), name="image")
 
 
-def _check_size(input_size):
+def check_input_size(input_size):
+    """Validate a fixed export input size, `(height, width)`, the one check every exporter uses.
+
+    Args:
+        input_size: two positive integers, as a tuple or list.
+
+    Returns:
+        `(height, width)` as a tuple.
+
+    Raises:
+        ValueError: anything else (the message shows the value received).
+
+    Example:
+    >>> check_input_size([360, 480])
+    (360, 480)
+    """
     if (
         not isinstance(input_size, (tuple, list))
         or len(input_size) != 2

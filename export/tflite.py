@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from fcn_keras.choices import QUANTIZATIONS
+
 from ._artifacts import (
     TFLITE_SIDECAR_SUFFIX,
     artifact_metadata,
@@ -47,12 +49,9 @@ from ._artifacts import (
     read_metadata,
     write_json,
 )
-from .savedmodel import _check_size, write_savedmodel
+from .savedmodel import check_input_size, write_savedmodel
 
 __all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset"]
-
-QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
-
 
 def representative_images_from_dataset(dataset, limit=100):
     """Yield up to `limit` uint8 RGB images from a dataset of images or (image, mask) pairs.
@@ -229,7 +228,7 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     """
     model = float32_model(model)
     if input_size is not None:
-        input_size = _check_size(input_size)
+        input_size = check_input_size(input_size)
     target = os.fspath(filepath)
     if not target.endswith(".tflite"):
         raise ValueError(f"TFLite export path must end with '.tflite'; received {target!r}.")

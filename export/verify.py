@@ -41,9 +41,10 @@ import os
 import numpy as np
 from PIL import Image
 
+from fcn_keras.evaluation import ignore_label_of
 from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
-from ._artifacts import dataset_info_of, float32_model, model_facts
+from ._artifacts import float32_model, model_facts
 from .predictor import Predictor, prepare_images
 
 __all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of"]
@@ -57,7 +58,27 @@ _RANK = {"float32": 0, "float16": 1, "quantized": 2}
 
 
 def precision_of(metadata, path):
-    """Map an artifact to its threshold class: "float32", "float16" or "quantized"."""
+    """Map an artifact to its threshold class (the `DEFAULT_THRESHOLDS` key that gates it).
+
+    Args:
+        metadata: the artifact's metadata dict (`read_metadata`); its
+            `quantization` entry decides. A missing entry (SavedModel, ONNX)
+            or None means float32.
+        path: the artifact's path, named in the error.
+
+    Returns:
+        `"float32"`, `"float16"` (TFLite float16 weights) or `"quantized"`
+        (TFLite int8 and dynamic range).
+
+    Raises:
+        ValueError: an unknown quantization (the message names the path and value).
+
+    Example:
+    >>> precision_of({"quantization": "dynamic_range"}, "fcn8s_dynamic_range.tflite")
+    'quantized'
+    >>> precision_of({}, "fcn8s.onnx")
+    'float32'
+    """
     quantization = metadata.get("quantization", "float32")
     if quantization in (None, "float32"):
         return "float32"
@@ -65,11 +86,31 @@ def precision_of(metadata, path):
         return "float16"
     if quantization in ("int8", "dynamic_range"):
         return "quantized"
-    raise ValueError(f"{path!r}: unknown quantization {quantization!r} in its metadata.")
+    raise ValueError(f"{path!r}: unknown quantization {quantization!r} in its metadata; "
+                     "expected float32, float16, dynamic_range or int8.")  # fmt: skip
 
 
 def find_artifacts(directory):
-    """Return `{name: path}` for every artifact in a directory (SavedModels, .tflite, .onnx)."""
+    """Return `{name: path}` for every artifact in a directory (SavedModels, .tflite, .onnx).
+
+    Hidden entries (the exporters' temporary folders) are left out; the
+    `.tflite.json` sidecars and report files are not artifacts.
+
+    Args:
+        directory: a folder such as `export_all`'s `out_dir`.
+
+    Returns:
+        dict `{entry name: path}`, sorted by name: every sub-folder holding a
+        `saved_model.pb`, and every `.tflite` and `.onnx` file.
+
+    Raises:
+        FileNotFoundError: `directory` does not exist.
+        ValueError: it holds no artifact (the message lists what it holds).
+
+    Example:
+    >>> sorted(find_artifacts("exports"))
+    ['fcn8s.onnx', 'fcn8s_float32.tflite', 'fcn8s_savedmodel']
+    """
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"artifact directory not found: {directory!r}.")
@@ -272,8 +313,7 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     >>> print(report.to_markdown()); assert report.passed
     """
     if ignore_label is None:
-        info = dataset_info_of(model)
-        ignore_label = 255 if info is None else info.ignore_label
+        ignore_label = ignore_label_of(model)
     model = float32_model(model)
     rules = {key: dict(value) for key, value in DEFAULT_THRESHOLDS.items()}
     for key, value in (thresholds or {}).items():

@@ -1,7 +1,8 @@
 """The named choices of building and training as plain tuples, shared by the library and the CLI.
 
-`fcn_keras.training`, `fcn_keras.distribute` and `fcn_keras.models` validate
-against these; the `fcn-keras` command line offers them as `choices=`. This
+`fcn_keras.training`, `fcn_keras.distribute`, `fcn_keras.models` and
+`fcn_keras.export` validate against these; the `fcn-keras` command line offers
+them as `choices=`. This
 module imports nothing, so the command line can read it without importing
 TensorFlow.
 
@@ -12,7 +13,7 @@ True
 """
 
 __all__ = ["VARIANTS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "SCHEDULES", "LOSSES",
-           "PRECISIONS", "STRATEGIES"]  # fmt: skip
+           "PRECISIONS", "STRATEGIES", "FORMATS", "QUANTIZATIONS", "ENGINES"]  # fmt: skip
 
 # FCN variants by output stride (reference: Long et al. 1411.4038, section 4.2).
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
@@ -25,3 +26,8 @@ LOSSES = ("cross_entropy", "focal")
 # Keras dtype policies; "auto" picks mixed_bfloat16 where the hardware has bfloat16 units.
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# Export formats (`fcn_keras.export.export_all`) and TFLite quantizations (`export_tflite`).
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
+# Runtimes `fcn_keras.export.Predictor` (and `fcn-keras predict --engine`) run a model in.
+ENGINES = ("onnx", "tflite", "savedmodel", "keras")

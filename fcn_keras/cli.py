@@ -19,20 +19,10 @@ __all__ = ["main", "build_parser", "COMMANDS"]
 
 # The subcommands, in the order `fcn-keras --help` lists them: modules of fcn_keras.commands.
 COMMANDS = ("model", "data", "train", "evaluate", "demo", "export", "predict")
-# Commands whose module may be absent from a checkout; any other missing module is an error.
-_OPTIONAL_COMMANDS = ("predict",)
 
 
 def _command_modules():
-    modules = []
-    for name in COMMANDS:
-        qualified = f"fcn_keras.commands.{name}"
-        try:
-            modules.append(importlib.import_module(qualified))
-        except ModuleNotFoundError as e:
-            if name not in _OPTIONAL_COMMANDS or e.name != qualified:
-                raise
-    return modules
+    return [importlib.import_module(f"fcn_keras.commands.{name}") for name in COMMANDS]
 
 
 def build_parser():

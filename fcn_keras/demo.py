@@ -1,4 +1,4 @@
-"""The main job, `fcn-keras demo`: train, evaluate, export, verify and report, end to end.
+"""`fcn-keras demo`, the package end to end: train, evaluate, export, verify and report.
 
 On a fresh CPU machine with no network, `run_demo()`:
 
@@ -25,8 +25,8 @@ Output directory layout (default `./fcn_runs/demo`):
 Why these defaults: VGG16's 13 convolutions cost the same at any fc width,
 and a 2-core CPU trains 2-2.6 images/s at 64x64 (measured on two hosts of that
 kind: 4 x 40 x 8 images took 495 s on one and 638 s on another), so the default
-schedule (4 epochs x 32 steps x 8 images = 1,024 images) fits the 10-minute
-budget with the export and verification on both. A randomly
+schedule (4 epochs x 32 steps x 8 images = 1,024 images) finishes, export and
+verification included, in under 10 minutes on both. A randomly
 initialised VGG16 without batch normalisation starts slowly with SGD; Adam
 at 3e-4 with a short warmup gets going within ~50 steps.
 """
@@ -120,7 +120,7 @@ def run_demo(
     seed=DEMO_DEFAULTS["seed"],
     verbose="auto",
 ):
-    """Run the main job end to end; return the report dict (also written to `out_dir`).
+    """Run the demo end to end; return the report dict (also written to `out_dir`).
 
     Args:
         out_dir: output directory. Defaults to `"fcn_runs/demo"`.

@@ -15,9 +15,10 @@ compute in float32; with `"mixed_float16"` `model.compile` wraps the optimizer
 in a `keras.optimizers.LossScaleOptimizer` (dynamic loss scaling).
 
 `distribute_data`, `prebuild_for_multi_worker` and `multi_worker_log_reduction`
-are what `fcn_keras.train` wraps `model.fit` in: the last two work around
-Keras 3.15's `fit()` under `MultiWorkerMirroredStrategy` and do nothing under
-any other strategy.
+are what `fcn_keras.train` wraps `model.fit` in: the last two are context
+managers that work around Keras 3.15's `fit()` under
+`MultiWorkerMirroredStrategy`, undo their change on leaving the block, and do
+nothing under any other strategy.
 """
 
 import contextlib
@@ -136,7 +137,16 @@ def _read_cpuinfo():
 
 
 def cpu_flags():
-    """Return the set of CPU feature flags from `/proc/cpuinfo` (empty where it is absent)."""
+    """Return the set of CPU feature flags from `/proc/cpuinfo` (empty where it is absent).
+
+    Returns:
+        A set of flag names (the `flags` line on x86, `Features` on ARM);
+        empty where `/proc/cpuinfo` is missing or has neither line.
+
+    Example:
+    >>> "avx2" in cpu_flags()  # on an x86 CPU with AVX2
+    True
+    """
     for line in _read_cpuinfo().splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):
@@ -145,7 +155,16 @@ def cpu_flags():
 
 
 def cpu_model_name():
-    """Return the CPU's model name from `/proc/cpuinfo` (else `platform.processor()`)."""
+    """Return the CPU's model name from `/proc/cpuinfo` (else `platform.processor()`).
+
+    Returns:
+        The `model name` of the first CPU in `/proc/cpuinfo`, else
+        `platform.processor()`, else `"unknown CPU"`.
+
+    Example:
+    >>> cpu_model_name()
+    'AMD EPYC 7B13'
+    """
     for line in _read_cpuinfo().splitlines():
         key, _, value = line.partition(":")
         if key.strip() == "model name" and value.strip():
@@ -233,6 +252,18 @@ def distribute_data(strategy, data):
     goes through `strategy.distribute_datasets_from_function` under a
     multi-replica or multi-worker strategy, and is called with no input
     context otherwise.
+
+    Args:
+        strategy: the `tf.distribute.Strategy` the model is trained under.
+        data: a `tf.data.Dataset`, a function `fn(input_context) -> dataset`,
+            None, or anything else `model.fit` takes (returned as is).
+
+    Returns:
+        The dataset, a distributed dataset, or `data` unchanged.
+
+    Example:
+    >>> train_input = distribute_data(strategy, lambda ctx: load_dataset("synthetic", "train"))
+    >>> model.fit(train_input, epochs=1)
     """
     import tensorflow as tf
 
@@ -247,30 +278,52 @@ def distribute_data(strategy, data):
     return data
 
 
+@contextlib.contextmanager
 def prebuild_for_multi_worker(model, strategy, data):
     """Work around Keras 3.15's fit() under MultiWorkerMirroredStrategy (no-op elsewhere).
 
     `Trainer._maybe_symbolic_build` takes the first distributed batch and
     `strategy.reduce`s the `(images, masks)` tuple to build the model, which
     `MultiWorkerMirroredStrategy` cannot do for a tuple ("Attempt to convert
-    a value (PerReplica ...) to a Tensor"), and it consumes that batch. Build
-    the model, loss, metrics and optimizer from the dataset's element spec
-    instead, under the strategy, and skip Keras's probe for this model.
+    a value (PerReplica ...) to a Tensor"), and it consumes that batch. On
+    entering the block, build the model, loss, metrics and optimizer from the
+    dataset's element spec instead, under the strategy, and skip Keras's probe
+    for this model while the block runs; on leaving it (also on an error),
+    the model's own `_maybe_symbolic_build` is back, as Keras made it.
 
     Args:
         model: the compiled model.
         strategy: the `tf.distribute.Strategy` it was built under.
         data: the distributed training dataset (`distribute_data`'s result).
+
+    Returns:
+        A context manager yielding `model`.
+
+    Example:
+    >>> train_input = distribute_data(strategy, dataset_fn)
+    >>> with prebuild_for_multi_worker(model, strategy, train_input):
+    ...     model.fit(train_input, epochs=2, steps_per_epoch=10)
     """
     import tensorflow as tf
 
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield model
         return
     # A PerReplicaSpec (several local replicas) holds one spec per replica: take the first.
     spec = tuple(getattr(s, "_value_specs", (s,))[0] for s in data.element_spec)
     with strategy.scope():
         model._symbolic_build(data_batch=spec)
+    # An instance attribute shadows the class's method; deleting it restores the method.
+    had_own = "_maybe_symbolic_build" in vars(model)
+    own = vars(model).get("_maybe_symbolic_build")
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    try:
+        yield model
+    finally:
+        if had_own:
+            model._maybe_symbolic_build = own
+        else:
+            del model._maybe_symbolic_build
 
 
 @contextlib.contextmanager

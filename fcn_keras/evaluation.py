@@ -9,7 +9,11 @@ frequent ground-truth class of that split. `fcn-keras evaluate` prints the
 same report.
 
 Class names and the ignore label default to the ones the model carries
-(`model.dataset_info`, set by `fcn_keras.train`), then to the source's.
+(`model.dataset_info`, set by `fcn_keras.train`) when the model was trained
+on the evaluated source (same dataset name) or the source is given as
+batches; on another named source they are that source's own.
+`ignore_label_of(model)` is the one rule for a model's ignore label
+(the one it carries, else 255).
 With `trimap_widths` the report also gives the mean IU within bands of those
 widths around ground-truth class boundaries (`fcn_keras.metrics.trimap_confusion`).
 With `input_scale` the images are resized by that factor before the model
@@ -26,7 +30,83 @@ import numpy as np
 from fcn_keras.metrics import (SCORE_NAMES, confusion_matrix, scores_from_confusion,
                                trimap_confusion)  # fmt: skip
 
-__all__ = ["evaluate", "load_model", "majority_baseline", "report_to_markdown", "report_to_json"]
+__all__ = ["evaluate", "load_model", "majority_baseline", "ignore_label_of", "report_to_markdown",
+           "report_to_json", "scale_images", "logits_at_size"]  # fmt: skip
+
+DEFAULT_IGNORE_LABEL = 255
+
+
+def scale_images(images, input_scale):
+    """Resize a batch of images by `input_scale` the way every reduced-scale evaluation does.
+
+    Antialiased bilinear resizing, then rounded back to uint8, which is what a
+    deployed model (SavedModel, TFLite, ONNX, all taking uint8) would be given:
+    Keras and the exported engines then see the same pixels.
+
+    Args:
+        images: `(batch, H, W, 3)` images (uint8 or float in [0, 255]).
+        input_scale: resize factor in (0, 1].
+
+    Returns:
+        `(batch, round(H * s), round(W * s), 3)` uint8 `tf.Tensor` (sides at least 1).
+
+    Example:
+    >>> scale_images(np.zeros((1, 360, 480, 3), "uint8"), 0.5).shape
+    TensorShape([1, 180, 240, 3])
+    """
+    import tensorflow as tf
+
+    if not 0 < float(input_scale) <= 1:
+        raise ValueError(f"input_scale must be in (0, 1]; received {input_scale!r}.")
+    size = tf.shape(images)[1:3]
+    small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * float(input_scale)), tf.int32), 1)
+    resized = tf.image.resize(tf.cast(images, tf.float32), small, antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def logits_at_size(logits, size):
+    """Bring logits computed on a scaled image back to `size` (bilinear), before the argmax.
+
+    Args:
+        logits: `(batch, h, w, num_classes)` logits.
+        size: the target `(H, W)`.
+
+    Returns:
+        `(batch, H, W, num_classes)` float32 `tf.Tensor`.
+
+    Example:
+    >>> logits_at_size(np.zeros((1, 180, 240, 11), "float32"), (360, 480)).shape
+    TensorShape([1, 360, 480, 11])
+    """
+    import tensorflow as tf
+
+    return tf.image.resize(tf.cast(logits, tf.float32), size, method="bilinear")
+
+
+def ignore_label_of(model, default=DEFAULT_IGNORE_LABEL):
+    """The void label of a model: the one its `dataset_info` carries, else `default`.
+
+    The one rule for "which label does this model ignore" (evaluation,
+    export verification, the export command).
+
+    Args:
+        model: a `keras.Model`; a `fcn_keras.models.FCNModel` saved by
+            `fcn_keras.train` carries `dataset_info`, other models do not.
+        default: label returned when the model carries no dataset facts.
+            Defaults to 255.
+
+    Returns:
+        The ignore label as an int.
+
+    Example:
+    >>> model = keras.saving.load_model("runs/camvid/best.keras", compile=False)
+    >>> ignore_label_of(model)  # CamVid's void class, mapped to 255 by the pipeline
+    255
+    """
+    info = getattr(model, "dataset_info", None)
+    if info is None or info.ignore_label is None:
+        return int(default)
+    return int(info.ignore_label)
 
 
 def load_model(path=None, *, variant=None, num_classes=None, fc_units=4096, **build_kwargs):
@@ -49,8 +129,6 @@ def load_model(path=None, *, variant=None, num_classes=None, fc_units=4096, **bu
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path!r}.")
     if path.endswith(".keras"):
-        import fcn_keras.models  # noqa: F401 - registers the custom layers and FCNModel
-
         return keras.saving.load_model(path, compile=False)
     if path.endswith(".weights.h5"):
         if variant is None or num_classes is None:
@@ -97,10 +175,13 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
             images differ in size if padding is unwanted; padded pixels are
             void and not counted either way).
         num_classes: defaults to the source's, else the model's output width.
-        class_names: defaults to `model.dataset_info`'s, else the source's,
-            else the class ids.
-        ignore_label: defaults to `model.dataset_info`'s, else the source's,
-            else 255.
+        class_names: defaults to `model.dataset_info`'s when the model was
+            trained on this source (`dataset_info.name` equals the named
+            source's) or `source` is batches; else the source's; else the
+            class ids.
+        ignore_label: defaults like `class_names` (the model's for its own
+            dataset or for batches, else the named source's); 255 for
+            batches and a model carrying none (`ignore_label_of`).
         max_batches: optional limit on batches. Defaults to all.
         source_kwargs: dict of source options (`data_dir`, `image_size` ...).
         trimap_widths: band widths in pixels (e.g. `(2, 4, 8, 16)`) for the
@@ -133,9 +214,6 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     source_kwargs = dict(source_kwargs or {})
     model_classes = int(model.output_shape[-1])
     carried = getattr(model, "dataset_info", None)
-    if carried is not None:
-        class_names = list(carried.class_names) if class_names is None else class_names
-        ignore_label = carried.ignore_label if ignore_label is None else ignore_label
     trimap_widths = tuple(int(w) for w in trimap_widths or ())
     if input_scale is not None and not 0 < float(input_scale) <= 1:
         raise ValueError(f"input_scale must be in (0, 1]; received {input_scale!r}.")
@@ -144,17 +222,23 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         from fcn_keras.data.sources import resolve_source
 
         source = resolve_source(source, **source_kwargs)  # options never collide with seed=
-        source_kwargs = {}
         info = dataset_info(source)
+        # The model's class names and ignore label describe the dataset it was trained
+        # on: they apply to that dataset only, whatever another one's class count.
+        own = carried if carried is not None and carried.name == info.name else info
         num_classes = info.num_classes if num_classes is None else num_classes
-        class_names = list(info.class_names) if class_names is None else class_names
-        ignore_label = info.ignore_label if ignore_label is None else ignore_label
+        class_names = list(own.class_names) if class_names is None else class_names
+        ignore_label = own.ignore_label if ignore_label is None else ignore_label
+        if int(ignore_label) != info.ignore_label:  # the source maps its void ids onto it
+            source = resolve_source(source_name, **{**source_kwargs, "ignore_label": ignore_label})
         data = load_dataset(source, split, batch_size=batch_size, augment=False, shuffle=False,
-                            ignore_label=ignore_label, **source_kwargs)  # fmt: skip
+                            ignore_label=ignore_label)  # fmt: skip
     else:
         data = source
         num_classes = model_classes if num_classes is None else num_classes
-        ignore_label = 255 if ignore_label is None else ignore_label
+        if class_names is None and carried is not None:
+            class_names = list(carried.class_names)
+        ignore_label = ignore_label_of(model) if ignore_label is None else ignore_label
     if model_classes != num_classes:
         raise ValueError(
             f"model {model.name!r} predicts {model_classes} classes but {source_name!r} has "
@@ -165,11 +249,8 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     def logits_of(x):
         if input_scale is None or float(input_scale) == 1.0:
             return model(x, training=False)
-        size = tf.shape(x)[1:3]
-        small = tf.cast(tf.round(tf.cast(size, tf.float32) * float(input_scale)), tf.int32)
-        resized = tf.image.resize(tf.cast(x, tf.float32), small, antialias=True)
-        logits = tf.cast(model(resized, training=False), tf.float32)
-        return tf.image.resize(logits, size, method="bilinear")
+        logits = model(scale_images(x, input_scale), training=False)
+        return logits_at_size(logits, tf.shape(x)[1:3])
 
     predict = tf.function(lambda x: tf.argmax(logits_of(x), axis=-1), reduce_retracing=True)
     matrix = np.zeros((num_classes, num_classes), dtype=np.int64)

@@ -23,8 +23,8 @@ import os
 
 import keras
 
-from fcn_keras.data.info import DatasetInfo
 from fcn_keras.backbone import VGG16_SKIP_TAPS, load_backbone_weights, vgg16_features
+from fcn_keras.data.info import DatasetInfo
 from fcn_keras.geometry import CropToReference, PadToMultiple
 from fcn_keras.preprocessing import CaffePreprocess
 from fcn_keras.upsampling import upsampling_layer
@@ -70,6 +70,7 @@ class FCNModel(keras.Model):
 
     @property
     def dataset_info(self):
+        """The `DatasetInfo` of the training data, or None (set it with a `DatasetInfo` or its dict)."""
         return self._dataset_info
 
     @dataset_info.setter
@@ -97,11 +98,11 @@ class FCNModel(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from keras.src.models.functional import functional_from_config
-
         config = dict(config)
         info = config.pop("dataset_info", None)
-        model = functional_from_config(cls, config, custom_objects=custom_objects)
+        # keras.Model.from_config rebuilds a functional graph for a subclass whose
+        # constructor takes (*args, **kwargs), as this one does.
+        model = super().from_config(config, custom_objects=custom_objects)
         model.dataset_info = info
         return model
 

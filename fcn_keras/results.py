@@ -17,16 +17,27 @@ interrupted one.
 - A row is finished when `out_dir/<stage>/final.keras` exists: it is written
   to `final.partial.keras` and renamed into place (atomic on one file
   system), after the row's `stage.json` (epochs, learning rate, training
-  seconds), so a row killed while saving is simply trained again from its
-  backup.
+  seconds).
 - An interrupted row resumes from `out_dir/<stage>/backup/` (Keras's
   `BackupAndRestore`, kept by `fcn_keras.train` until the fit completes): at
   most the epoch that was running is repeated; `history.csv` is appended to.
+- A row records its settings when it starts (`out_dir/<stage>/settings.json`,
+  written atomically; see `ROW_SETTINGS`): epochs, learning rate, scale, crop
+  size and the `train` arguments that define the model and recipe. Before
+  anything is trained, every requested row that is finished or has a backup
+  is compared with the request; a difference is a `ValueError` naming the
+  row and each differing setting (recorded vs requested): a finished row is
+  never reused for, nor silently retrained with, other settings. Rows
+  written before `settings.json` existed are compared on what they hold:
+  `stage.json` (epochs, learning rate, scale, training crop) and
+  `train_config.json` (`train`'s arguments).
 - Training wall time is the sum of the finished epochs' seconds
   (`epoch_times.jsonl`, one line per finished epoch, the last one of a
   repeated epoch counts), so time lost to an interruption is not counted.
-- Evaluations are cached next to the model (`evaluation_<split>.json`) and
-  reused while `final.keras` is not newer.
+- Evaluations are cached next to the model (`evaluation_<split>.json`, with
+  the settings they were computed with under `evaluation_settings`: split,
+  scale, batch size, batch limit, trimap widths) and reused while those
+  settings are the requested ones and `final.keras` is not newer.
 
 Scale: with `scale < 1` the training crops and the augmentation's random
 rescale range are multiplied by `scale` (the net sees images resized by that
@@ -44,6 +55,7 @@ Reference: Long et al. 2015, Section 4.2 (staged training), Section 5
 (metrics); Shelhamer et al. 2016 (PAMI), Section 4 (at-once FCN-8s).
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -51,7 +63,7 @@ import time
 from fcn_keras.metrics import SCORE_NAMES, TRIMAP_WIDTHS
 
 __all__ = ["STAGES", "PUBLISHED_CAMVID_MEAN_IU", "run_stages", "parse_stages", "stage_finished",
-           "results_to_markdown", "figures_only"]  # fmt: skip
+           "results_to_markdown", "figures_only", "recorded_scale"]  # fmt: skip
 
 # Row -> (variant, at_once, the row whose final model it starts from).
 STAGES = {
@@ -70,6 +82,16 @@ PUBLISHED_CAMVID_MEAN_IU = {
 }
 
 FINAL = "final.keras"
+SETTINGS = "settings.json"
+
+# `fcn_keras.train` arguments that define a row's model and recipe (besides epochs, learning
+# rate, scale and crop size): a finished or interrupted row is only continued or reused when
+# these equal the request. `mixed_precision` is compared as requested (e.g. "auto").
+RECIPE_ARGUMENTS = ("fc_units", "batch_size", "optimizer", "schedule", "mixed_precision",
+                    "backbone_weights", "seed", "steps_per_epoch")  # fmt: skip
+# Everything `settings.json` records, in the order errors list it.
+ROW_SETTINGS = ("epochs", "learning_rate", "scale", "crop_size", "train_crop_size",
+                *RECIPE_ARGUMENTS)  # fmt: skip
 
 
 def parse_stages(text):
@@ -97,7 +119,18 @@ def parse_stages(text):
 
 
 def stage_finished(stage_dir):
-    """Whether a row is finished: its `final.keras` exists (it is only ever renamed into place)."""
+    """Whether a row is finished: its `final.keras` exists (it is only ever renamed into place).
+
+    Args:
+        stage_dir: the row's directory, `out_dir/<stage>`.
+
+    Returns:
+        True when `stage_dir/final.keras` exists.
+
+    Example:
+    >>> stage_finished("/tmp/runs/camvid/fcn32s")
+    False
+    """
     return os.path.isfile(os.path.join(stage_dir, FINAL))
 
 
@@ -108,9 +141,125 @@ def _write_json(path, data):
     os.replace(path + ".partial", path)
 
 
+def recorded_scale(model_path):
+    """The input scale a results row was trained at, read from the `stage.json` beside its model.
+
+    Args:
+        model_path: a row's `final.keras` (or any file in a row's directory).
+
+    Returns:
+        `(scale, where)`: the scale (1.0 when no `stage.json` is there) and a
+        few words saying where it came from.
+
+    Example:
+    >>> recorded_scale("runs/camvid/fcn8s/final.keras")
+    (0.5, 'scale recorded in runs/camvid/fcn8s/stage.json')
+    """
+    stage = os.path.join(os.path.dirname(os.path.abspath(model_path)), "stage.json")
+    if not os.path.isfile(stage):
+        return 1.0, "no stage.json beside the model"
+    return float(_read_json(stage).get("scale", 1.0)), f"scale recorded in {stage}"
+
+
 def _read_json(path):
     with open(path) as f:
         return json.load(f)
+
+
+def _crop_pair(crop):
+    """A crop size as `[h, w]` (an int means a square), or None."""
+    if crop is None:
+        return None
+    if isinstance(crop, (int, float)):
+        return [int(crop), int(crop)]
+    return [int(c) for c in crop]
+
+
+def _scaled_crop(crop_size, scale):
+    """The training crop at `scale`: each side scaled and rounded, at least 32 px."""
+    if crop_size is None or scale == 1.0:
+        return crop_size
+    crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+    return tuple(max(int(round(c * scale)), 32) for c in crop)
+
+
+def _requested_settings(epochs, learning_rate, scale, crop_size, train_kwargs):
+    """The `ROW_SETTINGS` of a request, as JSON would hold them (train()'s defaults filled in)."""
+    from fcn_keras.training import _TRAIN_SIGNATURE
+
+    kwargs = dict(train_kwargs or {})
+    settings = {
+        "epochs": int(epochs),
+        "learning_rate": None if learning_rate is None else float(learning_rate),
+        "scale": float(scale),
+        "crop_size": _crop_pair(crop_size),
+        "train_crop_size": _crop_pair(_scaled_crop(crop_size, scale)),
+    }
+    for key in RECIPE_ARGUMENTS:
+        settings[key] = kwargs.get(key, _TRAIN_SIGNATURE.parameters[key].default)
+    settings["backbone_weights"] = _path_or_name(settings["backbone_weights"])
+    return json.loads(json.dumps(settings, default=str))
+
+
+def _path_or_name(value):
+    """A weights path made absolute (so `a/w.h5` and `./a/w.h5` compare equal); names as given."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and os.sep in value):
+        return os.path.abspath(os.fspath(value))
+    return value
+
+
+def _recorded_settings(stage_dir):
+    """`(settings, files)` a row recorded: its `settings.json`, else what older files hold.
+
+    Rows written before `settings.json` existed have `train_config.json`
+    (`train`'s arguments, rewritten at each start) and, once finished,
+    `stage.json` (epochs, learning rate, scale, the training crop).
+    """
+    path = os.path.join(stage_dir, SETTINGS)
+    if os.path.isfile(path):
+        return _read_json(path), [path]
+    recorded, files = {}, []
+    config_path = os.path.join(stage_dir, "train_config.json")
+    if os.path.isfile(config_path):
+        arguments = _read_json(config_path).get("arguments", {})
+        for key in ("epochs", "learning_rate", *RECIPE_ARGUMENTS):
+            if key in arguments:
+                recorded[key] = arguments[key]
+        if "crop_size" in arguments:
+            recorded["train_crop_size"] = _crop_pair(arguments["crop_size"])
+        if "backbone_weights" in recorded:
+            recorded["backbone_weights"] = _path_or_name(recorded["backbone_weights"])
+        files.append(config_path)
+    stage_path = os.path.join(stage_dir, "stage.json")
+    if os.path.isfile(stage_path):
+        stage = _read_json(stage_path)
+        for key in ("epochs", "learning_rate", "scale"):
+            if key in stage:
+                recorded[key] = stage[key]
+        if "crop_size" in stage:
+            recorded["train_crop_size"] = _crop_pair(stage["crop_size"])
+        files.append(stage_path)
+    return recorded, files
+
+
+def _check_settings(stage, stage_dir, requested):
+    """Raise when a finished or interrupted row recorded settings other than `requested`."""
+    finished = stage_finished(stage_dir)
+    if not finished and not os.path.isdir(os.path.join(stage_dir, "backup")):
+        return  # nothing trained to keep: the row starts afresh
+    recorded, files = _recorded_settings(stage_dir)
+    differing = [key for key in ROW_SETTINGS
+                 if key in recorded and key in requested and recorded[key] != requested[key]]
+    if differing:
+        shown = "; ".join(f"{key}: recorded {recorded[key]!r}, requested {requested[key]!r}"
+                          for key in differing)  # fmt: skip
+        state = "finished" if finished else "interrupted (it has a backup)"
+        raise ValueError(
+            f"row {stage!r} in {stage_dir!r} is {state} with settings other than the requested "
+            f"ones ({shown}; recorded in {', '.join(files)}). Its model and scores do not "
+            "answer this request and it is not trained over: give another output directory "
+            "(--out) for these settings, or request the recorded ones to reuse or resume it."
+        )
 
 
 def _epoch_timer(path):
@@ -159,7 +308,8 @@ def _host():
 
 
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
-                 scale, crop_size, augment, train_kwargs, log):  # fmt: skip
+                 scale, crop_size, augment, train_kwargs, settings, log):  # fmt: skip
+    from fcn_keras.data.transforms import Augment
     from fcn_keras.training import train
 
     variant, at_once, parent = STAGES[stage]
@@ -173,23 +323,27 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
             )
     os.makedirs(stage_dir, exist_ok=True)
     resuming = os.path.isdir(os.path.join(stage_dir, "backup"))
+    times = os.path.join(stage_dir, "epoch_times.jsonl")
+    if not resuming and os.path.isfile(times):
+        os.remove(times)  # a fresh start repeats every epoch: earlier records are stale
+    _write_json(os.path.join(stage_dir, SETTINGS), settings)
     log(f"{stage}: {'resuming from its backup' if resuming else 'training'} "
         f"({epochs} epochs, learning rate {learning_rate:g}"
         f"{', init from ' + parent if parent else ''})")  # fmt: skip
     if scale != 1.0:
-        lo, hi = (augment or {}).get("scale_range", (0.5, 2.0))
+        if isinstance(augment, Augment):
+            augment = dataclasses.asdict(augment)
+        lo, hi = (augment or {}).get("scale_range", Augment().scale_range)
         augment = dict(augment or {}, scale_range=(lo * scale, hi * scale))
-        if crop_size is not None:
-            crop = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
-            crop_size = tuple(max(int(round(c * scale)), 32) for c in crop)
+        crop_size = _scaled_crop(crop_size, scale)
     kwargs = dict(train_kwargs or {})
-    callbacks = [_epoch_timer(os.path.join(stage_dir, "epoch_times.jsonl"))]
+    callbacks = [_epoch_timer(times)]
     callbacks += list(kwargs.pop("callbacks", None) or [])
     model, _ = train(variant, source, out_dir=stage_dir, source_kwargs=source_kwargs,
                      val_split=None, epochs=epochs, learning_rate=learning_rate,
                      init_from=init_from, at_once=at_once, crop_size=crop_size,
                      augment=augment, callbacks=callbacks, **kwargs)  # fmt: skip
-    seconds, counted = _training_seconds(os.path.join(stage_dir, "epoch_times.jsonl"))
+    seconds, counted = _training_seconds(times)
     config = _read_json(os.path.join(stage_dir, "train_config.json"))
     _write_json(os.path.join(stage_dir, "stage.json"), {
         "stage": stage, "variant": config["derived"]["variant"], "epochs": epochs,
@@ -209,8 +363,16 @@ def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_wi
 
     final = os.path.join(stage_dir, FINAL)
     cache = os.path.join(stage_dir, f"evaluation_{split}.json")
+    key = {"split": split, "scale": float(scale), "batch_size": int(batch_size),
+           "max_batches": None if max_batches is None else int(max_batches),
+           "trimap_widths": [int(w) for w in trimap_widths or ()]}  # fmt: skip
     if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(final):
-        return _read_json(cache)
+        cached = _read_json(cache)
+        if cached.get("evaluation_settings") == key:
+            return cached
+        log(f"{os.path.basename(stage_dir)} on {split}: cached evaluation was computed with "
+            f"{cached.get('evaluation_settings', 'unrecorded settings')}, requested {key}: "
+            "evaluating again")  # fmt: skip
     start = time.perf_counter()
     report = evaluate(load_model(final), source, split, batch_size=batch_size,
                       source_kwargs=source_kwargs, trimap_widths=trimap_widths,
@@ -218,6 +380,7 @@ def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_wi
                       max_batches=max_batches)  # fmt: skip
     report.pop("confusion_matrix", None)
     report["evaluate_seconds"] = time.perf_counter() - start
+    report["evaluation_settings"] = key
     _write_json(cache, report)
     log(f"{os.path.basename(stage_dir)} on {split}: mean IU {report['mean_iu']:.4f}, "
         f"pixel accuracy {report['pixel_accuracy']:.4f}")  # fmt: skip
@@ -273,6 +436,10 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     missing = [s for s in stages if s not in schedules]
     if missing:
         raise ValueError(f"schedules has no (epochs, learning_rate) for {missing}.")
+    requested = {stage: _requested_settings(*schedules[stage], scale, crop_size, train_kwargs)
+                 for stage in stages}  # fmt: skip
+    for stage in stages:  # before any training: a mismatch later on would waste the rows before
+        _check_settings(stage, os.path.join(out_dir, stage), requested[stage])
     os.makedirs(out_dir, exist_ok=True)
     results = {"settings": dict(settings or {}), "host": _host(), "rows": {}}
     results_path = os.path.join(out_dir, "results.json")
@@ -285,7 +452,7 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
             _train_stage(stage, stage_dir, out_dir, source=source, source_kwargs=source_kwargs,
                          epochs=epochs, learning_rate=learning_rate, scale=scale,
                          crop_size=crop_size, augment=augment, train_kwargs=train_kwargs,
-                         log=log)  # fmt: skip
+                         settings=requested[stage], log=log)  # fmt: skip
         row = _read_json(os.path.join(stage_dir, "stage.json"))
         splits = [val_split] + ([test_split] if test else [])
         for split in splits:
@@ -305,6 +472,16 @@ def figures_only(results):
 
     Settings holding paths (`out`, `data_dir`, `json_copy`) are dropped and
     `backbone_weights` is reduced to its file name.
+
+    Args:
+        results: a `run_stages` result (or `results.json` as loaded).
+
+    Returns:
+        A new dict; rows lose `files` and `init_from`; `results` is unchanged.
+
+    Example:
+    >>> results = json.load(open("/tmp/runs/camvid/results.json"))
+    >>> json.dump(figures_only(results), open("docs/results/camvid.json", "w"), indent=2)
     """
     copy = json.loads(json.dumps(results))
     settings = copy.get("settings", {})
@@ -319,10 +496,27 @@ def figures_only(results):
 
 
 def results_to_markdown(results, split="val"):
-    """A Markdown table of the rows on `split`, with the published CamVid figures beside them."""
+    """A Markdown table of the rows on `split`, with the published CamVid figures beside them.
+
+    The trimap columns are the band widths the reports hold (any row's), in
+    increasing order.
+
+    Args:
+        results: a `run_stages` result (or `results.json` as loaded).
+        split: the split whose reports are shown. Defaults to `"val"`;
+            rows without a report on it are left out.
+
+    Returns:
+        The Markdown text (a host line, the table, the published figures).
+
+    Example:
+    >>> print(results_to_markdown(json.load(open("/tmp/runs/camvid/results.json")), "test"))
+    """
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}"  # noqa: E731
     rows = results.get("rows", {})
-    widths = [str(w) for w in TRIMAP_WIDTHS]
+    widths = sorted({str(w) for row in rows.values()
+                     for w in ((row.get(split) or {}).get("trimap_mean_iu") or {})},
+                    key=float)  # fmt: skip
     host = results.get("host", {})
     lines = [
         f"Split `{split}`; host: {host.get('cpu', '?')} ({host.get('cpu_count', '?')} cores)"
@@ -338,7 +532,7 @@ def results_to_markdown(results, split="val"):
         report = row.get(split)
         if report is None:
             continue
-        trimap = report.get("trimap_mean_iu") or {}
+        trimap = {str(w): v for w, v in (report.get("trimap_mean_iu") or {}).items()}
         cells = [pct(report.get(name)) for name in SCORE_NAMES]
         cells += [pct(trimap.get(w)) for w in widths]
         cells += [f"{row.get('train_seconds', 0) / 60:.1f} min", str(row.get("precision")),

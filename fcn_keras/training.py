@@ -169,7 +169,23 @@ def make_optimizer(
 
 
 def make_loss(loss="cross_entropy", ignore_label=255, class_weights=None, focal_gamma=2.0):
-    """Return a loss instance: `"cross_entropy"`, `"focal"`, or a `keras.losses.Loss` as is."""
+    """Return a loss instance: `"cross_entropy"`, `"focal"`, or a `keras.losses.Loss` as is.
+
+    Args:
+        loss: `"cross_entropy"` (`SegmentationCrossEntropy`), `"focal"`
+            (`FocalLoss`) or a `keras.losses.Loss` (returned unchanged).
+            Defaults to `"cross_entropy"`.
+        ignore_label: void label left out of the loss. Defaults to 255.
+        class_weights: optional per-class weights. Defaults to None.
+        focal_gamma: focusing exponent of the focal loss. Defaults to 2.0.
+
+    Returns:
+        A `keras.losses.Loss`.
+
+    Example:
+    >>> loss = make_loss("focal", ignore_label=255, class_weights=[1.0, 2.0, 0.5])
+    >>> model.compile(optimizer="adam", loss=loss)
+    """
     if isinstance(loss, keras.losses.Loss):
         return loss
     if loss == "cross_entropy":
@@ -194,6 +210,10 @@ def make_callbacks(out_dir, *, monitor="val_mean_iu", backup=True, tensorboard=T
 
     Returns:
         A list of callbacks.
+
+    Example:
+    >>> callbacks = make_callbacks("runs/fcn32s", monitor="mean_iu", tensorboard=False)
+    >>> model.fit(train_data, epochs=10, callbacks=callbacks)
     """
     os.makedirs(out_dir, exist_ok=True)
     callbacks = []
@@ -229,8 +249,6 @@ def _load_init_model(path):
             f"init_from must be an existing '.keras' file saved by fcn_keras.train "
             f"(e.g. out_dir/best.keras of the previous stage); received {path!r}."
         )
-    import fcn_keras.models  # noqa: F401 - registers the custom layers and FCNModel
-
     return keras.saving.load_model(path, compile=False)
 
 
@@ -375,7 +393,10 @@ def make_inputs(source="synthetic", *, num_classes=None, validation_data=None, v
         from fcn_keras.data.sources import Source
 
         if not isinstance(source, Source):
-            raise ValueError("class_weights='median_frequency' needs a source name.")
+            raise ValueError(
+                "class_weights='median_frequency' counts the training split, so it needs a "
+                f"source name or Source; received source of type {type(source).__name__!r}."
+            )
         counted = load_dataset(source, "train", batch_size=batch_size, augment=False,
                                shuffle=False, ignore_label=ignore_label)  # fmt: skip
         class_weights, _ = median_frequency_weights(counted, num_classes, ignore_label)
@@ -499,6 +520,11 @@ def compile_model(model, inputs, *, optimizer="adam", learning_rate=None, schedu
 
     Returns:
         The compiled model.
+
+    Example:
+    >>> inputs = make_inputs("synthetic", source_kwargs={"image_size": 64}, batch_size=4)
+    >>> model = make_model("fcn32s", inputs.num_classes, fc_units=64)
+    >>> compile_model(model, inputs, optimizer="sgd", learning_rate=2e-5, schedule="poly")
     """
     if isinstance(optimizer, str):
         optimizer = make_optimizer(optimizer, learning_rate, schedule=schedule,
@@ -539,6 +565,12 @@ def fit(model, inputs, strategy, *, out_dir, epochs=1, validation_steps=None, ca
 
     Returns:
         The Keras `History`.
+
+    Example:
+    >>> strategy = make_strategy("default")
+    >>> with strategy.scope():
+    ...     model = compile_model(make_model("fcn32s", inputs.num_classes), inputs)
+    ...     history = fit(model, inputs, strategy, out_dir="runs/fcn32s", epochs=2)
     """
     resuming = os.path.isdir(os.path.join(out_dir, "backup"))
     monitor = "val_mean_iu" if inputs.validation_data is not None else "mean_iu"
@@ -546,8 +578,8 @@ def fit(model, inputs, strategy, *, out_dir, epochs=1, validation_steps=None, ca
                                    tensorboard=tensorboard and is_chief(), resuming=resuming,
                                    extra=callbacks)  # fmt: skip
     train_input = distribute_data(strategy, inputs.train_data)
-    prebuild_for_multi_worker(model, strategy, train_input)
-    with multi_worker_log_reduction(strategy):
+    with prebuild_for_multi_worker(model, strategy, train_input), \
+            multi_worker_log_reduction(strategy):
         return model.fit(
             train_input,
             validation_data=distribute_data(strategy, inputs.validation_data),

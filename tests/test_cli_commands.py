@@ -65,6 +65,20 @@ def test_choice_lists_agree_with_the_modules_that_validate_them():
     assert tuple(models.VARIANTS) == choices.VARIANTS
 
 
+def test_export_and_predict_choices_are_the_export_package_lists():
+    from fcn_keras import export
+    from fcn_keras.export import predictor
+
+    # One list each, defined in fcn_keras.choices: the package re-exports the same objects.
+    assert export.FORMATS is choices.FORMATS and export.QUANTIZATIONS is choices.QUANTIZATIONS
+    assert predictor.ENGINES is choices.ENGINES
+    assert _choices_of("predict", "--engine") == choices.ENGINES == ("onnx", "tflite", "savedmodel", "keras")
+    args = build_parser().parse_args(["export", "--model", "m.keras", "--out", "o"])
+    assert tuple(args.formats) == choices.FORMATS and args.quantization == ["float32"]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["export", "--model", "m.keras", "--out", "o", "--quantization", "int4"])
+
+
 def test_global_verbose_does_not_clash_with_train_verbose():
     args = build_parser().parse_args(["--verbose", "train", "fcn8s", "--out", "x", "--verbose", "2"])
     assert args.show_logs is True and args.verbose == 2

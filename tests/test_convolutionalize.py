@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fcn_keras
-from fcn_keras.backbone import VGG16_CONV_LAYERS, _weights_file_has_classifier
+from fcn_keras.backbone import VGG16_CONV_LAYERS
 from fcn_keras.convolutionalize import dense_to_conv_kernel
 
 
@@ -86,20 +86,27 @@ def test_real_pretrained_notop_backbone_loads(vgg16_notop_weights):
     assert np.abs(textured - flat).max() > 1.0
 
 
-def test_weights_file_layout_detection(tmp_path):
+def test_weights_file_layout_decides_which_vgg16_reads_it(tmp_path):
+    # A weights file's layout (with or without fc1/fc2) picks the VGG16 that loads it; these
+    # files hold layer names but no weights, so loading fails naming the layout that was read.
+    def build(path):
+        return fcn_keras.FCN32s(num_classes=3, fc_units=8, backbone_weights=path)
+
     legacy = tmp_path / "legacy.h5"
     with h5py.File(legacy, "w") as f:
         f.attrs["layer_names"] = [b"block1_conv1", b"fc1", b"fc2", b"predictions"]
-    assert _weights_file_has_classifier(legacy)
+    with pytest.raises(ValueError, match=r"legacy\.h5' does not fit keras\.applications\.VGG16\(include_top=True\)"):
+        build(legacy)
     legacy_notop = tmp_path / "legacy_notop.h5"
     with h5py.File(legacy_notop, "w") as f:
         f.attrs["layer_names"] = [b"block1_conv1", b"block5_pool"]
-    assert not _weights_file_has_classifier(legacy_notop)
+    with pytest.raises(ValueError, match=r"legacy_notop\.h5' does not fit .*VGG16\(include_top=False\)"):
+        build(legacy_notop)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f["x"] = np.zeros(3)
     with pytest.raises(ValueError, match=r"other\.h5' is not a Keras weights file"):
-        _weights_file_has_classifier(other)
+        build(other)
 
 
 def test_dense_to_conv_kernel_checks_the_shape():

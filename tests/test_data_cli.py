@@ -48,3 +48,27 @@ def test_data_command_scan_reports_bad_files(tmp_path, capsys):
 def test_data_command_user_error_exit_code(tmp_path, capsys):
     assert main(["data", "camvid", "--data-dir", str(tmp_path / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_data_command_source_arg_seed_is_the_source_seed(tmp_path, capsys):
+    from fcn_keras import load_dataset
+    from fcn_keras.data.sources import resolve_source
+
+    def sample_images(out, *extra):
+        code = main(["data", "synthetic", "--split", "val", "--image-size", "32", "--source-arg",
+                     "num_examples=2", "--samples", "2", "--out", str(out), *extra])  # fmt: skip
+        assert code == 0
+        # The sample PNG is image | colourised mask | overlay: its left third is the image.
+        return [np.asarray(Image.open(out / f"val_{i:03d}.png"))[:, :32] for i in range(2)]
+
+    def source_images(**options):
+        ds = load_dataset(resolve_source("synthetic", image_size=32, num_examples=2, **options), "val",
+                          batch_size=1, augment=False, shuffle=False)  # fmt: skip
+        return [image[0] for image, _ in ds.as_numpy_iterator()]
+
+    seeded = sample_images(tmp_path / "seed3", "--source-arg", "seed=3")
+    default = sample_images(tmp_path / "seed0")
+    assert all(np.array_equal(a, b) for a, b in zip(seeded, source_images(seed=3)))
+    assert all(np.array_equal(a, b) for a, b in zip(default, source_images()))
+    assert not any(np.array_equal(a, b) for a, b in zip(seeded, default))  # seed=3 reached the source
+    capsys.readouterr()

@@ -149,3 +149,45 @@ def test_cpu_flags_and_model_name_read_proc_cpuinfo(monkeypatch):
         distribute.resolve_precision("bfloat8")
     assert distribute.resolve_precision(None) is None
     assert distribute.resolve_precision("float32") == "float32"
+
+
+# === prebuild_for_multi_worker ===
+
+
+def test_prebuild_for_multi_worker_restores_the_model_after_the_block(monkeypatch):
+    import contextlib
+
+    import keras
+    import tensorflow as tf
+
+    from fcn_keras.distribute import prebuild_for_multi_worker
+
+    class FakeMultiWorker:
+        """Stands in for MultiWorkerMirroredStrategy: the class test and a scope."""
+
+        def scope(self):
+            return contextlib.nullcontext()
+
+    monkeypatch.setattr(tf.distribute, "MultiWorkerMirroredStrategy", FakeMultiWorker)
+    inputs = keras.Input((4, 4, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    data = tf.data.Dataset.from_tensors((tf.zeros((1, 4, 4, 3)), tf.zeros((1, 4, 4), tf.int32)))
+    keras_method = type(model)._maybe_symbolic_build
+
+    with prebuild_for_multi_worker(model, FakeMultiWorker(), data) as built:
+        assert built is model and model.built and model.optimizer.built
+        assert "_maybe_symbolic_build" in vars(model)  # Keras's probe is skipped in the block
+        assert model._maybe_symbolic_build(data_batch=None) is None
+    assert "_maybe_symbolic_build" not in vars(model)  # the class's method again
+    assert model._maybe_symbolic_build.__func__ is keras_method
+
+    with pytest.raises(RuntimeError, match="fit failed"):  # restored on an error too
+        with prebuild_for_multi_worker(model, FakeMultiWorker(), data):
+            raise RuntimeError("fit failed")
+    assert "_maybe_symbolic_build" not in vars(model)
+
+    # Any other strategy: nothing is built or replaced.
+    fresh = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
+    with prebuild_for_multi_worker(fresh, tf.distribute.get_strategy(), data):
+        assert "_maybe_symbolic_build" not in vars(fresh)

@@ -52,7 +52,7 @@ def test_export_verifies_on_camvid_val_with_void_255(workspace, capsys):
     import keras
 
     from fcn_keras.cli import main
-    from fcn_keras.export.bundle import _with_odd_crops
+    from fcn_keras.export import with_odd_crops
     from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
     out = workspace / "exports"
@@ -82,7 +82,7 @@ def test_export_verifies_on_camvid_val_with_void_255(workspace, capsys):
         raw = np.asarray(Image.open(workspace / "camvid" / "valannot" / name)).astype(np.int32)
         assert (raw == 11).sum() > 0
         labels.append(np.where(raw == 11, 255, raw))
-    images, labels = _with_odd_crops(images, labels)
+    images, labels = with_odd_crops(images, labels)
     matrix = sum(confusion_matrix(label, np.asarray(model(image[None]))[0].argmax(-1), NUM_CLASSES, 255)
                  for image, label in zip(images, labels))  # fmt: skip
     assert matrix.sum() == sum(int((label != 255).sum()) for label in labels)
@@ -197,3 +197,110 @@ def test_cli_errors(workspace, capsys):
     rc = main(["predict", str(workspace / "missing.png"), "--model", str(workspace / "small.keras"),
                "--out", str(workspace / "p")])  # fmt: skip
     assert rc == 2 and "missing.png" in capsys.readouterr().err
+
+
+def test_predict_names_inputs_with_colliding_stems_apart(workspace, capsys):
+    from fcn_keras.cli import main
+
+    folder = workspace / "collide"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (33, 45, 3), dtype=np.uint8)).save(folder / "a.png")
+    Image.fromarray(rng.integers(0, 256, (29, 41, 3), dtype=np.uint8)).save(folder / "a.jpg")
+    Image.fromarray(rng.integers(0, 256, (21, 25, 3), dtype=np.uint8)).save(folder / "b.png")
+    out = workspace / "collide_out"
+    rc = main(["predict", str(folder), "--model", str(workspace / "small.keras"), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    kinds = ("mask", "overlay", "classes")
+    assert sorted(os.listdir(out)) == sorted(f"{base}_{kind}.png" for base in ("a.png", "a.jpg", "b")
+                                             for kind in kinds)  # fmt: skip
+    assert printed.count("share a file stem with another") == 1
+    assert "2 input(s) share a file stem with another (a.jpg, a.png)" in printed
+    # Each output is its own input's: sizes (W, H) of the two "a" images, neither overwritten.
+    assert Image.open(out / "a.png_classes.png").size == (45, 33)
+    assert Image.open(out / "a.jpg_classes.png").size == (41, 29)
+    assert "3 of 3 image(s) segmented" in printed
+
+
+def test_predict_records_any_per_image_failure_and_goes_on(workspace, monkeypatch, capsys):
+    import tensorflow as tf
+
+    from fcn_keras import export
+    from fcn_keras.cli import main
+
+    folder = workspace / "runtime_errors"
+    folder.mkdir()
+    rng = np.random.default_rng(3)
+    for name, size in (("a.png", (33, 45)), ("b.png", (20, 30)), ("c.png", (25, 27))):
+        Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(folder / name)
+    out = workspace / "runtime_errors_out"
+    (out / "c_mask.png").mkdir(parents=True)  # writing c's mask fails: a folder is in the way
+    predict_classes = export.Predictor.predict_classes
+
+    def failing_on_b(self, image):  # a runtime error such as a SavedModel raises for one input
+        if image.shape[:2] == (20, 30):
+            raise tf.errors.InvalidArgumentError(None, None, "Incompatible shapes: [1,20,30]")
+        return predict_classes(self, image)
+
+    monkeypatch.setattr(export.Predictor, "predict_classes", failing_on_b)
+    rc = main(["predict", str(folder), "--model", str(workspace / "small.keras"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    assert "1 of 3 image(s) segmented" in captured.out
+    failed = captured.err.split("2 image(s) failed:")[1]
+    assert "b.png: InvalidArgumentError: Incompatible shapes: [1,20,30]" in failed
+    assert "c.png: IsADirectoryError" in failed and "c_mask.png" in failed
+    assert sorted(os.listdir(out)) == ["a_classes.png", "a_mask.png", "a_overlay.png", "c_mask.png"]
+    rc = main(["predict", str(folder), "--model", str(workspace / "small.keras"),
+               "--out", str(workspace / "runtime_fast"), "--fail-fast"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert rc == 2 and "b.png: InvalidArgumentError: Incompatible shapes" in captured.err
+    assert "of 3 image(s) segmented" not in captured.out  # ended at b.png
+
+
+def _synthetic_val_images(**options):
+    from fcn_keras import load_dataset
+    from fcn_keras.data.sources import resolve_source
+
+    dataset = load_dataset(resolve_source("synthetic", **options), "val", batch_size=1,
+                           augment=False, shuffle=False)  # fmt: skip
+    return [np.asarray(image[0], np.uint8) for image, _ in dataset]
+
+
+def test_export_source_arg_seed_is_the_source_seed(workspace, monkeypatch, capsys):
+    from fcn_keras import export
+    from fcn_keras.cli import main
+
+    seen = {}
+
+    def fake_export_all(model, out_dir, **kwargs):
+        seen.update(kwargs)
+        return {"artifacts": {}, "verification": None, "passed": None, "report_files": None}
+
+    monkeypatch.setattr(export, "export_all", fake_export_all)
+    base = ["export", "--model", str(workspace / "small.keras"), "--out", str(workspace / "seeded"),
+            "--formats", "onnx", "--source", "synthetic", "--image-size", "32",
+            "--source-arg", "num_examples=2", "--verify", "--limit", "2"]  # fmt: skip
+    assert main(base + ["--source-arg", "seed=3"]) == 0
+    seeded = seen["verify_images"]
+    expected = _synthetic_val_images(image_size=32, num_examples=2, seed=3)
+    unseeded = _synthetic_val_images(image_size=32, num_examples=2)
+    assert len(seeded) == len(expected) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(seeded, expected))
+    # seed=3 reached the source: other images than the default seed's.
+    assert not any(np.array_equal(a, b) for a, b in zip(seeded, unseeded))
+    assert main(base) == 0
+    assert all(np.array_equal(a, b) for a, b in zip(seen["verify_images"], unseeded))
+
+
+def test_export_images_or_report_without_verify_is_an_error(workspace, capsys):
+    from fcn_keras.cli import main
+
+    out = workspace / "not_verified"
+    base = ["export", "--model", str(workspace / "small.keras"), "--out", str(out), "--formats", "onnx"]
+    rc = main(base + ["--images", str(workspace / "camvid" / "val")])
+    assert rc == 2 and "--images given without --verify" in capsys.readouterr().err
+    rc = main(base + ["--images", str(workspace / "camvid" / "val"), "--report", str(out / "r")])
+    assert rc == 2 and "--images and --report given without --verify" in capsys.readouterr().err
+    assert not out.exists()

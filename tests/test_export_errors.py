@@ -193,6 +193,39 @@ def test_export_all_refuses_calibrating_on_verification_images(model, tmp_path):
     assert _dir_listing(tmp_path) == []  # checked before anything is written
 
 
+def test_export_all_checks_int8_and_labels_before_writing(model, tmp_path):
+    from fcn_keras import export
+
+    # int8 without calibration images: refused up front, before SavedModel and float32 TFLite.
+    with pytest.raises(ValueError, match=r"'int8' needs calibration_images.*received none"):
+        export.export_all(model, tmp_path / "out", quantizations=("float32", "int8"))
+    with pytest.raises(ValueError, match="calibration_images holds no image"):
+        export.export_all(model, tmp_path / "out", formats=("tflite",), quantizations=("int8",),
+                          calibration_images=[])  # fmt: skip
+    masks = [np.zeros((32, 40), np.uint8)] * 2
+    with pytest.raises(ValueError, match=r"verify_labels holds 2 mask\(s\) but verify_images is None"):
+        export.export_all(model, tmp_path / "out", formats=("onnx",), verify_labels=masks)
+    with pytest.raises(ValueError, match=r"verify_labels holds 2 mask\(s\) for 3 verify_images"):
+        export.export_all(model, tmp_path / "out", formats=("onnx",), verify_labels=masks,
+                          verify_images=[np.zeros((32, 40, 3), np.uint8)] * 3)  # fmt: skip
+    assert _dir_listing(tmp_path) == []
+
+
+def test_with_odd_crops_adds_two_odd_sized_crops():
+    from fcn_keras import export
+
+    images = [np.arange(40 * 56 * 3, dtype=np.uint32).reshape(40, 56, 3).astype(np.uint8),
+              np.ones((37, 53, 3), np.uint8), np.zeros((32, 32, 3), np.uint8)]  # fmt: skip
+    labels = [np.arange(40 * 56).reshape(40, 56) % 7, np.ones((37, 53), int), np.zeros((32, 32), int)]
+    out_images, out_labels = export.with_odd_crops(images, labels)
+    # odd(3H/4) x odd(2W/3): 40x56 -> 31x37, 37x53 -> 27x35; the inputs are kept, in order.
+    assert [i.shape[:2] for i in out_images] == [(40, 56), (37, 53), (32, 32), (31, 37), (27, 35)]
+    assert [l.shape for l in out_labels] == [i.shape[:2] for i in out_images]
+    np.testing.assert_array_equal(out_images[3], images[0][:31, :37])
+    np.testing.assert_array_equal(out_labels[3], labels[0][:31, :37])
+    assert len(images) == 3 and export.with_odd_crops(images[:1])[1] is None
+
+
 def test_artifact_names_are_one_scheme():
     from fcn_keras import export
 

@@ -153,8 +153,11 @@ def test_tflite_metadata_and_fixed_size(artifacts, inputs):
     assert fixed.predict(np.zeros((48, 64, 3), np.uint8)).shape == (48, 64, NUM_CLASSES)
     with pytest.raises(ValueError, match=r"fixed input size \(48, 64\).*\(37, 53\)"):
         fixed.predict(inputs[0][1])
-    int8 = export.Predictor(artifacts["int8"])
-    image_input = int8._tflite_input
+    from ai_edge_litert.interpreter import Interpreter
+
+    # The int8 file as the runtime itself reports its input.
+    runner = Interpreter(model_path=artifacts["int8"]).get_signature_runner("serving_default")
+    image_input = runner.get_input_details()["image"]
     # Raw uint8 in, not a quantized tensor: callers feed what they feed every engine.
     assert image_input["dtype"] == np.uint8 and tuple(image_input["quantization"]) == (0.0, 0)
 
@@ -305,7 +308,7 @@ def fcn_keras_model_without_info():
 
 def test_model_facts_use_variant_of(model):
     import fcn_keras
-    from fcn_keras.export._artifacts import model_facts
+    from fcn_keras.export import model_facts
 
     assert model_facts(model)["variant"] == "fcn8s"
     at_once = fcn_keras.FCN8s(num_classes=3, fc_units=8, backbone_weights=None, at_once=True)

@@ -74,3 +74,41 @@ def test_mixed_precision_model_exports_float32_artifacts(policy, policy_scope, t
     scale = np.abs(logits).max()
     assert scale > 0 and np.abs(mixed - logits).max() <= 0.05 * scale
     assert keras.config.dtype_policy().name == "float32"
+
+
+def _branch_model():
+    """Integer ids in, a layer kept in int32, and float layers named with dtype words (one exactly "bfloat16")."""
+    import keras
+
+    ids = keras.Input((6, 7, 3), dtype="int32", name="ids")
+    x = keras.layers.Identity(dtype="int32", name="int32_ids")(ids)
+    x = keras.layers.Rescaling(1.0 / 255.0, name="bfloat16")(x)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="float16_branch")(x)
+    return keras.Model(ids, keras.layers.Conv2D(3, 1, name="mixed_float16_head")(x), name="float16_net")
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_float32_rebuild_changes_only_half_precision_dtypes(policy, policy_scope):
+    import keras
+
+    from fcn_keras import export
+
+    policy_scope(policy)
+    keras.utils.set_random_seed(0)
+    mixed = _branch_model()
+    keras.config.set_dtype_policy("float32")
+    reference = _branch_model()  # the same model built in float32
+    reference.set_weights(mixed.get_weights())
+
+    rebuilt = export.float32_model(mixed)
+    assert rebuilt.name == "float16_net"
+    assert [layer.name for layer in rebuilt.layers] == [layer.name for layer in mixed.layers] == [
+        "ids", "int32_ids", "bfloat16", "float16_branch", "mixed_float16_head"]  # fmt: skip
+    policies = {layer.name: layer.dtype_policy.name for layer in rebuilt.layers}
+    assert policies["int32_ids"] == "int32"  # an integer policy is not a half-precision one
+    assert [policies[n] for n in ("bfloat16", "float16_branch", "mixed_float16_head")] == ["float32"] * 3
+    assert mixed.get_layer("float16_branch").compute_dtype == policy.split("_")[1]
+    assert rebuilt.inputs[0].dtype == "int32"
+    ids = np.random.default_rng(0).integers(0, 256, (2, 6, 7, 3)).astype("int32")
+    # Same float32 graph and weights as the float32-built model: the same outputs, bit for bit.
+    np.testing.assert_array_equal(np.asarray(rebuilt(ids)), np.asarray(reference(ids)))

@@ -180,3 +180,40 @@ def test_evaluate_reports_trimap_mean_iu(small_fcn):
         assert band.sum() == boundary_band_mask(masks, width).sum()
         assert report["trimap_mean_iu"][width] == pytest.approx(expected["mean_iu"], abs=1e-12)
     assert report["trimap_pixels"][2] < report["trimap_pixels"][16] <= report["pixels"]
+
+
+def test_model_class_names_and_ignore_label_apply_to_its_own_dataset_only(small_fcn):
+    from fcn_keras import DatasetInfo
+    from fcn_keras.data.synthetic import SYNTHETIC_CLASS_NAMES
+    from fcn_keras.evaluation import evaluate, ignore_label_of
+
+    model = small_fcn("fcn32s", num_classes=6)
+    assert ignore_label_of(model) == 255 and ignore_label_of(model, default=0) == 0
+    names = tuple(f"class{i}" for i in range(6))
+    options = {"source_kwargs": {"image_size": 32, "num_examples": {"val": 2}}, "batch_size": 2}
+
+    # Trained on the evaluated dataset: its class names (and ignore label) are the model's.
+    model.dataset_info = DatasetInfo(name="synthetic", num_classes=6, class_names=names,
+                                     ignore_label=7)  # fmt: skip
+    assert ignore_label_of(model) == 7
+    report = evaluate(model, "synthetic", "val", **options)
+    assert list(report["per_class_iou"]) == list(names) and report["pixels"] == 2 * 32 * 32
+
+    # Trained on another dataset with as many classes: the evaluated source's own names.
+    model.dataset_info = DatasetInfo(name="other", num_classes=6, class_names=names)
+    report = evaluate(model, "synthetic", "val", **options)
+    assert list(report["per_class_iou"]) == list(SYNTHETIC_CLASS_NAMES)
+
+    # Batches: the model's names and ignore label (pixels labelled 7 are left out).
+    model.dataset_info = DatasetInfo(name="synthetic", num_classes=6, class_names=names,
+                                     ignore_label=7)  # fmt: skip
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 16, 16, 3)).astype("uint8")
+    masks = rng.integers(0, 6, (2, 16, 16)).astype("int32")
+    masks[:, :4] = 7
+    report = evaluate(model, [(images, masks)])
+    assert list(report["per_class_iou"]) == list(names)
+    assert report["pixels"] == 2 * 16 * 16 - 2 * 4 * 16
+    expected, _ = _reference(np.where(masks == 7, 255, masks),
+                             np.argmax(model.predict(images, verbose=0), axis=-1), 6)
+    assert report["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-12)

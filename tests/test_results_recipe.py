@@ -2,8 +2,10 @@
 
 A rerun skips finished rows (their final model is not rewritten, `train` is
 not called for them) and resumes an interrupted row from its BackupAndRestore
-backup (the epoch counter continues). Evaluation at reduced input scale is
-scored on full-size labels.
+backup (the epoch counter continues). A finished or interrupted row whose
+recorded settings differ from the request is an error naming each difference;
+evaluations are recomputed when their settings differ. Evaluation at reduced
+input scale is scored on full-size labels.
 """
 
 import csv
@@ -157,3 +159,112 @@ def test_reduced_scale_evaluation_scores_full_size_labels(small_fcn):
     expected = scores_from_confusion(confusion_matrix(masks, np.argmax(logits, -1), 3))
     assert report["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-12)
     assert results_module.STAGES["fcn8s_atonce"] == ("fcn8s", True, None)
+
+
+def test_other_settings_into_the_same_out_are_an_error(tmp_path, counted_train):
+    quick = {"fcn32s": (1, 1e-4)}
+    _run(tmp_path, "fcn32s", quick, max_eval_batches=1, trimap_widths=(3, 5))
+    stage_dir = tmp_path / "fcn32s"
+    settings = json.load(open(stage_dir / "settings.json"))
+    assert settings["epochs"] == 1 and settings["fc_units"] == 8
+    assert settings["mixed_precision"] == "float32" and settings["steps_per_epoch"] == 1
+    final_stamp = os.stat(stage_dir / "final.keras").st_mtime_ns
+
+    # A full run into the same directory: refused, naming the row and each difference.
+    with pytest.raises(ValueError) as error:
+        _run(tmp_path, "fcn32s", {"fcn32s": (2, 1e-4)}, train_kwargs={"fc_units": 16})
+    message = str(error.value)
+    assert "row 'fcn32s'" in message and "is finished" in message and "--out" in message
+    assert "epochs: recorded 1, requested 2" in message
+    assert "fc_units: recorded 8, requested 16" in message
+    assert "learning_rate" not in message  # equal settings are not listed
+    with pytest.raises(ValueError, match="mixed_precision: recorded 'float32', requested 'auto'"):
+        _run(tmp_path, "fcn32s", quick, train_kwargs={"mixed_precision": "auto"})
+    with pytest.raises(ValueError, match=r"scale: recorded 1\.0, requested 0\.5"):
+        _run(tmp_path, "fcn32s", quick, scale=0.5)
+    assert counted_train == ["fcn32s"]  # nothing trained over the row
+    assert os.stat(stage_dir / "final.keras").st_mtime_ns == final_stamp
+
+    # The same settings with other evaluation settings: the row is reused, the evaluation is not.
+    cache = stage_dir / "evaluation_val.json"
+    report = json.load(open(cache))
+    assert report["images"] == 1 and set(report["trimap_mean_iu"]) == {"3", "5"}
+    assert report["evaluation_settings"] == {"split": "val", "scale": 1.0, "batch_size": 1,
+                                             "max_batches": 1, "trimap_widths": [3, 5]}
+    results = _run(tmp_path, "fcn32s", quick, trimap_widths=(3, 5))
+    assert counted_train == ["fcn32s"]
+    report = json.load(open(cache))
+    assert report["images"] == 2 and report["evaluation_settings"]["max_batches"] is None
+    assert results["rows"]["fcn32s"]["val"]["images"] == 2
+    # The table's trimap columns are the widths the reports hold.
+    markdown = results_to_markdown(results, "val")
+    assert "| Trimap 3 px | Trimap 5 px |" in markdown and "Trimap 2 px" not in markdown
+    row_line = next(line for line in markdown.splitlines() if line.startswith("| fcn32s |"))
+    assert "n/a" not in row_line and row_line.count("|") == 11  # row, 4 scores, 2 widths, 3
+    trimap = results["rows"]["fcn32s"]["val"]["trimap_mean_iu"]
+    assert f"{100 * trimap['5']:.1f}" in row_line.split("|")[7]
+
+
+def test_rows_written_before_settings_json_are_compared_on_what_they_hold(tmp_path):
+    schedules = {"fcn32s": (1, 1e-4)}
+    _run(tmp_path, "fcn32s", schedules)
+    stage_dir = tmp_path / "fcn32s"
+    # As an older run left it: stage.json and train_config.json, no settings.json, and an
+    # evaluation cache without the settings it was computed with.
+    os.remove(stage_dir / "settings.json")
+    cache = stage_dir / "evaluation_val.json"
+    report = json.load(open(cache))
+    report.pop("evaluation_settings")
+    json.dump(report, open(cache, "w"))
+    os.utime(cache, ns=(os.stat(cache).st_atime_ns, os.stat(stage_dir / "final.keras").st_mtime_ns
+                        + 10**9))  # newer than final.keras, as a cache would be
+
+    with pytest.raises(ValueError) as error:
+        _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-5)})
+    message = str(error.value)
+    assert "learning_rate: recorded 0.0001, requested 1e-05" in message
+    assert "stage.json" in message and "train_config.json" in message
+    with pytest.raises(ValueError, match=r"train_crop_size: recorded None, requested \[32, 32\]"):
+        _run(tmp_path, "fcn32s", schedules, crop_size=32)
+
+    results = _run(tmp_path, "fcn32s", schedules)  # the same settings: reused
+    assert not (stage_dir / "settings.json").exists()  # a finished row is left as it was
+    assert json.load(open(cache))["evaluation_settings"]["split"] == "val"  # evaluated anew
+    assert results["rows"]["fcn32s"]["val"]["images"] == 2
+
+
+def test_interrupted_row_with_other_settings_is_an_error(tmp_path, counted_train):
+    stage_dir = tmp_path / "fcn32s"
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, "fcn32s", {"fcn32s": (3, 1e-4)},
+             train_kwargs={"callbacks": [_InterruptAfterEpoch(0)]})  # fmt: skip
+    assert (stage_dir / "backup").is_dir()
+    assert json.load(open(stage_dir / "settings.json"))["epochs"] == 3
+    with pytest.raises(ValueError) as error:
+        _run(tmp_path, "fcn32s", {"fcn32s": (3, 1e-4)}, train_kwargs={"seed": 1, "batch_size": 1})
+    message = str(error.value)
+    assert "is interrupted (it has a backup)" in message
+    assert "batch_size: recorded 2, requested 1" in message
+    assert "seed: recorded 0, requested 1" in message
+    assert counted_train == ["fcn32s"] and (stage_dir / "backup").is_dir()
+    assert _epochs(stage_dir) == [0]  # the backup and history are left as they were
+
+
+def test_scaled_rows_take_the_augmentation_default_scale_range(tmp_path, monkeypatch):
+    import fcn_keras.training
+    from fcn_keras.data.transforms import Augment
+
+    seen = {}
+
+    def train(variant, *args, **kwargs):
+        seen.update(kwargs)
+        raise _Interrupt("arguments recorded")
+
+    monkeypatch.setattr(fcn_keras.training, "train", train)
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-4)}, scale=0.5, crop_size=(100, 64))
+    lo, hi = Augment().scale_range
+    assert seen["augment"]["scale_range"] == (lo * 0.5, hi * 0.5)
+    assert seen["crop_size"] == (50, 32)
+    settings = json.load(open(tmp_path / "fcn32s" / "settings.json"))
+    assert settings["crop_size"] == [100, 64] and settings["train_crop_size"] == [50, 32]

@@ -70,14 +70,21 @@ def test_registered_object_round_trips(name):
     assert_round_trip(EXAMPLES[name](), name)
 
 
-def test_fcn_model_round_trips_with_its_dataset_info(tmp_path):
-    model = fcn_keras.FCN8s(num_classes=6, backbone_weights=None, fc_units=8)
-    model.dataset_info = fcn_keras.dataset_info("synthetic")
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn16s", "fcn8s", "fcn8s_atonce"])
+def test_fcn_model_round_trips_through_a_keras_file(small_fcn, tmp_path, variant):
+    model = small_fcn(variant.removesuffix("_atonce"), trainable_upsampling=variant == "fcn16s",
+                      **({"at_once": True} if variant.endswith("_atonce") else {}))  # fmt: skip
+    palette = np.random.default_rng(2).integers(0, 256, (5, 3))
+    model.dataset_info = fcn_keras.DatasetInfo("toy", 5, [f"c{i}" for i in range(5)], 11, palette)
     model.save(tmp_path / "m.keras")
     restored = keras.saving.load_model(tmp_path / "m.keras")
-    assert type(restored) is fcn_keras.FCNModel
+    assert type(restored) is fcn_keras.FCNModel and fcn_keras.variant_of(restored) == variant
     assert restored.dataset_info == model.dataset_info
-    images = np.random.default_rng(1).integers(0, 256, (1, 37, 45, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(restored.dataset_info.palette, palette)
+    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+    upscore = restored.get_layer("upscore32" if variant == "fcn32s" else "upscore2")
+    assert upscore.trainable == (variant == "fcn16s")
+    images = np.random.default_rng(4).integers(0, 256, (1, 37, 45, 3), dtype=np.uint8)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(model(images)), keras.ops.convert_to_numpy(restored(images))
     )

@@ -3,7 +3,6 @@
 import csv
 import json
 import math
-import os
 
 import keras
 import numpy as np
@@ -225,3 +224,18 @@ def test_cli_staged_recipe_and_evaluate(tmp_path, capsys):
     assert main(["train", "fcn8s", "--out", str(tmp_path / "bad"), "--init-from",
                  str(tmp_path / "s32" / "best.keras"), *common]) == 2  # fmt: skip
     assert "source model must be an fcn16s" in capsys.readouterr().err
+
+
+def test_make_loss_and_input_errors_name_what_they_received():
+    from fcn_keras.losses import FocalLoss, SegmentationCrossEntropy
+    from fcn_keras.training import make_inputs, make_loss
+
+    loss = make_loss("focal", ignore_label=250, focal_gamma=1.5)
+    assert isinstance(loss, FocalLoss) and loss.ignore_label == 250 and loss.gamma == 1.5
+    assert isinstance(make_loss(), SegmentationCrossEntropy)
+    assert make_loss(loss) is loss
+    with pytest.raises(ValueError, match="Unknown loss 'dice'"):
+        make_loss("dice")
+    with pytest.raises(ValueError, match="needs a source name or Source; received source of "
+                                         "type '_BatchDataset'"):  # fmt: skip
+        make_inputs(_toy_dataset(), num_classes=3, class_weights="median_frequency")

@@ -52,20 +52,26 @@ def run(args):
 
     from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.data.pipeline import scan_dataset
+    from fcn_keras.data.sources import resolve_source
     from fcn_keras.visualize import colorize, overlay, voc_palette
 
     if args.samples < 0:
         raise ValueError(f"--samples must be >= 0; received {args.samples}.")
-    kwargs = source_kwargs(args)
-    info = dataset_info(args.source, ignore_label=args.ignore_label, **kwargs)
+    options = source_kwargs(args)
+    if "ignore_label" in options:
+        raise ValueError("give the ignore label as --ignore-label, not --source-arg ignore_label=...")
+    # One Source, built from the source options alone: a `--source-arg seed=3` is the
+    # source's own seed, never load_dataset's shuffling seed.
+    source = resolve_source(args.source, ignore_label=args.ignore_label, **options)
+    info = dataset_info(source)
     figures = {"source": info.name, "split": args.split, "num_classes": info.num_classes}
     if args.scan:
-        good, report = scan_dataset(args.source, args.split, skip_bad=True,
-                                    ignore_label=args.ignore_label, **kwargs)  # fmt: skip
+        good, report = scan_dataset(source, args.split, skip_bad=True,
+                                    ignore_label=args.ignore_label)  # fmt: skip
         figures["bad_examples"] = report.count
         figures["bad_files"] = [str(f) for f in report.files]
-    ds = load_dataset(args.source, args.split, batch_size=1, augment=False, shuffle=False,
-                      ignore_label=args.ignore_label, skip_bad=args.scan, **kwargs)  # fmt: skip
+    ds = load_dataset(source, args.split, batch_size=1, augment=False, shuffle=False,
+                      ignore_label=args.ignore_label, skip_bad=args.scan)  # fmt: skip
     palette = info.palette if info.palette is not None else voc_palette()
     counts = np.zeros(info.num_classes, np.int64)
     ignored = total = examples = 0

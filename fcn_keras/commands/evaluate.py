@@ -2,8 +2,12 @@
 
     fcn-keras evaluate runs/fcn8s/best.keras --source camvid --data-dir ../shared/data/camvid
 
-Prints a Markdown table (or JSON). Arguments are declared here; the library is
-imported inside the handler (see `fcn_keras/commands/__init__.py`).
+Prints a Markdown table (or JSON). Without `--source`, a `.keras` model is
+evaluated on the dataset it was trained on (its `dataset_info.name`; the
+dataset's options, e.g. `--data-dir`, still come from the command line); a
+model without one, or a `.weights.h5` file, needs `--source`. Arguments are
+declared here; the library is imported inside the handler (see
+`fcn_keras/commands/__init__.py`).
 """
 
 import argparse
@@ -27,7 +31,7 @@ def register(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("model", help="a .keras file, or a .weights.h5 with --variant etc.")
-    add_source_arguments(parser)
+    add_source_arguments(parser, default=None, default_help="the model's own dataset")
     parser.add_argument("--split", default="val")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--max-batches", type=int, default=None)
@@ -43,23 +47,44 @@ def register(subparsers):
     parser.set_defaults(handler=run)
 
 
+def _model_source(model, path):
+    """The source string of the dataset `model` was trained on (its `dataset_info.name`)."""
+    from fcn_keras.data.sources import source_class
+
+    info = getattr(model, "dataset_info", None)
+    if info is None:
+        raise ValueError(f"{path!r} carries no dataset_info (the dataset it was trained on): "
+                         "pass --source (and --data-dir) to name the data to evaluate on.")  # fmt: skip
+    try:
+        source_class(info.name)
+    except ValueError:
+        raise ValueError(f"{path!r} was trained on dataset {info.name!r}, which is not a source "
+                         "name: pass --source (and its options) to evaluate on it.") from None  # fmt: skip
+    return info.name
+
+
 def run(args):
     """Evaluate the model `args` name and print the report; returns the exit code."""
     from fcn_keras.evaluation import evaluate, load_model, report_to_json, report_to_markdown
 
     options = source_kwargs(args)
     num_classes = args.num_classes
-    if args.model.endswith(".weights.h5") and num_classes is None:
+    weights_only = args.model.endswith(".weights.h5")
+    if weights_only and args.source is None:
+        raise ValueError(f"{args.model!r} holds weights only, with no dataset facts: pass --source "
+                         "(and --data-dir) to name the data to evaluate on.")  # fmt: skip
+    if weights_only and num_classes is None:
         from fcn_keras.data import dataset_info
 
         num_classes = dataset_info(args.source, **options).num_classes
     model = load_model(args.model, variant=args.variant, num_classes=num_classes,
                        fc_units=args.fc_units,
                        trainable_upsampling=args.trainable_upsampling)  # fmt: skip
-    report = evaluate(model, args.source, args.split, batch_size=args.batch_size,
+    source = args.source if args.source is not None else _model_source(model, args.model)
+    report = evaluate(model, source, args.split, batch_size=args.batch_size,
                       max_batches=args.max_batches, source_kwargs=options)  # fmt: skip
     text_json = report_to_json(report)
-    text_md = report_to_markdown(report, title=f"{model.name} on {args.source} {args.split}")
+    text_md = report_to_markdown(report, title=f"{model.name} on {source} {args.split}")
     if args.output:
         with open(args.output + ".json", "w") as f:
             f.write(text_json)

@@ -6,17 +6,16 @@ A thin layer over `fcn_keras.export.export_all`. Images come through
 "val"), int8 calibration on `--calibration-split` (default "train"), never the
 same split. `--images` verifies on a plain folder of unlabelled images
 instead. The ignore label comes from the model's `dataset_info` unless
-`--ignore-label` is given. Exit code 1 when verification fails.
+`--ignore-label` is given. `--images` and `--report` belong to `--verify`:
+either without it is an error. Exit code 1 when verification fails.
 """
 
 import argparse
 
+from fcn_keras.choices import FORMATS, QUANTIZATIONS
 from fcn_keras.commands.sources import add_source_arguments, source_kwargs
 
 __all__ = ["register"]
-
-_FORMATS = ("savedmodel", "tflite", "onnx")
-_QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
 
 
 def _csv(choices):
@@ -57,9 +56,9 @@ def register(subparsers):
     )
     parser.add_argument("--model", required=True, help="the .keras model to export")
     parser.add_argument("--out", required=True, help="output directory for the artifacts")
-    parser.add_argument("--formats", type=_csv(_FORMATS), default=list(_FORMATS),
+    parser.add_argument("--formats", type=_csv(FORMATS), default=list(FORMATS),
                         help="comma-separated formats (default: all)")  # fmt: skip
-    parser.add_argument("--quantization", type=_csv(_QUANTIZATIONS), default=["float32"],
+    parser.add_argument("--quantization", type=_csv(QUANTIZATIONS), default=["float32"],
                         help="TFLite variants, comma-separated (default: float32)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..18 (default 17)")
     parser.add_argument("--input-size", type=_size, default=None,
@@ -72,7 +71,8 @@ def register(subparsers):
     parser.add_argument("--calibration-split", default="train",
                         help="split of --source to calibrate int8 on (default: train)")  # fmt: skip
     parser.add_argument("--images", nargs="+", default=None,
-                        help="unlabelled image files or folders to verify on (instead of --verify-split)")  # fmt: skip
+                        help="with --verify: unlabelled image files or folders to verify on "
+                             "(instead of --verify-split)")  # fmt: skip
     parser.add_argument("--limit", type=int, default=8,
                         help="verify on at most this many images (default 8)")  # fmt: skip
     parser.add_argument("--calibration-limit", type=int, default=100,
@@ -81,19 +81,20 @@ def register(subparsers):
                         help="void label id (default: the model's, else 255)")  # fmt: skip
     parser.add_argument("--verify", action="store_true", help="verify every artifact (needs images)")
     parser.add_argument("--report", default=None,
-                        help="write the verification report here (.json and .md; default OUT/verification)")  # fmt: skip
+                        help="with --verify: write the verification report here (.json and .md; "
+                             "default OUT/verification)")  # fmt: skip
     parser.add_argument("--num-threads", type=int, default=None, help="threads per runtime")
     parser.set_defaults(handler=handler)
 
 
-def _split_examples(args, split, limit, ignore_label, with_labels):
-    """Up to `limit` (image, mask) NumPy pairs of a split, read by `fcn_keras.load_dataset`."""
+def _split_examples(source, args, split, limit, ignore_label, with_labels):
+    """Up to `limit` (image, mask) NumPy pairs of a split of `source`, read by `fcn_keras.load_dataset`."""
     import numpy as np
 
     from fcn_keras import load_dataset
 
-    dataset = load_dataset(args.source, split, batch_size=1, augment=False, shuffle=False,
-                           ignore_label=ignore_label, **source_kwargs(args))  # fmt: skip
+    dataset = load_dataset(source, split, batch_size=1, augment=False, shuffle=False,
+                           ignore_label=ignore_label)  # fmt: skip
     images, labels = [], []
     for image, mask in dataset.take(limit):
         images.append(np.asarray(image[0], dtype=np.uint8))
@@ -114,8 +115,8 @@ def handler(args):
 
     import keras
 
-    import fcn_keras  # noqa: F401  (registers the custom layers)
     from fcn_keras.commands._images import image_files, read_image
+    from fcn_keras.evaluation import ignore_label_of
     from fcn_keras.export import export_all
 
     _positive(args.limit, "--limit")
@@ -126,12 +127,15 @@ def handler(args):
         model = keras.saving.load_model(args.model, compile=False)
     except Exception as e:
         raise ValueError(f"cannot load Keras model {args.model!r}: {e}") from e
-    info = getattr(model, "dataset_info", None)
-    ignore_label = args.ignore_label
-    if ignore_label is None:
-        ignore_label = 255 if info is None else info.ignore_label
+    ignore_label = ignore_label_of(model) if args.ignore_label is None else args.ignore_label
 
     int8 = "tflite" in args.formats and "int8" in args.quantization
+    unused = [flag for flag, value in (("--images", args.images), ("--report", args.report)) if value]
+    if unused and not args.verify:
+        raise ValueError(
+            f"{' and '.join(unused)} given without --verify: they choose what verification runs "
+            "on and where its report goes; add --verify (or drop them)."
+        )
     if args.verify and args.source is None and not args.images:
         raise ValueError(
             "--verify needs real images: pass --source (with --data-dir; verifies on "
@@ -148,6 +152,16 @@ def handler(args):
             "not be calibrated on the images that verify it; choose two splits."
         )
 
+    source = None
+    if args.source is not None and ((args.verify and not args.images) or int8):
+        from fcn_keras.data.sources import resolve_source
+
+        # One Source, built from the source options alone: a `--source-arg seed=3` is the
+        # source's own seed, never load_dataset's shuffling seed.
+        options = source_kwargs(args)
+        if "ignore_label" in options:
+            raise ValueError("give the ignore label as --ignore-label, not --source-arg ignore_label=...")
+        source = resolve_source(args.source, ignore_label=ignore_label, **options)
     verify_images = verify_labels = calibration = None
     if args.verify:
         if args.images:
@@ -159,11 +173,11 @@ def handler(args):
                     print(f"{path}: {note}")
                 verify_images.append(image)
         else:
-            verify_images, verify_labels = _split_examples(args, args.verify_split, args.limit,
+            verify_images, verify_labels = _split_examples(source, args, args.verify_split, args.limit,
                                                            ignore_label, with_labels=True)  # fmt: skip
     if int8:
-        calibration, _ = _split_examples(args, args.calibration_split, args.calibration_limit,
-                                         ignore_label, with_labels=False)  # fmt: skip
+        calibration, _ = _split_examples(source, args, args.calibration_split,
+                                         args.calibration_limit, ignore_label, with_labels=False)  # fmt: skip
 
     summary = export_all(
         model, args.out, formats=args.formats, quantizations=args.quantization, opset=args.opset,

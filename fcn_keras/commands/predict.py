@@ -3,10 +3,15 @@
 Colours and class names come from the model: the palette and class names an
 artifact carries in its metadata (or a `.keras` model in its `dataset_info`),
 VOC's palette when it has none; `--palette` overrides. An image that cannot
-be read or run does not end the batch: it is named with its reason at the end
-and the exit code is 1 (`--fail-fast` stops at the first instead). A
-converted input (grayscale, palette, opaque RGBA) is said so once per file.
+be read, run or written does not end the batch: it is named with its reason
+at the end and the exit code is 1 (`--fail-fast` stops at the first instead).
+A converted input (grayscale, palette, opaque RGBA) is said so once per file.
+Outputs are named after the input's stem (`a.png` -> `a_mask.png`); inputs
+whose stems collide (`a.png`, `a.jpg`) are named after the whole file name
+instead (`a.png_mask.png`, `a.jpg_mask.png`), which is said once.
 """
+
+from fcn_keras.choices import ENGINES
 
 __all__ = ["register"]
 
@@ -26,7 +31,7 @@ def register(subparsers):
     )
     parser.add_argument("input", help="an image file or a folder of images")
     parser.add_argument("--model", required=True, help="artifact path (.onnx, .tflite, SavedModel dir, .keras)")
-    parser.add_argument("--engine", choices=("onnx", "tflite", "savedmodel", "keras"), default=None,
+    parser.add_argument("--engine", choices=ENGINES, default=None,
                         help="runtime (default: from the model path)")  # fmt: skip
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--num-threads", type=int, default=None, help="runtime threads")
@@ -74,17 +79,60 @@ def _class_summary(classes, names):
     return ", ".join(f"{label(c)} {100 * counts[c] / classes.size:.1f}%" for c in order)
 
 
+def _output_names(files):
+    """`{path: output base name}`: the file stem, or the whole file name where stems collide.
+
+    `a.png` and `a.jpg` would both write `a_mask.png`; they get `a.png_mask.png`
+    and `a.jpg_mask.png` instead, and any stem that still collides with one
+    of those names falls back to its file name too (file names in one folder
+    are unique).
+    """
+    import collections
+    import os
+
+    names = {path: os.path.splitext(os.path.basename(path))[0] for path in files}
+    while True:
+        counts = collections.Counter(names.values())
+        clashing = [path for path in files
+                    if counts[names[path]] > 1 and names[path] != os.path.basename(path)]  # fmt: skip
+        if not clashing:
+            return names
+        for path in clashing:
+            names[path] = os.path.basename(path)
+
+
+def _segment(predictor, path, base, palette, args):
+    """Segment one image file and write its three PNGs; returns the printed line."""
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from fcn_keras.commands._images import read_image
+    from fcn_keras.visualize import colorize, overlay
+
+    image, note = read_image(path)
+    if note:
+        print(f"{path}: {note}")
+    classes = predictor.predict_classes(image)
+    Image.fromarray(colorize(classes, palette)).save(os.path.join(args.out, f"{base}_mask.png"))
+    Image.fromarray(overlay(image, classes, palette, alpha=args.alpha)).save(
+        os.path.join(args.out, f"{base}_overlay.png")
+    )
+    Image.fromarray(classes.astype(np.uint8 if predictor.num_classes <= 256 else np.uint16)).save(
+        os.path.join(args.out, f"{base}_classes.png")
+    )
+    return (f"{path}: {image.shape[1]}x{image.shape[0]} -> {base}_mask.png, {base}_overlay.png; "
+            f"{_class_summary(classes, predictor.class_names)}")  # fmt: skip
+
+
 def handler(args):
     """Run `fcn-keras predict`; returns 0, or 1 when any image failed."""
     import os
     import sys
 
-    import numpy as np
-    from PIL import Image
-
-    from fcn_keras.commands._images import image_files, read_image
+    from fcn_keras.commands._images import image_files
     from fcn_keras.export import Predictor
-    from fcn_keras.visualize import colorize, overlay
 
     predictor = Predictor(args.model, engine=args.engine, num_threads=args.num_threads,
                           num_classes=args.num_classes)  # fmt: skip
@@ -94,32 +142,23 @@ def handler(args):
             f"{palette_source} has {len(palette)} colours but {args.model!r} predicts "
             f"{predictor.num_classes} classes."
         )
-    names = predictor.class_names
     files = image_files([args.input])
+    bases = _output_names(files)
+    renamed = [path for path in files if bases[path] != os.path.splitext(os.path.basename(path))[0]]
+    if renamed:
+        print(f"{len(renamed)} input(s) share a file stem with another ("
+              f"{', '.join(os.path.basename(p) for p in renamed)}): their outputs are named "
+              f"after the whole file name, e.g. {bases[renamed[0]]}_mask.png")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
     failures = []
     for path in files:
         try:
-            image, note = read_image(path)
-            if note:
-                print(f"{path}: {note}")
-            classes = predictor.predict_classes(image)
-        except (ValueError, RuntimeError, OSError) as e:
-            if args.fail_fast:
-                raise
-            failures.append((path, str(e)))
-            print(f"{path}: FAILED ({e})", file=sys.stderr)
-            continue
-        stem = os.path.splitext(os.path.basename(path))[0]
-        Image.fromarray(colorize(classes, palette)).save(os.path.join(args.out, f"{stem}_mask.png"))
-        Image.fromarray(overlay(image, classes, palette, alpha=args.alpha)).save(
-            os.path.join(args.out, f"{stem}_overlay.png")
-        )
-        Image.fromarray(classes.astype(np.uint8 if predictor.num_classes <= 256 else np.uint16)).save(
-            os.path.join(args.out, f"{stem}_classes.png")
-        )
-        print(f"{path}: {image.shape[1]}x{image.shape[0]} -> {stem}_mask.png, {stem}_overlay.png; "
-              f"{_class_summary(classes, names)}")  # fmt: skip
+            print(_segment(predictor, path, bases[path], palette, args))
+        except Exception as e:  # noqa: BLE001 - any per-image failure is reported, not fatal
+            if args.fail_fast:  # one line naming the image, exit code 2
+                raise RuntimeError(f"{path}: {type(e).__name__}: {e}") from e
+            failures.append((path, f"{type(e).__name__}: {e}"))
+            print(f"{path}: FAILED ({type(e).__name__}: {e})", file=sys.stderr)
     done = len(files) - len(failures)
     print(f"{done} of {len(files)} image(s) segmented with {predictor.engine} ({args.model}), "
           f"colours from {palette_source}; outputs in {args.out}")  # fmt: skip

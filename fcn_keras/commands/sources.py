@@ -2,7 +2,10 @@
 
 `add_source_arguments(parser)` adds `--source`, `--data-dir`, `--image-size`
 and `--source-arg KEY=VALUE`; `source_kwargs(args)` turns them into the
-keyword options of `fcn_keras.load_dataset` / `dataset_info`. Every command
+source's own options, for `fcn_keras.data.sources.resolve_source(name,
+**options)`: commands build the `Source` first and hand it to
+`load_dataset`, so an option such as the synthetic source's `seed` never
+fills one of `load_dataset`'s own arguments. Every command
 that reads data declares them through this module (`data` with the source
 positional). An option the chosen source does not take is refused by
 `fcn_keras.data.sources.resolve_source` with a message naming it and listing
@@ -14,15 +17,19 @@ import json
 __all__ = ["add_source_arguments", "source_kwargs"]
 
 
-def add_source_arguments(parser, *, default="synthetic", positional=False):
+def add_source_arguments(parser, *, default="synthetic", positional=False, default_help=None):
     """Declare the source arguments on an argparse parser.
 
     Args:
         parser: an `argparse.ArgumentParser` (or subparser).
         default: the `--source` default. Defaults to `"synthetic"`; None makes
-            the source optional (the command then runs without data).
+            the source optional (the command then runs without data, or
+            picks one itself).
         positional: declare the source as a positional `source` argument
             instead of `--source`. Defaults to False.
+        default_help: how `--help` words the default, for a command that
+            picks the source itself when `default` is None. Defaults to
+            None: the default value.
 
     Example:
     >>> import argparse
@@ -35,8 +42,10 @@ def add_source_arguments(parser, *, default="synthetic", positional=False):
     if positional:
         parser.add_argument("source", help=help_text)
     else:
-        parser.add_argument("--source", default=default,
-                            help=f"{help_text} (default: {default})")  # fmt: skip
+        # "%(default)" in a help text keeps ArgumentDefaultsHelpFormatter from repeating the
+        # default; "%(default).0s" prints nothing.
+        shown = "%(default)s" if default_help is None else f"{default_help}%(default).0s"
+        parser.add_argument("--source", default=default, help=f"{help_text} (default: {shown})")
     parser.add_argument("--data-dir", default=None,
                         help="dataset directory (camvid, voc, sbd, folders)")  # fmt: skip
     parser.add_argument("--image-size", type=int, default=None,
@@ -54,7 +63,7 @@ def source_kwargs(args):
         args: the parsed `argparse.Namespace` of a parser given `add_source_arguments`.
 
     Returns:
-        dict of source options for `fcn_keras.load_dataset(source, split, **options)`.
+        dict of source options for `resolve_source(source, **options)`.
 
     Raises:
         ValueError: a `--source-arg` without `=`.

@@ -7,7 +7,7 @@ import numpy as np
 __all__ = ["DatasetInfo"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class DatasetInfo:
     """Static description of a segmentation data source.
 
@@ -51,8 +51,23 @@ class DatasetInfo:
         if self.palette is not None:
             self.palette = np.asarray(self.palette, dtype=np.uint8)
 
+    def __eq__(self, other):
+        # Field by field, the palette compared as an array (dataclass equality cannot).
+        if not isinstance(other, DatasetInfo):
+            return NotImplemented
+        return self.to_config() == other.to_config()
+
     def to_config(self):
-        """Return the fields as a JSON-serialisable dict (`from_config` inverts it)."""
+        """Return the fields as a JSON-serialisable dict (`from_config` inverts it).
+
+        Returns:
+            dict with `name`, `num_classes`, `class_names` (list), `ignore_label`,
+            `palette` (list of `[r, g, b]` or None), `num_examples`, `description`.
+
+        Example:
+        >>> DatasetInfo("toy", 2, ("bg", "fg")).to_config()["class_names"]
+        ['bg', 'fg']
+        """
         return {
             "name": self.name,
             "num_classes": int(self.num_classes),
@@ -65,7 +80,19 @@ class DatasetInfo:
 
     @classmethod
     def from_config(cls, config):
-        """Rebuild a `DatasetInfo` from `to_config()`'s dict (unknown keys are an error)."""
+        """Rebuild a `DatasetInfo` from `to_config()`'s dict (unknown keys are an error).
+
+        Args:
+            config: a dict as returned by `to_config()`.
+
+        Returns:
+            A `DatasetInfo`.
+
+        Example:
+        >>> info = DatasetInfo("toy", 2, ("bg", "fg"), palette=[[0, 0, 0], [255, 0, 0]])
+        >>> DatasetInfo.from_config(info.to_config()) == info
+        True
+        """
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - fields)
         if unknown:

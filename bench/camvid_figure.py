@@ -1,0 +1,255 @@
+"""Figure: why skips help, CamVid test images segmented by FCN-32s, FCN-16s and FCN-8s side by side.
+
+One PNG grid, one row per image: image | ground truth | one column per model
+(`--models name=path.keras ...`, any number, in the given order), under a
+title row, with a legend of the class colours at the bottom. Masks are
+coloured with the model's `dataset_info` palette (CamVid's when the model
+carries none), void black; each prediction cell shows that image's mean IU
+(void ignored, `fcn_keras.metrics`). Predictions are made at full size
+(480x360, the Keras model run in float32 through `fcn_keras.export.Predictor`;
+a model trained at reduced scale gets the `scale` of the `stage.json` beside
+it, as in `fcn_keras/results.py`), then every cell is downscaled to
+`--cell` (masks with nearest neighbour) and the PNG is optimised.
+
+The default images are 4 spread evenly over the split (deterministic).
+The PNG may go under docs/ (it holds no weights); anywhere else inside the
+repository is refused.
+
+Usage:
+    .venv/bin/python bench/camvid_figure.py --out docs/results/camvid_skips.png \
+        --models FCN-32s=/tmp/fcn_keras_runs/camvid/fcn32s/final.keras \
+                 FCN-16s=/tmp/fcn_keras_runs/camvid/fcn16s/final.keras \
+                 FCN-8s=/tmp/fcn_keras_runs/camvid/fcn8s/final.keras
+    (defaults: --data-dir ../shared/data/camvid, --split test, --cell 240x180)
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+DOCS = os.path.join(REPO, "docs")
+DEFAULT_IMAGES = 4
+VOID_COLOR = (0, 0, 0)
+BACKGROUND = (255, 255, 255)
+TEXT = (0, 0, 0)
+
+
+def _model_spec(text):
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path.endswith(".keras"):
+        raise argparse.ArgumentTypeError(
+            f"--models entry {text!r}: expected NAME=PATH.keras, e.g. FCN-8s=runs/fcn8s/final.keras"
+        )
+    return name, path
+
+
+def _cell_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        width = height = 0
+    if width < 16 or height < 16:
+        raise argparse.ArgumentTypeError(f"--cell {text!r}: expected WIDTHxHEIGHT, each >= 16, e.g. 240x180")
+    return width, height
+
+
+def _inside(path, root):
+    path = os.path.realpath(path)
+    return path == root or path.startswith(root + os.sep)
+
+
+def default_indices(num_examples, count=DEFAULT_IMAGES):
+    """`count` image indices spread evenly over a split of `num_examples` (deterministic).
+
+    Args:
+        num_examples: images in the split.
+        count: how many to choose. Defaults to 4.
+
+    Returns:
+        Sorted list of distinct indices, the centres of `count` equal parts.
+
+    Example:
+    >>> default_indices(233)
+    [29, 87, 145, 203]
+    """
+    count = min(count, num_examples)
+    return sorted({int((i + 0.5) * num_examples / count) for i in range(count)})
+
+
+def _predict_classes(predictor, image, scale):
+    """Class map at the image's full size; input resized by `scale`, logits resized back."""
+    import numpy as np
+
+    from fcn_keras.evaluation import logits_at_size, scale_images
+
+    if scale == 1.0:
+        return predictor.predict_classes(image)
+    logits = logits_at_size(predictor.predict(scale_images(image[None], scale).numpy()[0]),
+                            image.shape[:2])  # fmt: skip
+    return np.argmax(logits.numpy(), axis=-1).astype(np.int32)
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size default font
+        return ImageFont.load_default()
+
+
+def render_grid(rows, titles, palette, class_names, cell):
+    """Compose the figure.
+
+    Args:
+        rows: list of rows, each a list of cells `(rgb uint8 (H, W, 3), is_mask,
+            caption or None)`.
+        titles: column titles, one per cell of a row.
+        palette: `(num_classes, 3)` uint8 colours (for the legend).
+        class_names: class names (for the legend; void is added, black).
+        cell: `(width, height)` of each cell.
+
+    Returns:
+        A PIL `Image` in RGB.
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = cell
+    gap, title_h = 4, 24
+    columns = len(titles)
+    font, small = _font(14), _font(11)
+    entries = [(name, tuple(int(v) for v in palette[i])) for i, name in enumerate(class_names)]
+    entries.append(("void", VOID_COLOR))
+    per_line = 6
+    legend_h = 8 + 18 * -(-len(entries) // per_line)
+    canvas_w = columns * width + (columns + 1) * gap
+    canvas_h = title_h + len(rows) * (height + gap) + gap + legend_h
+    canvas = Image.new("RGB", (canvas_w, canvas_h), BACKGROUND)
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(titles):
+        x = gap + c * (width + gap)
+        text_w = draw.textlength(title, font=font)
+        draw.text((x + (width - text_w) / 2, 5), title, fill=TEXT, font=font)
+    for r, row in enumerate(rows):
+        y = title_h + r * (height + gap)
+        for c, (array, is_mask, caption) in enumerate(row):
+            x = gap + c * (width + gap)
+            tile = Image.fromarray(array).resize(
+                cell, Image.NEAREST if is_mask else Image.LANCZOS)  # never blend mask colours
+            canvas.paste(tile, (x, y))
+            if caption:
+                box = draw.textbbox((x + 4, y + height - 17), caption, font=small)
+                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+                draw.text((x + 4, y + height - 17), caption, fill=(255, 255, 255), font=small)
+    y0 = title_h + len(rows) * (height + gap) + 4
+    slot = (canvas_w - gap) // per_line
+    for i, (name, colour) in enumerate(entries):
+        x, y = gap + (i % per_line) * slot, y0 + (i // per_line) * 18
+        draw.rectangle((x, y + 2, x + 12, y + 14), fill=colour, outline=(128, 128, 128))
+        draw.text((x + 17, y + 1), name, fill=TEXT, font=small)
+    return canvas
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--models", type=_model_spec, nargs="+", required=True, metavar="NAME=PATH",
+                        help="one column per model, e.g. FCN-32s=runs/fcn32s/final.keras")
+    parser.add_argument("--out", required=True, help="PNG file (outside the repo, or under docs/)")
+    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
+                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--indices", type=int, nargs="+", default=None,
+                        help=f"image indices in the split (default: {DEFAULT_IMAGES} spread evenly)")
+    parser.add_argument("--cell", type=_cell_size, default=(240, 180), metavar="WxH",
+                        help="size of each cell in the PNG")
+    parser.add_argument("--colors", type=int, default=256,
+                        help="palette colours of the PNG (smaller file); 0 keeps full RGB")
+    parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: all)")
+    args = parser.parse_args(argv)
+    if not args.out.lower().endswith(".png"):
+        parser.error(f"--out {args.out!r}: expected a .png file")
+    if _inside(args.out, REPO) and not _inside(args.out, DOCS):
+        parser.error(f"--out {args.out!r} is inside the repository but not under docs/")
+    for name, path in args.models:
+        if not os.path.isfile(path):
+            parser.error(f"--models {name}={path}: the file does not exist")
+    if not os.path.isdir(args.data_dir):
+        parser.error(f"--data-dir {args.data_dir!r} does not exist")
+    if args.indices is not None and min(args.indices) < 0:
+        parser.error(f"--indices must be >= 0; received {args.indices}")
+    if not 0 <= args.colors <= 256:
+        parser.error(f"--colors must be in [0, 256]; received {args.colors}")
+
+    import numpy as np
+    from PIL import Image
+
+    from fcn_keras.data import dataset_info, load_dataset
+    from fcn_keras.evaluation import load_model
+    from fcn_keras.export import Predictor, float32_model
+    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+    from fcn_keras.results import recorded_scale
+    from fcn_keras.visualize import colorize
+
+    start = time.perf_counter()
+    source_info = dataset_info("camvid", data_dir=args.data_dir)
+    total = source_info.num_examples.get(args.split)
+    if total is None:
+        raise SystemExit(f"CamVid at {args.data_dir!r} has no split {args.split!r}.")
+    indices = default_indices(total) if args.indices is None else sorted(set(args.indices))
+    if indices[-1] >= total:
+        raise SystemExit(f"--indices {indices}: the {args.split} split has {total} images "
+                         f"(0..{total - 1}).")  # fmt: skip
+
+    models = [(name, load_model(path), recorded_scale(path)[0]) for name, path in args.models]
+    info = next((m.dataset_info for _, m, _ in models if getattr(m, "dataset_info", None)), source_info)
+    for name, model, _ in models:
+        if int(model.output_shape[-1]) != info.num_classes:
+            raise SystemExit(f"--models {name}: predicts {int(model.output_shape[-1])} classes; "
+                             f"CamVid has {info.num_classes}.")  # fmt: skip
+    palette, ignore = np.asarray(info.palette, dtype=np.uint8), info.ignore_label
+
+    def coloured(mask):
+        rgb = colorize(mask, palette, ignore_label=ignore)
+        rgb[np.asarray(mask) == ignore] = VOID_COLOR
+        return rgb
+
+    wanted, examples = set(indices), {}
+    data = load_dataset("camvid", args.split, batch_size=1, augment=False, shuffle=False,
+                        ignore_label=ignore, data_dir=args.data_dir)  # fmt: skip
+    for index, (image, mask) in enumerate(data):
+        if index in wanted:
+            examples[index] = (np.asarray(image)[0], np.asarray(mask)[0])
+        if index >= indices[-1]:
+            break
+    rows = {i: [(examples[i][0], False, f"#{i}"), (coloured(examples[i][1]), True, None)]
+            for i in indices}  # fmt: skip
+    for name, model, scale in models:
+        predictor = Predictor(float32_model(model), engine="keras", num_threads=args.threads)
+        for i in indices:
+            image, mask = examples[i]
+            classes = _predict_classes(predictor, image, scale)
+            miou = scores_from_confusion(confusion_matrix(mask, classes, info.num_classes, ignore))
+            caption = f"mean IU {100 * miou['mean_iu']:.1f}"
+            rows[i].append((coloured(classes), True, caption))
+            print(f"{name} on {args.split} #{i}: {caption}, pixel accuracy "
+                  f"{100 * miou['pixel_accuracy']:.1f}", flush=True)  # fmt: skip
+    titles = ["Image", "Ground truth"] + [name for name, _ in args.models]
+    figure = render_grid([rows[i] for i in indices], titles, palette, info.class_names, args.cell)
+    if args.colors:
+        figure = figure.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    figure.save(args.out, optimize=True)
+    print(f"wrote {args.out}: {figure.size[0]}x{figure.size[1]} px, "
+          f"{os.path.getsize(args.out) / 1024:.0f} KiB, {len(indices)} images {indices}, "
+          f"{len(models)} models, in {time.perf_counter() - start:.0f} s")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Benchmark: accuracy of every deployed format of a CamVid FCN on real data.
+
+Exports a trained model (a `.keras` file, e.g. a row of `bench/camvid_results.py`)
+with `fcn_keras.export.export_all` to SavedModel, TFLite (float32, float16,
+int8) and ONNX, then runs the Keras model and every artifact through
+`fcn_keras.export.Predictor` on every image of a CamVid split at full size
+(480x360, one image at a time, so memory stays small) and reports, per engine:
+mean IU and pixel accuracy against the ground truth (void ignored; one
+confusion matrix per engine, `fcn_keras.metrics`), argmax agreement with the
+Keras model, and seconds per image; then the int8-vs-float32 TFLite mean IU
+delta. The benchmark's target: int8 within 1.0 mean IU point of float32.
+
+The int8 calibration images come from CamVid's *train* split only (a seeded
+random choice), never from the evaluated split. The Keras reference runs in
+float32 (`export.float32_model`, the graph every artifact holds), whatever
+dtype policy it was trained under. A model trained at reduced scale (the
+`scale` in the `stage.json` beside it, see `fcn_keras/results.py`) is fed
+images resized by that factor, and its logits are resized bilinearly back to
+the labels' full size before the argmax, exactly as `fcn_keras.evaluate` does
+(`--input-scale` overrides it). Artifacts go to `--out`, which must lie outside
+the repository; `--json` may be written anywhere (it holds figures and file
+names, no paths).
+
+Usage:
+    .venv/bin/python bench/camvid_formats.py --model /tmp/fcn_keras_runs/camvid/fcn8s/final.keras \
+        --out /tmp/fcn_keras_runs/camvid_formats --json docs/results/camvid_formats.json
+    (defaults: --data-dir ../shared/data/camvid, --split test, --calibration-images 100)
+Quick check (3 test images):
+    .venv/bin/python bench/camvid_formats.py --model ... --out /tmp/... --limit 3
+Rerun the evaluation only (artifacts newer than the model are reused):
+    .venv/bin/python bench/camvid_formats.py --model ... --out /tmp/... --reuse
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+TARGET_INT8_DROP_POINTS = 1.0  # the benchmark's target: int8 within 1.0 mean IU point of float32
+EXPORT_RECORD = "camvid_formats_export.json"  # calibration and export times, for --reuse
+ENGINE_NAMES = {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "TFLite", "onnx": "ONNX"}
+
+
+def _inside_repo(path):
+    path = os.path.realpath(path)
+    return path == REPO or path.startswith(REPO + os.sep)
+
+
+def _parse_quantizations(text):
+    names = tuple(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    missing = [q for q in ("float32", "int8") if q not in names]
+    if missing:
+        raise argparse.ArgumentTypeError(
+            f"--quantizations {text!r} lacks {missing}: the int8-vs-float32 delta needs both."
+        )
+    return names
+
+
+def _parse_scale(text):
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"--input-scale must be 'auto' or in (0, 1]; received {text!r}.")
+    return value
+
+
+def _resizer(scale):
+    """`(image -> model input, (logits, full size) -> full-size logits)` for an input scale."""
+    from fcn_keras.evaluation import logits_at_size, scale_images
+
+    if scale == 1.0:
+        return (lambda image: image), (lambda logits, size: logits)
+    return (lambda image: scale_images(image[None], scale).numpy()[0],
+            lambda logits, size: logits_at_size(logits, size).numpy())
+
+
+def _artifact_bytes(path):
+    if os.path.isdir(path):
+        return sum(os.path.getsize(os.path.join(root, name))
+                   for root, _, names in os.walk(path) for name in names)  # fmt: skip
+    return os.path.getsize(path)
+
+
+def _export(model, args, calibration_split, scale, log):
+    """Export with `export_all`, or reuse the artifacts in `--out` when asked and up to date."""
+    from fcn_keras.choices import FORMATS  # every export format
+
+    from fcn_keras.data import load_dataset
+    from fcn_keras.export import artifact_names, export_all, representative_images_from_dataset
+    from fcn_keras.models import variant_of
+
+    name = variant_of(model)
+    expected = {n: os.path.join(args.out, n) for n in artifact_names(name, FORMATS, args.quantizations)}
+    model_time = os.path.getmtime(args.model)
+    record = os.path.join(args.out, EXPORT_RECORD)
+    if args.reuse and all(os.path.exists(p) and os.path.getmtime(p) >= model_time
+                          for p in [record, *expected.values()]):  # fmt: skip
+        with open(record) as f:
+            recorded = json.load(f)
+        if recorded.get("input_scale") == scale:
+            log(f"reusing the {len(expected)} artifacts in {args.out} (newer than the model)")
+            return expected, recorded["timings"], recorded["calibration_images"]
+        log(f"not reusing {args.out}: its int8 model was calibrated at input scale "
+            f"{recorded.get('input_scale')}, not {scale:g}")  # fmt: skip
+    shrink, _ = _resizer(scale)
+    train = load_dataset("camvid", calibration_split, batch_size=1, augment=False, shuffle=True,
+                         seed=args.seed, data_dir=args.data_dir)  # fmt: skip
+    calibration = [shrink(image) for image in
+                   representative_images_from_dataset(train, args.calibration_images)]  # fmt: skip
+    log(f"int8 calibration: {len(calibration)} images of CamVid {calibration_split} "
+        f"(seeded random choice, seed {args.seed})")  # fmt: skip
+    start = time.perf_counter()
+    summary = export_all(model, args.out, formats=FORMATS, quantizations=args.quantizations,
+                         name=name, calibration_images=calibration,
+                         num_calibration_images=len(calibration))  # fmt: skip
+    seconds = time.perf_counter() - start
+    log(f"exported {len(summary['artifacts'])} artifacts in {seconds:.0f} s")
+    with open(record, "w") as f:  # written last: --reuse trusts artifacts only with it
+        json.dump({"timings": summary["timings"], "calibration_images": len(calibration),
+                   "calibration_split": calibration_split, "seed": args.seed,
+                   "input_scale": scale}, f, indent=2)  # fmt: skip
+    return summary["artifacts"], summary["timings"], len(calibration)
+
+
+def _evaluate_engine(predictor, data, num_classes, ignore_label, scale, reference, limit):
+    """Confusion matrix, argmax agreement and seconds of one engine over a split.
+
+    Args:
+        predictor: an `export.Predictor`.
+        data: `(image, mask)` batches of one example.
+        num_classes: classes of the confusion matrix.
+        ignore_label: void label id of the masks.
+        scale: model input scale (see `_resizer`).
+        reference: None for the reference run, whose class maps are returned;
+            else the reference's class maps, one per image, to compare with.
+        limit: at most this many images, or None.
+
+    Returns:
+        `(confusion matrix, argmax agreement or None, mean seconds per
+        image after the first, images, class maps of the reference run or
+        None)`.
+    """
+    import numpy as np
+
+    from fcn_keras.metrics import confusion_matrix
+
+    shrink, grow = _resizer(scale)
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    agree = pixels = images = 0
+    times = []
+    maps = [] if reference is None else None
+    for index, (image, mask) in enumerate(data):
+        if limit is not None and index >= limit:
+            break
+        image, mask = np.asarray(image)[0], np.asarray(mask)[0]
+        start = time.perf_counter()
+        logits = predictor.predict(shrink(image))
+        classes = np.argmax(grow(logits, mask.shape), axis=-1).astype(np.uint8)
+        times.append(time.perf_counter() - start)
+        matrix += confusion_matrix(mask, classes, num_classes, ignore_label)
+        if maps is not None:
+            maps.append(classes)
+        else:
+            agree += int(np.count_nonzero(classes == reference[index]))
+            pixels += classes.size
+        images += 1
+    timed = times[1:] or times  # the first call builds the engine's kernels: not timed
+    return matrix, (agree / pixels if pixels else None), sum(timed) / len(timed), images, maps
+
+
+def _fmt(value, scale=100.0, digits=2):
+    return "n/a" if value is None else f"{scale * value:.{digits}f}"
+
+
+def to_markdown(result):
+    """A Markdown table of the per-engine figures in `result` (see `main`)."""
+    host = result["host"]
+    lines = [
+        f"Model `{result['model']}` ({result['variant']}, {result['num_classes']} classes), "
+        f"CamVid `{result['split']}`: {result['images']} images at full size "
+        f"(input scale {result['input_scale']:g}); int8 calibrated on "
+        f"{result['calibration_images']} `{result['calibration_split']}` images. "
+        f"Host: {host['cpu']} ({host['cpu_count']} cores).",
+        "",
+        "| Engine | Artifact | Size (MiB) | Mean IU | Pixel acc. | Argmax agreement with Keras (%) "
+        "| Mean IU vs Keras (points) | s / image (after the first) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keras_miou = result["engines"]["keras"]["mean_iu"]
+    for name, row in result["engines"].items():
+        size = "" if row["bytes"] is None else f"{row['bytes'] / 2**20:.1f}"
+        delta = "" if name == "keras" else f"{100 * (row['mean_iu'] - keras_miou):+.2f}"
+        agreement = "reference" if name == "keras" else _fmt(row["argmax_agreement"])
+        lines.append(f"| {row['engine']} | {row['artifact']} | {size} | {_fmt(row['mean_iu'])} | "
+                     f"{_fmt(row['pixel_accuracy'])} | {agreement} | {delta} | "
+                     f"{row['seconds_per_image']:.2f} |")  # fmt: skip
+    int8 = result["int8_vs_float32"]
+    lines += [
+        "",
+        f"int8 vs float32 TFLite mean IU: {int8['delta_points']:+.2f} points "
+        f"(the benchmark's target: a drop of at most {int8['target_drop_points']:.1f} point): "
+        f"{'met' if int8['met'] else 'NOT met'}.",
+    ]
+    cached = result.get("results_evaluation")
+    if cached:
+        lines.append(f"`fcn_keras/results.py`'s evaluation of this model on `{result['split']}` "
+                     f"(its own dtype policy): mean IU {_fmt(cached['mean_iu'])}, pixel accuracy "
+                     f"{_fmt(cached['pixel_accuracy'])}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained model, a .keras file")
+    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
+                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--out", required=True, help="artifact directory, outside the repo")
+    parser.add_argument("--split", default="test", help="evaluated split (not train)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="evaluate only the first N images (quick checks)")
+    parser.add_argument("--calibration-images", type=int, default=100,
+                        help="int8 calibration images, from the train split")
+    parser.add_argument("--quantizations", type=_parse_quantizations,
+                        default=("float32", "float16", "int8"),
+                        help="TFLite quantizations, comma-separated (float32 and int8 required)")
+    parser.add_argument("--input-scale", type=_parse_scale, default="auto",
+                        help="model input scale in (0, 1], or 'auto': the stage.json beside the model")
+    parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the calibration choice")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse artifacts in --out that are newer than the model")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    if _inside_repo(args.out):
+        parser.error(f"--out {args.out!r} is inside the repository; artifacts must live outside it")
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        parser.error(f"--model {args.model!r}: expected an existing .keras file")
+    if not os.path.isdir(args.data_dir):
+        parser.error(f"--data-dir {args.data_dir!r} does not exist")
+    calibration_split = "train"
+    if args.split == calibration_split:
+        parser.error(f"--split {args.split!r} is the int8 calibration split; evaluate on val or test")
+    for flag, value in (("--limit", args.limit), ("--calibration-images", args.calibration_images)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1; received {value}")
+
+    from fcn_keras.data import dataset_info, load_dataset
+    from fcn_keras.distribute import cpu_model_name
+    from fcn_keras.evaluation import load_model
+    from fcn_keras.export import Predictor, float32_model
+    from fcn_keras.metrics import scores_from_confusion
+    from fcn_keras.models import variant_of
+    from fcn_keras.results import recorded_scale
+
+    log = lambda message: print(message, flush=True)  # noqa: E731
+    wall = time.perf_counter()
+    model = load_model(args.model)
+    info = getattr(model, "dataset_info", None) or dataset_info("camvid", data_dir=args.data_dir)
+    num_classes = int(model.output_shape[-1])
+    if num_classes != info.num_classes:
+        raise SystemExit(f"{args.model}: the model predicts {num_classes} classes; CamVid has "
+                         f"{info.num_classes}.")  # fmt: skip
+    if args.input_scale == "auto":
+        scale, scale_from = recorded_scale(args.model)
+    else:
+        scale, scale_from = args.input_scale, "--input-scale"
+    log(f"model {args.model}: {variant_of(model)}, dtype policy {model.dtype_policy.name}; "
+        f"input scale {scale:g} ({scale_from})")  # fmt: skip
+    os.makedirs(args.out, exist_ok=True)
+    artifacts, timings, calibrated = _export(model, args, calibration_split, scale, log)
+
+    def data():
+        return load_dataset("camvid", args.split, batch_size=1, augment=False, shuffle=False,
+                            ignore_label=info.ignore_label, data_dir=args.data_dir)  # fmt: skip
+
+    engines = {"keras": (lambda: Predictor(float32_model(model), engine="keras",
+                                           num_threads=args.threads), None)}  # fmt: skip
+    for artifact, path in artifacts.items():
+        engines[artifact] = (lambda p=path: Predictor(p, num_threads=args.threads), path)
+    reference = None
+    rows = {}
+    for name, (make, path) in engines.items():
+        predictor = make()  # one engine loaded at a time
+        matrix, agreement, per_image, images, maps = _evaluate_engine(
+            predictor, data(), num_classes, info.ignore_label, scale, reference, args.limit)
+        engine = predictor.engine
+        del predictor
+        reference = maps if reference is None else reference
+        scores = scores_from_confusion(matrix)
+        rows[name] = {
+            "engine": ENGINE_NAMES[engine] + (" (float32)" if engine == "keras" else ""),
+            "artifact": "in memory" if path is None else os.path.basename(path),
+            "bytes": None if path is None else _artifact_bytes(path),
+            "mean_iu": scores["mean_iu"], "pixel_accuracy": scores["pixel_accuracy"],
+            "mean_accuracy": scores["mean_accuracy"],
+            "per_class_iou": dict(zip(info.class_names, scores["per_class_iou"])),
+            "argmax_agreement": agreement, "images": images,
+            "seconds_per_image": per_image,
+            "labelled_pixels": int(matrix.sum()),
+        }  # fmt: skip
+        log(f"{name}: mean IU {_fmt(scores['mean_iu'])}, pixel accuracy "
+            f"{_fmt(scores['pixel_accuracy'])}, agreement {_fmt(agreement)} % "
+            f"({images} images, {per_image:.2f} s / image)")  # fmt: skip
+    counts = {row["images"] for row in rows.values()}
+    if len(counts) != 1:
+        raise SystemExit(f"engines saw different numbers of images: {sorted(counts)}")
+    tflite = {q: rows[n] for n in rows for q in args.quantizations if n.endswith(f"_{q}.tflite")}
+    delta = 100 * (tflite["int8"]["mean_iu"] - tflite["float32"]["mean_iu"])
+    cache = os.path.join(os.path.dirname(os.path.abspath(args.model)), f"evaluation_{args.split}.json")
+    cached = None
+    if args.limit is None and os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(args.model):
+        with open(cache) as f:
+            report = json.load(f)
+        cached = {k: report.get(k) for k in ("mean_iu", "pixel_accuracy", "images")}
+    result = {
+        "model": os.path.basename(os.path.dirname(os.path.abspath(args.model))) + "/"
+                 + os.path.basename(args.model),
+        "variant": variant_of(model), "dtype_policy": model.dtype_policy.name,
+        "num_classes": num_classes, "split": args.split, "images": counts.pop(),
+        "limit": args.limit, "input_scale": scale, "calibration_split": calibration_split,
+        "calibration_images": calibrated, "seed": args.seed,
+        "host": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count()},
+        "engines": rows,
+        "int8_vs_float32": {"delta_points": delta, "target_drop_points": TARGET_INT8_DROP_POINTS,
+                            "met": -delta <= TARGET_INT8_DROP_POINTS},
+        "export_seconds": timings, "results_evaluation": cached,
+        "wall_seconds": time.perf_counter() - wall,
+    }  # fmt: skip
+    markdown = to_markdown(result)
+    print()
+    print(markdown)
+    print(f"wall time {result['wall_seconds']:.0f} s")
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2, default=float)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""`fcn-keras evaluate`: without --source, a model is scored on the dataset it was trained on."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fcn_keras.cli import main
+
+NUM_CLASSES = 11
+
+
+@pytest.fixture(scope="module")
+def camvid_model(tmp_path_factory):
+    """A small FCN-32s saved as .keras carrying CamVid's dataset_info, and a tiny CamVid folder."""
+    import keras
+
+    import fcn_keras
+
+    root = tmp_path_factory.mktemp("evaluate")
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / "camvid" / split).mkdir(parents=True)
+        (root / "camvid" / f"{split}annot").mkdir()
+        for index, size in enumerate(((40, 56), (37, 53))):
+            name = f"{split}_{index}.png"
+            Image.fromarray(rng.integers(0, 256, size + (3,), dtype=np.uint8)).save(root / "camvid" / split / name)
+            label = rng.integers(0, NUM_CLASSES + 1, size, dtype=np.uint8)  # 11 = void
+            Image.fromarray(label).save(root / "camvid" / f"{split}annot" / name)
+    keras.utils.set_random_seed(0)
+    model = fcn_keras.FCN32s(num_classes=NUM_CLASSES, fc_units=8, backbone_weights=None)
+    model.dataset_info = fcn_keras.dataset_info("camvid", data_dir=str(root / "camvid"))
+    model.save(root / "camvid.keras")
+    model.dataset_info = None
+    model.save(root / "bare.keras")
+    return root
+
+
+def test_evaluate_defaults_to_the_model_dataset(camvid_model, capsys):
+    from fcn_keras.evaluation import evaluate, load_model
+
+    data_dir = str(camvid_model / "camvid")
+    assert main(["evaluate", str(camvid_model / "camvid.keras"), "--data-dir", data_dir, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == "camvid" and report["split"] == "val"
+    expected = evaluate(load_model(str(camvid_model / "camvid.keras")), "camvid", "val",
+                        source_kwargs={"data_dir": data_dir})  # fmt: skip
+    assert report["confusion_matrix"] == np.asarray(expected["confusion_matrix"]).tolist()
+    assert np.asarray(report["confusion_matrix"]).sum() > 0  # void (11) pixels left out, others counted
+    # An explicit --source still wins.
+    assert main(["evaluate", str(camvid_model / "camvid.keras"), "--source", "synthetic",
+                 "--image-size", "32", "--source-arg", "num_examples=2", "--json"]) == 2  # fmt: skip
+    assert "synthetic" in capsys.readouterr().err  # 6 synthetic classes against an 11-class model
+
+
+def test_evaluate_without_dataset_info_asks_for_source(camvid_model, capsys):
+    assert main(["evaluate", str(camvid_model / "bare.keras")]) == 2
+    err = capsys.readouterr().err
+    assert "bare.keras' carries no dataset_info" in err and "pass --source" in err
