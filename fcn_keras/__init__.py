@@ -1,12 +1,15 @@
 """fcn_keras: Fully Convolutional Networks for semantic segmentation in Keras 3.
 
 Public API:
-    Models:   FCN32s, FCN16s, FCN8s, build_fcn, convolutionalize_vgg16
+    Models:   FCN32s, FCN16s, FCN8s, build_fcn, FCNModel, variant_of,
+              convolutionalize_vgg16
+    Dense output (Section 3.2): shift_and_stitch, dilate, DilatedMaxPooling2D
     Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
     Layers:   CaffePreprocess, PadToMultiple, CropToReference,
               BilinearUpsampling, bilinear_kernel
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Training: train, evaluate, SegmentationCrossEntropy, FocalLoss,
+              LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
               fcn_keras.evaluation, fcn_keras.losses, fcn_keras.metrics)
 
@@ -52,8 +55,14 @@ _EXPORTS = {
     "evaluate": "fcn_keras.evaluation",
     "SegmentationCrossEntropy": "fcn_keras.losses",
     "FocalLoss": "fcn_keras.losses",
+    "LovaszSoftmax": "fcn_keras.losses",
+    "DiceLoss": "fcn_keras.losses",
+    "CrossEntropyLovasz": "fcn_keras.losses",
     "median_frequency_weights": "fcn_keras.losses",
     "SegmentationMetrics": "fcn_keras.metrics",
+    "shift_and_stitch": "fcn_keras.shift_and_stitch",
+    "dilate": "fcn_keras.shift_and_stitch",
+    "DilatedMaxPooling2D": "fcn_keras.shift_and_stitch",
 }
 
 __all__ = list(_EXPORTS)

@@ -22,7 +22,8 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 # for a summed loss, rescaled to a mean loss.
 DEFAULT_LEARNING_RATES = {"sgd": 2e-5, "adam": 1e-4, "adamw": 1e-4}
 SCHEDULES = ("constant", "poly", "cosine")
-LOSSES = ("cross_entropy", "focal")
+# Loss names `fcn_keras.training.make_loss` accepts (`fcn_keras.losses`).
+LOSSES = ("cross_entropy", "focal", "lovasz", "dice", "cross_entropy+lovasz")
 # Keras dtype policies; "auto" picks mixed_bfloat16 where the hardware has bfloat16 units.
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")

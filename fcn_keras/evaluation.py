@@ -19,6 +19,9 @@ widths around ground-truth class boundaries (`fcn_keras.metrics.trimap_confusion
 With `input_scale` the images are resized by that factor before the model
 and the logits resized bilinearly back to the labels' size before the argmax,
 so a model trained at reduced scale is always scored on full-size labels.
+With `shift_and_stitch=f` the model's coarse score map is made `f` times denser
+by shift-and-stitch (`fcn_keras.shift_and_stitch`, the paper's Section 3.2)
+and upsampled bilinearly to the image in place of the model's own upsampling.
 """
 
 import json
@@ -163,7 +166,7 @@ def majority_baseline(matrix):
 
 def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classes=None,
              class_names=None, ignore_label=None, max_batches=None, source_kwargs=None,
-             trimap_widths=(), input_scale=None):  # fmt: skip
+             trimap_widths=(), input_scale=None, shift_and_stitch=None):  # fmt: skip
     """Evaluate a model on a split; return the report as a dict.
 
     Args:
@@ -189,12 +192,18 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         input_scale: resize factor of the model's input (e.g. 0.5 for a
             model trained on half-size images); logits are resized back
             bilinearly to the labels' size. Defaults to None (full size).
+        shift_and_stitch: densification factor `f` (a power of 2 dividing the
+            model's coarse stride: 32 for FCN-32s, 16 for FCN-16s, 8 for
+            FCN-8s): the coarse scores are computed on the `f x f` shifted
+            inputs, interleaved, and upsampled bilinearly to the image instead
+            of by the model's own upsampling (`fcn_keras.shift_and_stitch.
+            ShiftAndStitch`). Defaults to None (the model's own output).
 
     Returns:
         Dict: `pixel_accuracy`, `mean_accuracy`, `mean_iu`,
         `frequency_weighted_iu`, `per_class_iou` (`{name: IoU or None}`),
         `per_class_accuracy`, `pixels` (counted), `images`, `confusion_matrix`
-        (list of lists), `baseline` (`{"class": name, "pixel_accuracy": ...,
+        (list of lists), `shift_and_stitch` (the factor, or None), `baseline` (`{"class": name, "pixel_accuracy": ...,
         "mean_iu": ...}` of the majority-class predictor), `source`, `split`,
         and with `trimap_widths` `trimap_mean_iu` (`{width: mean IU}`) and
         `trimap_pixels` (`{width: pixels in the band}`).
@@ -202,6 +211,7 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     Example:
     >>> report = fcn_keras.evaluate("runs/demo/best.keras", "synthetic", "val")
     >>> report["mean_iu"], report["baseline"]["mean_iu"]
+    >>> fcn_keras.evaluate(model, "synthetic", "val", shift_and_stitch=2)["mean_iu"]
     >>> fcn_keras.evaluate(model, "camvid", "test", trimap_widths=(2, 4, 8, 16),
     ...                    source_kwargs={"data_dir": "data/camvid"})["trimap_mean_iu"]
     """
@@ -245,11 +255,17 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
             f"{num_classes}."
         )
     class_names = [str(c) for c in (class_names or range(num_classes))]
+    forward = lambda x: model(x, training=False)  # noqa: E731
+    if shift_and_stitch is not None:
+        from fcn_keras.shift_and_stitch import ShiftAndStitch
+
+        stitch = ShiftAndStitch(model, shift_and_stitch)  # validates the factor
+        forward = lambda x: stitch(x, full_size=True)  # noqa: E731
 
     def logits_of(x):
         if input_scale is None or float(input_scale) == 1.0:
-            return model(x, training=False)
-        logits = model(scale_images(x, input_scale), training=False)
+            return forward(x)
+        logits = forward(scale_images(x, input_scale))
         return logits_at_size(logits, tf.shape(x)[1:3])
 
     predict = tf.function(lambda x: tf.argmax(logits_of(x), axis=-1), reduce_retracing=True)
@@ -279,6 +295,7 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         pixels=int(matrix.sum()),
         images=images,
         confusion_matrix=matrix.tolist(),
+        shift_and_stitch=shift_and_stitch,
         baseline={"class": class_names[majority],
                   **{name: finite(base[name]) for name in SCORE_NAMES}},  # fmt: skip
         source=source_name if isinstance(source_name, str) else type(source_name).__name__,

@@ -49,7 +49,8 @@ from fcn_keras.distribute import (distribute_data, is_chief, make_strategy,
                                   multi_worker_log_reduction, precision_policy,
                                   prebuild_for_multi_worker, resolve_precision,
                                   worker_index)  # fmt: skip
-from fcn_keras.losses import FocalLoss, SegmentationCrossEntropy, median_frequency_weights
+from fcn_keras.losses import (CrossEntropyLovasz, DiceLoss, FocalLoss, LovaszSoftmax,
+                              SegmentationCrossEntropy, median_frequency_weights)  # fmt: skip
 from fcn_keras.metrics import SegmentationMetrics
 
 __all__ = ["train", "make_inputs", "make_model", "compile_model", "fit", "TrainingInputs",
@@ -168,31 +169,71 @@ def make_optimizer(
     )
 
 
-def make_loss(loss="cross_entropy", ignore_label=255, class_weights=None, focal_gamma=2.0):
-    """Return a loss instance: `"cross_entropy"`, `"focal"`, or a `keras.losses.Loss` as is.
+# The options `make_loss` accepts, and the losses each one applies to.
+_LOSS_OPTIONS = {
+    "focal_gamma": ("focal",),
+    "lovasz_weight": ("cross_entropy+lovasz",),
+    "per_image": ("lovasz", "cross_entropy+lovasz"),
+    "classes": ("lovasz", "dice", "cross_entropy+lovasz"),
+    "dice_smooth": ("dice",),
+}
+
+
+def make_loss(loss="cross_entropy", ignore_label=255, class_weights=None, **options):
+    """Return the loss named in `fcn_keras.choices.LOSSES`, or a `keras.losses.Loss` as is.
 
     Args:
         loss: `"cross_entropy"` (`SegmentationCrossEntropy`), `"focal"`
-            (`FocalLoss`) or a `keras.losses.Loss` (returned unchanged).
-            Defaults to `"cross_entropy"`.
+            (`FocalLoss`), `"lovasz"` (`LovaszSoftmax`), `"dice"` (`DiceLoss`),
+            `"cross_entropy+lovasz"` (`CrossEntropyLovasz`); or a dict
+            `{"name": one of those, **options}` (what `fcn-keras train` passes
+            through `train(loss=...)`, recorded in train_config.json); or a
+            `keras.losses.Loss` (returned unchanged). Defaults to `"cross_entropy"`.
         ignore_label: void label left out of the loss. Defaults to 255.
         class_weights: optional per-class weights. Defaults to None.
-        focal_gamma: focusing exponent of the focal loss. Defaults to 2.0.
+        **options: options of the named loss, each left at the loss's
+            default when absent or None: `focal_gamma` (focal; 2.0),
+            `lovasz_weight` (cross_entropy+lovasz; 1.0), `per_image` (lovasz,
+            cross_entropy+lovasz; False), `classes` (lovasz, dice,
+            cross_entropy+lovasz; "present"), `dice_smooth` (dice; 1.0). An
+            option the named loss does not use raises a ValueError.
 
     Returns:
         A `keras.losses.Loss`.
 
     Example:
     >>> loss = make_loss("focal", ignore_label=255, class_weights=[1.0, 2.0, 0.5])
+    >>> loss = make_loss({"name": "cross_entropy+lovasz", "lovasz_weight": 0.5}, ignore_label=11)
     >>> model.compile(optimizer="adam", loss=loss)
     """
     if isinstance(loss, keras.losses.Loss):
         return loss
+    if isinstance(loss, dict):
+        if "name" not in loss:
+            raise ValueError(f"A loss given as a dict needs a 'name' key; received {loss!r}.")
+        loss, options = loss["name"], {**{k: v for k, v in loss.items() if k != "name"}, **options}
+    if loss not in LOSSES:
+        raise ValueError(f"Unknown loss {loss!r}; expected one of {list(LOSSES)} or a keras Loss.")
+    options = {k: v for k, v in options.items() if v is not None}
+    for option in options:
+        if option not in _LOSS_OPTIONS:
+            raise ValueError(f"Unknown loss option {option!r}; expected one of "
+                             f"{sorted(_LOSS_OPTIONS)}.")  # fmt: skip
+        if loss not in _LOSS_OPTIONS[option]:
+            raise ValueError(f"Loss option {option!r} applies to {list(_LOSS_OPTIONS[option])}, "
+                             f"not to loss {loss!r}.")  # fmt: skip
+    common = {"ignore_label": ignore_label, "class_weights": class_weights}
+    lovasz = {k: options[k] for k in ("per_image", "classes") if k in options}
     if loss == "cross_entropy":
-        return SegmentationCrossEntropy(ignore_label=ignore_label, class_weights=class_weights)
+        return SegmentationCrossEntropy(**common)
     if loss == "focal":
-        return FocalLoss(gamma=focal_gamma, ignore_label=ignore_label, class_weights=class_weights)
-    raise ValueError(f"Unknown loss {loss!r}; expected one of {list(LOSSES)} or a keras Loss.")
+        return FocalLoss(gamma=options.get("focal_gamma", 2.0), **common)
+    if loss == "lovasz":
+        return LovaszSoftmax(**lovasz, **common)
+    if loss == "dice":
+        return DiceLoss(smooth=options.get("dice_smooth", 1.0),
+                        classes=options.get("classes", "present"), **common)  # fmt: skip
+    return CrossEntropyLovasz(lovasz_weight=options.get("lovasz_weight", 1.0), **lovasz, **common)
 
 
 def make_callbacks(out_dir, *, monitor="val_mean_iu", backup=True, tensorboard=True,
@@ -515,7 +556,8 @@ def compile_model(model, inputs, *, optimizer="adam", learning_rate=None, schedu
         optimizer: a name for `make_optimizer` or a Keras optimizer. Defaults to `"adam"`.
         learning_rate, schedule, warmup_steps, momentum, weight_decay,
             clipnorm: see `make_optimizer`.
-        loss: `"cross_entropy"`, `"focal"` or a `keras.losses.Loss`.
+        loss: a name or dict for `make_loss` (e.g. `"cross_entropy+lovasz"`) or a
+            `keras.losses.Loss`.
         jit_compile: XLA-compile the train step. Defaults to False.
 
     Returns:
@@ -695,8 +737,8 @@ def train(
         momentum: SGD momentum. Defaults to 0.99 (the paper).
         weight_decay: optimizer weight decay. Defaults to None.
         clipnorm: optional gradient clipping by norm.
-        loss: `"cross_entropy"`, `"focal"` or a `keras.losses.Loss`.
-            Defaults to `"cross_entropy"`.
+        loss: a name or dict for `make_loss` (e.g. `{"name": "lovasz", "per_image": True}`)
+            or a `keras.losses.Loss`. Defaults to `"cross_entropy"`.
         class_weights: None, a list of per-class weights, or
             `"median_frequency"` (computed from the training split with
             `median_frequency_weights`; source names only).

@@ -58,3 +58,19 @@ def test_evaluate_without_dataset_info_asks_for_source(camvid_model, capsys):
     assert main(["evaluate", str(camvid_model / "bare.keras")]) == 2
     err = capsys.readouterr().err
     assert "bare.keras' carries no dataset_info" in err and "pass --source" in err
+
+
+def test_evaluate_with_shift_and_stitch(camvid_model, capsys):
+    from fcn_keras.evaluation import evaluate, load_model
+
+    path, data_dir = str(camvid_model / "camvid.keras"), str(camvid_model / "camvid")
+    assert main(["evaluate", path, "--data-dir", data_dir, "--shift-and-stitch", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["shift_and_stitch"] == 2 and report["images"] == 2
+    expected = evaluate(load_model(path), "camvid", "val", shift_and_stitch=2,
+                        source_kwargs={"data_dir": data_dir})  # fmt: skip
+    assert report["confusion_matrix"] == expected["confusion_matrix"]
+    assert main(["evaluate", path, "--data-dir", data_dir, "--shift-and-stitch", "2"]) == 0
+    assert "shift-and-stitch x2" in capsys.readouterr().out  # the Markdown title says so
+    assert main(["evaluate", path, "--data-dir", data_dir, "--shift-and-stitch", "3"]) == 2
+    assert "received 3" in capsys.readouterr().err

@@ -25,9 +25,17 @@ EXAMPLES = {
         ignore_label=11, class_weights=[1.0, 2.0]
     ),
     "fcn_keras>FocalLoss": lambda: fcn_keras.FocalLoss(gamma=1.5, ignore_label=11),
+    "fcn_keras>LovaszSoftmax": lambda: fcn_keras.LovaszSoftmax(
+        per_image=True, classes="all", ignore_label=11, class_weights=[1.0, 2.0]
+    ),
+    "fcn_keras>DiceLoss": lambda: fcn_keras.DiceLoss(smooth=0.5, classes="all", ignore_label=11),
+    "fcn_keras>CrossEntropyLovasz": lambda: fcn_keras.CrossEntropyLovasz(
+        lovasz_weight=0.25, per_image=True, ignore_label=11, class_weights=[1.0, 2.0]
+    ),
     "fcn_keras>SegmentationMetrics": lambda: fcn_keras.SegmentationMetrics(
         3, ignore_label=11, class_names=["a", "b", "c"]
     ),
+    "fcn_keras>DilatedMaxPooling2D": lambda: fcn_keras.DilatedMaxPooling2D(dilation_rate=2),
     "fcn_keras>WarmupSchedule": lambda: WarmupSchedule(1e-3, total_steps=100, kind="poly", warmup_steps=5),
 }
 
@@ -38,6 +46,7 @@ MODELS = {"fcn_keras>FCNModel"}
 _LAYER_INPUTS = {
     "fcn_keras>CaffePreprocess": lambda rng: (rng.uniform(0, 255, (1, 5, 7, 3)).astype("float32"),),
     "fcn_keras>PadToMultiple": lambda rng: (rng.normal(size=(1, 5, 7, 2)).astype("float32"),),
+    "fcn_keras>DilatedMaxPooling2D": lambda rng: (rng.normal(size=(1, 9, 11, 2)).astype("float32"),),
     "fcn_keras>CropToReference": lambda rng: (
         [rng.normal(size=(1, 8, 8, 2)).astype("float32"), np.zeros((1, 5, 7, 3), "float32")],
     ),

@@ -234,8 +234,8 @@ def test_make_loss_and_input_errors_name_what_they_received():
     assert isinstance(loss, FocalLoss) and loss.ignore_label == 250 and loss.gamma == 1.5
     assert isinstance(make_loss(), SegmentationCrossEntropy)
     assert make_loss(loss) is loss
-    with pytest.raises(ValueError, match="Unknown loss 'dice'"):
-        make_loss("dice")
+    with pytest.raises(ValueError, match="Unknown loss 'hinge'"):
+        make_loss("hinge")
     with pytest.raises(ValueError, match="needs a source name or Source; received source of "
                                          "type '_BatchDataset'"):  # fmt: skip
         make_inputs(_toy_dataset(), num_classes=3, class_weights="median_frequency")

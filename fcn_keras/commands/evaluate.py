@@ -5,7 +5,9 @@
 Prints a Markdown table (or JSON). Without `--source`, a `.keras` model is
 evaluated on the dataset it was trained on (its `dataset_info.name`; the
 dataset's options, e.g. `--data-dir`, still come from the command line); a
-model without one, or a `.weights.h5` file, needs `--source`. Arguments are
+model without one, or a `.weights.h5` file, needs `--source`. `--shift-and-stitch F`
+scores the coarse map made F times denser by shift-and-stitch (the paper's
+Section 3.2) instead of the model's own upsampling. Arguments are
 declared here; the library is imported inside the handler (see
 `fcn_keras/commands/__init__.py`).
 """
@@ -41,6 +43,10 @@ def register(subparsers):
     parser.add_argument("--fc-units", type=int, default=4096, help="for a .weights.h5 file")
     parser.add_argument("--trainable-upsampling", action="store_true",
                         help="for a .weights.h5 file trained with it")  # fmt: skip
+    parser.add_argument("--shift-and-stitch", type=int, default=None, metavar="F",
+                        help="make the coarse scores F times denser by shift-and-stitch "
+                             "(a power of 2 dividing the coarse stride: 32 for FCN-32s, 16 "
+                             "for FCN-16s, 8 for FCN-8s) and upsample them bilinearly")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--output", default=None,
                         help="also write <output>.json and <output>.md")  # fmt: skip
@@ -82,9 +88,11 @@ def run(args):
                        trainable_upsampling=args.trainable_upsampling)  # fmt: skip
     source = args.source if args.source is not None else _model_source(model, args.model)
     report = evaluate(model, source, args.split, batch_size=args.batch_size,
-                      max_batches=args.max_batches, source_kwargs=options)  # fmt: skip
+                      max_batches=args.max_batches, source_kwargs=options,
+                      shift_and_stitch=args.shift_and_stitch)  # fmt: skip
     text_json = report_to_json(report)
-    text_md = report_to_markdown(report, title=f"{model.name} on {source} {args.split}")
+    stitched = f", shift-and-stitch x{args.shift_and_stitch}" if args.shift_and_stitch else ""
+    text_md = report_to_markdown(report, title=f"{model.name} on {source} {args.split}{stitched}")
     if args.output:
         with open(args.output + ".json", "w") as f:
             f.write(text_json)

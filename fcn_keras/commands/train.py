@@ -54,7 +54,21 @@ def register(subparsers):
     parser.add_argument("--warmup-steps", type=int, default=0)
     parser.add_argument("--momentum", type=float, default=0.99, help="SGD momentum (paper: 0.99)")
     parser.add_argument("--weight-decay", type=float, default=None)
-    parser.add_argument("--loss", choices=LOSSES, default="cross_entropy")
+    parser.add_argument("--loss", choices=LOSSES, default="cross_entropy",
+                        help="lovasz: Lovasz-Softmax (IoU surrogate); dice: soft Dice; "
+                             "cross_entropy+lovasz: their weighted sum")  # fmt: skip
+    parser.add_argument("--focal-gamma", type=float, default=argparse.SUPPRESS,
+                        help="focal loss exponent (default 2.0)")  # fmt: skip
+    parser.add_argument("--lovasz-weight", type=float, default=argparse.SUPPRESS,
+                        help="cross_entropy+lovasz: weight of the Lovasz term (default 1.0)")
+    parser.add_argument("--per-image", action="store_true", default=argparse.SUPPRESS,
+                        help="lovasz, cross_entropy+lovasz: Lovasz loss per image, averaged "
+                             "(default: the whole batch as one set of pixels)")  # fmt: skip
+    parser.add_argument("--loss-classes", choices=("present", "all"), default=argparse.SUPPRESS,
+                        help="lovasz, dice, cross_entropy+lovasz: average over the classes "
+                             "present in the ground truth (default) or all classes")  # fmt: skip
+    parser.add_argument("--dice-smooth", type=float, default=argparse.SUPPRESS,
+                        help="dice: smoothing term (default 1.0)")  # fmt: skip
     parser.add_argument("--class-weights", default=None,
                         help="'median_frequency' or comma-separated weights, one per class")
     parser.add_argument("--init-from", default=None,
@@ -93,11 +107,25 @@ def _class_weights(text):
         ) from None
 
 
+def _loss(args):
+    """`--loss` and its options as `train(loss=...)` takes them: a name, or a dict with options."""
+    from fcn_keras.training import make_loss
+
+    # The option flags default to argparse.SUPPRESS: only those given are attributes.
+    flags = {"focal_gamma": "focal_gamma", "lovasz_weight": "lovasz_weight",
+             "per_image": "per_image", "classes": "loss_classes", "dice_smooth": "dice_smooth"}
+    options = {key: getattr(args, flag) for key, flag in flags.items() if hasattr(args, flag)}
+    loss = {"name": args.loss, **options} if options else args.loss
+    make_loss(loss)  # an option the loss does not take is an error before any training work
+    return loss
+
+
 def run(args):
     """Train the model `args` describe; returns the exit code."""
     from fcn_keras.training import train
 
     class_weights = _class_weights(args.class_weights)
+    loss = _loss(args)
     model, history = train(
         args.variant, args.source, out_dir=args.out, source_kwargs=source_kwargs(args),
         val_split=None if args.val_split.lower() == "none" else args.val_split,
@@ -105,7 +133,7 @@ def run(args):
         steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
         optimizer=args.optimizer, learning_rate=args.learning_rate, schedule=args.schedule,
         warmup_steps=args.warmup_steps, momentum=args.momentum,
-        weight_decay=args.weight_decay, loss=args.loss, class_weights=class_weights,
+        weight_decay=args.weight_decay, loss=loss, class_weights=class_weights,
         init_from=args.init_from, at_once=args.at_once,
         backbone_weights=args.backbone_weights, fc_units=args.fc_units, dropout=args.dropout,
         trainable_upsampling=args.trainable_upsampling,
