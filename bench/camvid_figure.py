@@ -30,7 +30,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import REPO, inside_repo_error  # noqa: E402
+
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 DOCS = os.path.join(REPO, "docs")
 DEFAULT_IMAGES = 4
@@ -56,11 +58,6 @@ def _cell_size(text):
     if width < 16 or height < 16:
         raise argparse.ArgumentTypeError(f"--cell {text!r}: expected WIDTHxHEIGHT, each >= 16, e.g. 240x180")
     return width, height
-
-
-def _inside(path, root):
-    path = os.path.realpath(path)
-    return path == root or path.startswith(root + os.sep)
 
 
 def default_indices(num_examples, count=DEFAULT_IMAGES):
@@ -174,8 +171,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.out.lower().endswith(".png"):
         parser.error(f"--out {args.out!r}: expected a .png file")
-    if _inside(args.out, REPO) and not _inside(args.out, DOCS):
-        parser.error(f"--out {args.out!r} is inside the repository but not under docs/")
+    error = inside_repo_error(args.out, what="the figure", allowed=DOCS)
+    if error:
+        parser.error(error)
     for name, path in args.models:
         if not os.path.isfile(path):
             parser.error(f"--models {name}={path}: the file does not exist")

@@ -17,7 +17,10 @@ dtype policy it was trained under. A model trained at reduced scale (the
 `scale` in the `stage.json` beside it, see `fcn_keras/results.py`) is fed
 images resized by that factor, and its logits are resized bilinearly back to
 the labels' full size before the argmax, exactly as `fcn_keras.evaluate` does
-(`--input-scale` overrides it). Artifacts go to `--out`, which must lie outside
+(`--input-scale` overrides it). `fcn_keras/results.py`'s cached evaluation of
+the model is printed beside the figures only when it covers the same images
+(the whole split at that scale, see `fcn_keras.results.full_split_evaluation`).
+Artifacts go to `--out`, which must lie outside
 the repository; `--json` may be written anywhere (it holds figures and file
 names, no paths).
 
@@ -27,7 +30,8 @@ Usage:
     (defaults: --data-dir ../shared/data/camvid, --split test, --calibration-images 100)
 Quick check (3 test images):
     .venv/bin/python bench/camvid_formats.py --model ... --out /tmp/... --limit 3
-Rerun the evaluation only (artifacts newer than the model are reused):
+Rerun the evaluation only (artifacts newer than the model, int8-calibrated at the same input
+scale, seed and image count, are reused):
     .venv/bin/python bench/camvid_formats.py --model ... --out /tmp/... --reuse
 """
 
@@ -39,16 +43,13 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import REPO, inside_repo_error  # noqa: E402
+
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 TARGET_INT8_DROP_POINTS = 1.0  # the benchmark's target: int8 within 1.0 mean IU point of float32
 EXPORT_RECORD = "camvid_formats_export.json"  # calibration and export times, for --reuse
 ENGINE_NAMES = {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "TFLite", "onnx": "ONNX"}
-
-
-def _inside_repo(path):
-    path = os.path.realpath(path)
-    return path == REPO or path.startswith(REPO + os.sep)
 
 
 def _parse_quantizations(text):
@@ -102,33 +103,62 @@ def _export(model, args, calibration_split, scale, log):
     expected = {n: os.path.join(args.out, n) for n in artifact_names(name, FORMATS, args.quantizations)}
     model_time = os.path.getmtime(args.model)
     record = os.path.join(args.out, EXPORT_RECORD)
+    # What the int8 calibration depends on, recorded with the export and compared by --reuse.
+    calibration = {"input_scale": scale, "seed": args.seed,
+                   "calibration_images_requested": args.calibration_images}  # fmt: skip
     if args.reuse and all(os.path.exists(p) and os.path.getmtime(p) >= model_time
                           for p in [record, *expected.values()]):  # fmt: skip
         with open(record) as f:
             recorded = json.load(f)
-        if recorded.get("input_scale") == scale:
+        differing = calibration_differences(recorded, calibration)
+        if not differing:
             log(f"reusing the {len(expected)} artifacts in {args.out} (newer than the model)")
             return expected, recorded["timings"], recorded["calibration_images"]
-        log(f"not reusing {args.out}: its int8 model was calibrated at input scale "
-            f"{recorded.get('input_scale')}, not {scale:g}")  # fmt: skip
+        log(f"not reusing {args.out}: its int8 model was calibrated with "
+            f"{', '.join(differing)} ({record})")  # fmt: skip
     shrink, _ = _resizer(scale)
     train = load_dataset("camvid", calibration_split, batch_size=1, augment=False, shuffle=True,
                          seed=args.seed, data_dir=args.data_dir)  # fmt: skip
-    calibration = [shrink(image) for image in
-                   representative_images_from_dataset(train, args.calibration_images)]  # fmt: skip
-    log(f"int8 calibration: {len(calibration)} images of CamVid {calibration_split} "
+    images = [shrink(image) for image in
+              representative_images_from_dataset(train, args.calibration_images)]  # fmt: skip
+    log(f"int8 calibration: {len(images)} images of CamVid {calibration_split} "
         f"(seeded random choice, seed {args.seed})")  # fmt: skip
     start = time.perf_counter()
     summary = export_all(model, args.out, formats=FORMATS, quantizations=args.quantizations,
-                         name=name, calibration_images=calibration,
-                         num_calibration_images=len(calibration))  # fmt: skip
+                         name=name, calibration_images=images,
+                         num_calibration_images=len(images))  # fmt: skip
     seconds = time.perf_counter() - start
     log(f"exported {len(summary['artifacts'])} artifacts in {seconds:.0f} s")
     with open(record, "w") as f:  # written last: --reuse trusts artifacts only with it
-        json.dump({"timings": summary["timings"], "calibration_images": len(calibration),
-                   "calibration_split": calibration_split, "seed": args.seed,
-                   "input_scale": scale}, f, indent=2)  # fmt: skip
-    return summary["artifacts"], summary["timings"], len(calibration)
+        json.dump({"timings": summary["timings"], "calibration_images": len(images),
+                   "calibration_split": calibration_split, **calibration}, f,
+                  indent=2)  # fmt: skip
+    return summary["artifacts"], summary["timings"], len(images)
+
+
+def calibration_differences(recorded, requested):
+    """The int8 calibration settings an export record holds other than the requested ones.
+
+    Args:
+        recorded: the export record (`camvid_formats_export.json`) as loaded.
+        requested: `{"input_scale", "seed", "calibration_images_requested"}`
+            of this run.
+
+    Returns:
+        A list of `"<setting> <recorded> (requested <value>)"` texts; empty
+        when the artifacts may be reused. A record without the requested
+        count (written before it was recorded) is compared on the count it
+        calibrated on.
+
+    Example:
+    >>> calibration_differences({"input_scale": 1.0, "seed": 0, "calibration_images": 100},
+    ...                         {"input_scale": 1.0, "seed": 1, "calibration_images_requested": 100})
+    ['seed 0 (requested 1)']
+    """
+    recorded = dict(recorded)
+    recorded.setdefault("calibration_images_requested", recorded.get("calibration_images"))
+    return [f"{key} {recorded.get(key)!r} (requested {value!r})"
+            for key, value in requested.items() if recorded.get(key) != value]  # fmt: skip
 
 
 def _evaluate_engine(predictor, data, num_classes, ignore_label, scale, reference, limit):
@@ -212,8 +242,10 @@ def to_markdown(result):
     ]
     cached = result.get("results_evaluation")
     if cached:
-        lines.append(f"`fcn_keras/results.py`'s evaluation of this model on `{result['split']}` "
-                     f"(its own dtype policy): mean IU {_fmt(cached['mean_iu'])}, pixel accuracy "
+        lines.append(f"`fcn_keras/results.py`'s evaluation of this model on the whole "
+                     f"`{result['split']}` split at input scale {result['input_scale']:g} (its own "
+                     f"dtype policy, {cached['images']} images): mean IU "
+                     f"{_fmt(cached['mean_iu'])}, pixel accuracy "
                      f"{_fmt(cached['pixel_accuracy'])}.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -241,8 +273,9 @@ def main(argv=None):
                         help="reuse artifacts in --out that are newer than the model")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    if _inside_repo(args.out):
-        parser.error(f"--out {args.out!r} is inside the repository; artifacts must live outside it")
+    error = inside_repo_error(args.out, what="artifacts")
+    if error:
+        parser.error(error)
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         parser.error(f"--model {args.model!r}: expected an existing .keras file")
     if not os.path.isdir(args.data_dir):
@@ -260,7 +293,7 @@ def main(argv=None):
     from fcn_keras.export import Predictor, float32_model
     from fcn_keras.metrics import scores_from_confusion
     from fcn_keras.models import variant_of
-    from fcn_keras.results import recorded_scale
+    from fcn_keras.results import full_split_evaluation, recorded_scale
 
     log = lambda message: print(message, flush=True)  # noqa: E731
     wall = time.perf_counter()
@@ -316,11 +349,18 @@ def main(argv=None):
         raise SystemExit(f"engines saw different numbers of images: {sorted(counts)}")
     tflite = {q: rows[n] for n in rows for q in args.quantizations if n.endswith(f"_{q}.tflite")}
     delta = 100 * (tflite["int8"]["mean_iu"] - tflite["float32"]["mean_iu"])
-    cache = os.path.join(os.path.dirname(os.path.abspath(args.model)), f"evaluation_{args.split}.json")
+    # Shown beside these figures only when it covers the same images: the whole split, at
+    # this model's scale, from the same data directory.
     cached = None
-    if args.limit is None and os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(args.model):
-        with open(cache) as f:
-            report = json.load(f)
+    report, why = ((None, "--limit evaluates part of the split") if args.limit is not None else
+                   full_split_evaluation(args.model, args.split, scale,
+                                         {"data_dir": args.data_dir}))  # fmt: skip
+    if report is None:
+        log(f"fcn_keras/results.py's evaluation not shown: {why}")
+    elif report.get("images") != next(iter(counts)):
+        log(f"fcn_keras/results.py's evaluation not shown: it covers {report.get('images')} "
+            f"images, these figures {next(iter(counts))}")  # fmt: skip
+    else:
         cached = {k: report.get(k) for k in ("mean_iu", "pixel_accuracy", "images")}
     result = {
         "model": os.path.basename(os.path.dirname(os.path.abspath(args.model))) + "/"

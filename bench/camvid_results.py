@@ -39,7 +39,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import REPO, inside_repo_error, package_choices  # noqa: E402
+
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 
 # Row -> (epochs, peak learning rate) of the full run (Adam, poly decay per row). A
@@ -52,14 +54,8 @@ SCHEDULES = {"fcn32s": (20, 1e-4), "fcn16s": (10, 1e-5), "fcn8s": (10, 1e-5),
 QUICK = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5), "fcn8s": (1, 1e-5), "fcn8s_atonce": (1, 1e-4)}
 
 
-def _outside_repo(path):
-    path = os.path.realpath(path)
-    return not (path == REPO or path.startswith(REPO + os.sep))
-
-
 def main(argv=None):
-    from fcn_keras.choices import OPTIMIZERS, PRECISIONS
-    from fcn_keras.choices import SCHEDULES as LR_SCHEDULES  # SCHEDULES here: the rows' epochs
+    choices = package_choices()  # `import fcn_keras.choices` would import TensorFlow
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -81,18 +77,19 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--fc-units", type=int, default=1024,
                         help="fc6/fc7 width (the paper: 4096; fc6/fc7 start untrained either way)")
-    parser.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    parser.add_argument("--schedule", default="poly", choices=LR_SCHEDULES,
+    parser.add_argument("--optimizer", default="adam", choices=choices.OPTIMIZERS)
+    parser.add_argument("--schedule", default="poly", choices=choices.SCHEDULES,
                         help="learning-rate schedule per row")  # fmt: skip
-    parser.add_argument("--mixed-precision", default="auto", choices=PRECISIONS)
+    parser.add_argument("--mixed-precision", default="auto", choices=choices.PRECISIONS)
     parser.add_argument("--jit-compile", action="store_true", help="XLA train step")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="one 2-step epoch per row at 128x160 crops, fc_units 256, "
                              "4 evaluation images")  # fmt: skip
     args = parser.parse_args(argv)
-    if not _outside_repo(args.out):
-        parser.error(f"--out {args.out!r} is inside the repository; weights must live outside it")
+    error = inside_repo_error(args.out, what="weights and logs")
+    if error:
+        parser.error(error)
     for flag, path in (("--data-dir", args.data_dir),
                        ("--backbone-weights", args.backbone_weights)):  # fmt: skip
         if not os.path.exists(path):

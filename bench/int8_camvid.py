@@ -21,7 +21,8 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import REPO, inside_repo_error  # noqa: E402
 sys.path.insert(0, REPO)
 SHARED = os.environ.get("FCN_KERAS_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 IGNORE = 11
@@ -95,9 +96,10 @@ def main():
     parser.add_argument("--quantizations", default="float32,int8",
                         help="TFLite variants to compare (float32 and int8 always included)")
     args = parser.parse_args()
+    error = inside_repo_error(args.out, what="weights and artifacts")
+    if error:
+        raise SystemExit(error)
     out = os.path.realpath(args.out)
-    if out == REPO or out.startswith(REPO + os.sep):
-        raise SystemExit(f"--out {args.out!r} is inside the repository; use e.g. /tmp/fcn_keras_runs/.")
     os.makedirs(out, exist_ok=True)
     size = tuple(int(v) for v in args.size.split("x"))
 

@@ -191,9 +191,7 @@ class FocalLoss(keras.losses.Loss):
         dtype=None,
     ):
         super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"FocalLoss: gamma must be a number >= 0; received {gamma!r}.")
-        self.gamma = float(gamma)
+        self.gamma = _check_non_negative(gamma, "gamma", type(self).__name__)
         self.ignore_label = int(ignore_label)
         self.class_weights = _check_class_weights(class_weights, type(self).__name__)
 
@@ -340,7 +338,18 @@ class LovaszSoftmax(keras.losses.Loss):
         name: loss name. Defaults to `"lovasz_softmax"`.
 
     Returns:
-        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar.
+        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar,
+        Keras's reduction of `call`'s one value per set of pixels: shape `(G,)`,
+        `G` the batch size with `per_image=True`, else `(1,)`. A `sample_weight`
+        (of `loss(...)` or `fit`) therefore weights sets, not pixels: a
+        `(batch,)` weight multiplies each image's loss with `per_image=True`
+        (the mean of `w_i * loss_i` over the images with valid pixels), and
+        the one batch value by the mean weight otherwise; a per-pixel
+        `(batch, H, W)` weight is broadcast the same way with
+        `per_image=False` and refused with `per_image=True`. Weights of 1
+        change nothing. `fit(class_weight=...)` is no per-class weight here
+        (Keras reads the mask as one label per sample to make a sample
+        weight of it): pass `class_weights` instead.
 
     Example:
     >>> model.compile(optimizer="adam", loss=fcn_keras.LovaszSoftmax(ignore_label=11))
@@ -414,7 +423,14 @@ class DiceLoss(keras.losses.Loss):
         name: loss name. Defaults to `"dice_loss"`.
 
     Returns:
-        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar.
+        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar,
+        Keras's reduction of `call`'s one value for the batch, shape `(1,)`. A
+        `sample_weight` (of `loss(...)` or `fit`), per image or per pixel, is
+        broadcast against it and multiplies the batch value by the mean
+        weight: it weights no image or pixel more than another, and weights
+        of 1 change nothing. `fit(class_weight=...)` is no per-class weight
+        here (Keras reads the mask as one label per sample to make a sample
+        weight of it): pass `class_weights` instead.
 
     Example:
     >>> model.compile(optimizer="adam", loss=fcn_keras.DiceLoss(ignore_label=11))
@@ -477,14 +493,23 @@ class CrossEntropyLovasz(keras.losses.Loss):
         name: loss name. Defaults to `"cross_entropy_lovasz"`.
 
     Returns:
-        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar.
+        Called as `loss(y_true, y_pred)` with logits `y_pred`: a float32 scalar,
+        Keras's reduction of `call`'s one value for the batch, shape `(1,)`
+        (whatever `per_image`). A `sample_weight` (of `loss(...)` or `fit`),
+        per image or per pixel, is broadcast against it and multiplies the
+        batch value by the mean weight, so weights of 1 change nothing and
+        no image or pixel is weighted more than another. `fit(class_weight=...)`
+        is no per-class weight here (Keras reads the mask as one label per
+        sample to make a sample weight of it): pass `class_weights` instead.
 
     Example:
     >>> model.compile(optimizer="adam",
     ...               loss=fcn_keras.CrossEntropyLovasz(lovasz_weight=0.5, ignore_label=11))
 
-    Reference: Berman et al. 2018 (arXiv:1705.08790), Section 4 (training
-    with cross-entropy, then Lovasz-Softmax).
+    Reference: the weighted sum is this package's; it is motivated by the
+    practice of Berman et al. 2018 (arXiv:1705.08790), Section 4, who train
+    with cross-entropy first and then switch to Lovasz-Softmax (the paper
+    defines no sum of the two).
     """
 
     def __init__(

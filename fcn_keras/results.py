@@ -23,21 +23,29 @@ interrupted one.
   most the epoch that was running is repeated; `history.csv` is appended to.
 - A row records its settings when it starts (`out_dir/<stage>/settings.json`,
   written atomically; see `ROW_SETTINGS`): epochs, learning rate, scale, crop
-  size and the `train` arguments that define the model and recipe. Before
+  size, augmentation and the `train` arguments that define the model and
+  recipe (loss and its options, class weights, dropout, optimizer settings
+  ...), each with `train`'s default filled in and in one spelling (a loss
+  name as `{"name": ...}`, an augmentation as all `Augment` fields, weights
+  paths absolute), so that equal settings compare equal. Before
   anything is trained, every requested row that is finished or has a backup
   is compared with the request; a difference is a `ValueError` naming the
   row and each differing setting (recorded vs requested): a finished row is
   never reused for, nor silently retrained with, other settings. Rows
   written before `settings.json` existed are compared on what they hold:
   `stage.json` (epochs, learning rate, scale, training crop) and
-  `train_config.json` (`train`'s arguments).
+  `train_config.json` (`train`'s arguments, among them the augmentation as
+  given to `train`, i.e. already scaled); a setting a row never recorded is
+  not compared.
 - Training wall time is the sum of the finished epochs' seconds
   (`epoch_times.jsonl`, one line per finished epoch, the last one of a
   repeated epoch counts), so time lost to an interruption is not counted.
 - Evaluations are cached next to the model (`evaluation_<split>.json`, with
-  the settings they were computed with under `evaluation_settings`: split,
-  scale, batch size, batch limit, trimap widths) and reused while those
-  settings are the requested ones and `final.keras` is not newer.
+  the settings they were computed with under `evaluation_settings`: source,
+  its options (data directory made absolute), split, scale, batch size,
+  batch limit, trimap widths) and reused while those settings are the
+  requested ones and `final.keras` is not newer. `full_split_evaluation`
+  reads such a cache back for other tools, only when it covers a whole split.
 
 Scale: with `scale < 1` the training crops and the augmentation's random
 rescale range are multiplied by `scale` (the net sees images resized by that
@@ -63,7 +71,8 @@ import time
 from fcn_keras.metrics import SCORE_NAMES, TRIMAP_WIDTHS
 
 __all__ = ["STAGES", "PUBLISHED_CAMVID_MEAN_IU", "run_stages", "parse_stages", "stage_finished",
-           "results_to_markdown", "figures_only", "recorded_scale"]  # fmt: skip
+           "results_to_markdown", "figures_only", "recorded_scale",
+           "full_split_evaluation"]  # fmt: skip
 
 # Row -> (variant, at_once, the row whose final model it starts from).
 STAGES = {
@@ -85,13 +94,17 @@ FINAL = "final.keras"
 SETTINGS = "settings.json"
 
 # `fcn_keras.train` arguments that define a row's model and recipe (besides epochs, learning
-# rate, scale and crop size): a finished or interrupted row is only continued or reused when
-# these equal the request. `mixed_precision` is compared as requested (e.g. "auto").
-RECIPE_ARGUMENTS = ("fc_units", "batch_size", "optimizer", "schedule", "mixed_precision",
-                    "backbone_weights", "seed", "steps_per_epoch")  # fmt: skip
-# Everything `settings.json` records, in the order errors list it.
-ROW_SETTINGS = ("epochs", "learning_rate", "scale", "crop_size", "train_crop_size",
-                *RECIPE_ARGUMENTS)  # fmt: skip
+# rate, scale, crop size and augmentation): a finished or interrupted row is only continued
+# or reused when these equal the request. `mixed_precision` is compared as requested (e.g.
+# "auto").
+RECIPE_ARGUMENTS = ("fc_units", "dropout", "batch_size", "optimizer", "schedule",
+                    "warmup_steps", "momentum", "weight_decay", "loss", "class_weights",
+                    "mixed_precision", "backbone_weights", "seed", "steps_per_epoch")  # fmt: skip
+# Everything `settings.json` records, in the order errors list it. `augment` is the
+# augmentation asked for (at full scale), `train_augment` the one `train` gets (its random
+# rescale range multiplied by `scale`), as `crop_size` / `train_crop_size`.
+ROW_SETTINGS = ("epochs", "learning_rate", "scale", "crop_size", "train_crop_size", "augment",
+                "train_augment", *RECIPE_ARGUMENTS)  # fmt: skip
 
 
 def parse_stages(text):
@@ -132,13 +145,6 @@ def stage_finished(stage_dir):
     False
     """
     return os.path.isfile(os.path.join(stage_dir, FINAL))
-
-
-def _write_json(path, data):
-    """Write JSON atomically: a partial file renamed into place."""
-    with open(path + ".partial", "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(path + ".partial", path)
 
 
 def recorded_scale(model_path):
@@ -183,7 +189,53 @@ def _scaled_crop(crop_size, scale):
     return tuple(max(int(round(c * scale)), 32) for c in crop)
 
 
-def _requested_settings(epochs, learning_rate, scale, crop_size, train_kwargs):
+def _train_augment(augment, scale):
+    """The augmentation `train` gets: `augment` with its random rescale range times `scale`.
+
+    None (the default augmentation) and False (none) are kept as they are at
+    full scale; False stays False at any scale.
+    """
+    from fcn_keras.data.transforms import Augment
+
+    if scale == 1.0 or augment is False:
+        return augment
+    lo, hi = Augment.coerce(True if augment is None else augment).scale_range
+    if isinstance(augment, Augment):
+        augment = dataclasses.asdict(augment)
+    fields = augment if isinstance(augment, dict) else {}  # None / True: the default fields
+    return dict(fields, scale_range=(lo * scale, hi * scale))
+
+
+def _augment_setting(augment):
+    """An augmentation in one spelling: every `Augment` field (None means the default), or False.
+
+    Values that are not an augmentation (e.g. `"<Augment>"`, how an older
+    `train_config.json` wrote an `Augment` object) are returned as they are.
+    """
+    from fcn_keras.data.transforms import Augment
+
+    if isinstance(augment, str):
+        return augment
+    coerced = Augment.coerce(True if augment is None else augment)
+    return False if coerced is None else json.loads(json.dumps(dataclasses.asdict(coerced)))
+
+
+def _loss_setting(loss):
+    """A loss in one spelling: `{"name": ..., **options}` without options left at None.
+
+    A name and `{"name": name}` are the same loss; a `keras.losses.Loss`
+    object is recorded by its type name, as `train_config.json` writes it.
+    """
+    if isinstance(loss, str):
+        return loss if loss.startswith("<") else {"name": loss}
+    if isinstance(loss, dict):
+        return {key: value for key, value in loss.items() if value is not None}
+    from fcn_keras.training import _jsonable
+
+    return _jsonable(loss)
+
+
+def _requested_settings(epochs, learning_rate, scale, crop_size, augment, train_kwargs):
     """The `ROW_SETTINGS` of a request, as JSON would hold them (train()'s defaults filled in)."""
     from fcn_keras.training import _TRAIN_SIGNATURE
 
@@ -194,11 +246,12 @@ def _requested_settings(epochs, learning_rate, scale, crop_size, train_kwargs):
         "scale": float(scale),
         "crop_size": _crop_pair(crop_size),
         "train_crop_size": _crop_pair(_scaled_crop(crop_size, scale)),
+        "augment": augment,
+        "train_augment": _train_augment(augment, scale),
     }
     for key in RECIPE_ARGUMENTS:
         settings[key] = kwargs.get(key, _TRAIN_SIGNATURE.parameters[key].default)
-    settings["backbone_weights"] = _path_or_name(settings["backbone_weights"])
-    return json.loads(json.dumps(settings, default=str))
+    return _normalised(settings)
 
 
 def _path_or_name(value):
@@ -208,16 +261,41 @@ def _path_or_name(value):
     return value
 
 
+# One spelling of each setting whose equal values can be written several ways; applied to
+# requested and recorded settings alike.
+_NORMALISE = {"backbone_weights": _path_or_name, "loss": _loss_setting,
+              "augment": _augment_setting, "train_augment": _augment_setting}  # fmt: skip
+
+
+def _normalised(settings):
+    """`settings` with `_NORMALISE` applied, as JSON holds them (tuples as lists)."""
+    from fcn_keras.training import _jsonable
+
+    settings = {key: _NORMALISE.get(key, lambda v: v)(value) for key, value in settings.items()}
+    return json.loads(json.dumps(_jsonable(settings)))
+
+
 def _recorded_settings(stage_dir):
-    """`(settings, files)` a row recorded: its `settings.json`, else what older files hold.
+    """`(settings, files)` a row recorded: its `settings.json`, completed by what older files hold.
 
     Rows written before `settings.json` existed have `train_config.json`
     (`train`'s arguments, rewritten at each start) and, once finished,
-    `stage.json` (epochs, learning rate, scale, the training crop).
+    `stage.json` (epochs, learning rate, scale, the training crop); a
+    `settings.json` written before a setting joined `ROW_SETTINGS` takes that
+    setting from them.
     """
     path = os.path.join(stage_dir, SETTINGS)
     if os.path.isfile(path):
-        return _read_json(path), [path]
+        recorded = _read_json(path)
+        if all(key in recorded for key in ROW_SETTINGS):
+            return recorded, [path]
+        older, files = _older_settings(stage_dir)
+        return _normalised({**older, **recorded}), [path, *files]
+    return _older_settings(stage_dir)
+
+
+def _older_settings(stage_dir):
+    """`(settings, files)` from a row's `train_config.json` and `stage.json`."""
     recorded, files = {}, []
     config_path = os.path.join(stage_dir, "train_config.json")
     if os.path.isfile(config_path):
@@ -227,8 +305,8 @@ def _recorded_settings(stage_dir):
                 recorded[key] = arguments[key]
         if "crop_size" in arguments:
             recorded["train_crop_size"] = _crop_pair(arguments["crop_size"])
-        if "backbone_weights" in recorded:
-            recorded["backbone_weights"] = _path_or_name(recorded["backbone_weights"])
+        if "augment" in arguments:  # as given to train: already scaled
+            recorded["train_augment"] = arguments["augment"]
         files.append(config_path)
     stage_path = os.path.join(stage_dir, "stage.json")
     if os.path.isfile(stage_path):
@@ -239,7 +317,7 @@ def _recorded_settings(stage_dir):
         if "crop_size" in stage:
             recorded["train_crop_size"] = _crop_pair(stage["crop_size"])
         files.append(stage_path)
-    return recorded, files
+    return _normalised(recorded), files
 
 
 def _check_settings(stage, stage_dir, requested):
@@ -260,6 +338,69 @@ def _check_settings(stage, stage_dir, requested):
             "answer this request and it is not trained over: give another output directory "
             "(--out) for these settings, or request the recorded ones to reuse or resume it."
         )
+
+
+def _source_options(source_kwargs):
+    """A source's options as JSON holds them, `data_dir` made absolute."""
+    kwargs = dict(source_kwargs or {})
+    if kwargs.get("data_dir") is not None:
+        kwargs["data_dir"] = os.path.abspath(os.fspath(kwargs["data_dir"]))
+    return json.loads(json.dumps(kwargs, default=str))
+
+
+def _source_setting(source, source_kwargs):
+    """`{"source", "source_kwargs"}` as an evaluation cache records them (`data_dir` absolute)."""
+    if not isinstance(source, str):
+        source = f"<{type(source).__name__}>"
+    return {"source": source, "source_kwargs": _source_options(source_kwargs)}
+
+
+def full_split_evaluation(model_path, split, scale, source_kwargs=None):
+    """The cached evaluation of a results row on a whole split at `scale`, or why there is none.
+
+    Reads `evaluation_<split>.json` beside the model (written by
+    `run_stages`) and returns its report only when it is not older than the
+    model and its `evaluation_settings` say it covers the whole split
+    (no batch limit) at input scale `scale` and, when both record one, the
+    same data directory.
+
+    Args:
+        model_path: a row's `final.keras`.
+        split: the split, e.g. `"test"`.
+        scale: the input scale the model is evaluated at.
+        source_kwargs: the source options of the comparison (`data_dir`);
+            None compares no data directory. Defaults to None.
+
+    Returns:
+        `(report, reason)`: the cached report (a dict with `mean_iu`,
+        `pixel_accuracy`, `images` ...) and None, or None and a few words
+        saying why the cache does not answer.
+
+    Example:
+    >>> report, why = full_split_evaluation("runs/camvid/fcn8s/final.keras", "test", 1.0)
+    >>> report["images"] if report else why
+    233
+    """
+    cache = os.path.join(os.path.dirname(os.path.abspath(model_path)), f"evaluation_{split}.json")
+    if not os.path.isfile(cache):
+        return None, f"no {cache}"
+    if os.path.getmtime(cache) < os.path.getmtime(model_path):
+        return None, f"{cache} is older than the model"
+    report = _read_json(cache)
+    recorded = report.get("evaluation_settings")
+    if not isinstance(recorded, dict):
+        return None, f"{cache} does not record the settings it was computed with"
+    wanted = {"split": split, "scale": float(scale), "max_batches": None}
+    data_dir = _source_options(source_kwargs).get("data_dir")
+    if data_dir is not None and "source_kwargs" in recorded:
+        wanted["data_dir"] = data_dir
+        recorded = dict(recorded, data_dir=recorded["source_kwargs"].get("data_dir"))
+    differing = {key: recorded.get(key) for key, value in wanted.items()
+                 if recorded.get(key) != value}  # fmt: skip
+    if differing:
+        expected = {key: wanted[key] for key in differing}
+        return None, f"{cache} was computed with {differing}, not {expected}"
+    return report, None
 
 
 def _epoch_timer(path):
@@ -309,8 +450,7 @@ def _host():
 
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
                  scale, crop_size, augment, train_kwargs, settings, log):  # fmt: skip
-    from fcn_keras.data.transforms import Augment
-    from fcn_keras.training import train
+    from fcn_keras.training import train, write_json
 
     variant, at_once, parent = STAGES[stage]
     init_from = None
@@ -326,15 +466,12 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
     times = os.path.join(stage_dir, "epoch_times.jsonl")
     if not resuming and os.path.isfile(times):
         os.remove(times)  # a fresh start repeats every epoch: earlier records are stale
-    _write_json(os.path.join(stage_dir, SETTINGS), settings)
+    write_json(os.path.join(stage_dir, SETTINGS), settings)
     log(f"{stage}: {'resuming from its backup' if resuming else 'training'} "
         f"({epochs} epochs, learning rate {learning_rate:g}"
         f"{', init from ' + parent if parent else ''})")  # fmt: skip
     if scale != 1.0:
-        if isinstance(augment, Augment):
-            augment = dataclasses.asdict(augment)
-        lo, hi = (augment or {}).get("scale_range", Augment().scale_range)
-        augment = dict(augment or {}, scale_range=(lo * scale, hi * scale))
+        augment = _train_augment(augment, scale)
         crop_size = _scaled_crop(crop_size, scale)
     kwargs = dict(train_kwargs or {})
     callbacks = [_epoch_timer(times)]
@@ -345,7 +482,7 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
                      augment=augment, callbacks=callbacks, **kwargs)  # fmt: skip
     seconds, counted = _training_seconds(times)
     config = _read_json(os.path.join(stage_dir, "train_config.json"))
-    _write_json(os.path.join(stage_dir, "stage.json"), {
+    write_json(os.path.join(stage_dir, "stage.json"), {
         "stage": stage, "variant": config["derived"]["variant"], "epochs": epochs,
         "epochs_timed": counted, "learning_rate": learning_rate, "train_seconds": seconds,
         "precision": config["derived"]["precision"], "scale": scale, "crop_size": crop_size,
@@ -360,10 +497,12 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
 def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_widths,
                     batch_size, max_batches, log):  # fmt: skip
     from fcn_keras.evaluation import evaluate, load_model
+    from fcn_keras.training import write_json
 
     final = os.path.join(stage_dir, FINAL)
     cache = os.path.join(stage_dir, f"evaluation_{split}.json")
-    key = {"split": split, "scale": float(scale), "batch_size": int(batch_size),
+    key = {**_source_setting(source, source_kwargs), "split": split, "scale": float(scale),
+           "batch_size": int(batch_size),
            "max_batches": None if max_batches is None else int(max_batches),
            "trimap_widths": [int(w) for w in trimap_widths or ()]}  # fmt: skip
     if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(final):
@@ -381,7 +520,7 @@ def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_wi
     report.pop("confusion_matrix", None)
     report["evaluate_seconds"] = time.perf_counter() - start
     report["evaluation_settings"] = key
-    _write_json(cache, report)
+    write_json(cache, report)
     log(f"{os.path.basename(stage_dir)} on {split}: mean IU {report['mean_iu']:.4f}, "
         f"pixel accuracy {report['pixel_accuracy']:.4f}")  # fmt: skip
     return _read_json(cache)  # JSON's view (trimap widths as strings), as when reused
@@ -429,6 +568,8 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     ...            source_kwargs={"data_dir": "../shared/data/camvid"}, crop_size=(352, 480),
     ...            train_kwargs={"backbone_weights": "vgg16.weights.h5"})
     """
+    from fcn_keras.training import write_json
+
     stages = parse_stages(stages)
     if not 0 < float(scale) <= 1:
         raise ValueError(f"scale must be in (0, 1]; received {scale!r}.")
@@ -436,7 +577,8 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     missing = [s for s in stages if s not in schedules]
     if missing:
         raise ValueError(f"schedules has no (epochs, learning_rate) for {missing}.")
-    requested = {stage: _requested_settings(*schedules[stage], scale, crop_size, train_kwargs)
+    requested = {stage: _requested_settings(*schedules[stage], scale, crop_size, augment,
+                                            train_kwargs)
                  for stage in stages}  # fmt: skip
     for stage in stages:  # before any training: a mismatch later on would waste the rows before
         _check_settings(stage, os.path.join(out_dir, stage), requested[stage])
@@ -463,7 +605,7 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
                                          max_batches=max_eval_batches, log=log)  # fmt: skip
         row["files"] = {"model": os.path.join(stage_dir, FINAL), "logs": stage_dir}
         results["rows"][stage] = row
-        _write_json(results_path, results)  # after every row: partial runs keep their figures
+        write_json(results_path, results)  # after every row: partial runs keep their figures
     return results
 
 

@@ -649,12 +649,32 @@ def _jsonable(value):
     return f"<{type(value).__name__}>"
 
 
-def _write_config(out_dir, arguments, derived):
-    path = os.path.join(out_dir, "train_config.json")
+def write_json(path, data):
+    """Write `data` as indented JSON, atomically: to `path.partial`, then renamed into place.
+
+    The one JSON writer of the training side (`train_config.json` here, the
+    results files of `fcn_keras.results`): a reader never sees a half-written
+    file, and an interrupted write leaves the previous file as it was.
+
+    Args:
+        path: the JSON file to write.
+        data: a JSON-serialisable value (see `_jsonable` for arguments that
+            are not).
+
+    Returns:
+        None.
+
+    Example:
+    >>> write_json("runs/demo/stage.json", {"epochs": 20, "learning_rate": 1e-4})
+    """
     with open(path + ".partial", "w") as f:
-        json.dump({"arguments": _jsonable(arguments), "derived": _jsonable(derived)}, f,
-                  indent=2)  # fmt: skip
+        json.dump(data, f, indent=2)
     os.replace(path + ".partial", path)
+
+
+def _write_config(out_dir, arguments, derived):
+    write_json(os.path.join(out_dir, "train_config.json"),
+               {"arguments": _jsonable(arguments), "derived": _jsonable(derived)})  # fmt: skip
 
 
 def train(

@@ -296,6 +296,30 @@ def test_cross_entropy_lovasz_is_the_weighted_sum():
 
 
 @pytest.mark.parametrize("loss", [LovaszSoftmax(), LovaszSoftmax(per_image=True), DiceLoss(),
+                                  CrossEntropyLovasz(),
+                                  CrossEntropyLovasz(per_image=True)])  # fmt: skip
+def test_set_losses_take_sample_weights_per_set(loss):
+    """A sample weight of ones changes nothing; other weights weight each image's loss
+    (`per_image=True` Lovasz, one value per image) or scale the one batch value by
+    their mean (every other set loss, one value per batch)."""
+    labels, logits = _case(seed=21, void=())
+    value = float(loss(labels, logits))
+    ones = np.ones(len(labels), "float32")
+    assert float(loss(labels, logits, sample_weight=ones)) == pytest.approx(value, rel=1e-6)
+    weights = np.array([1.0, 3.0], "float32")
+    weighted = float(loss(labels, logits, sample_weight=weights))
+    if loss.call(labels, logits).shape == (2,):
+        alone = [float(loss(labels[i : i + 1], logits[i : i + 1])) for i in range(2)]
+        assert weighted == pytest.approx((alone[0] + 3.0 * alone[1]) / 2, rel=1e-5)
+        assert weighted != pytest.approx(2.0 * value, rel=1e-3)  # not the mean weight
+    else:
+        assert loss.call(labels, logits).shape == (1,)
+        assert weighted == pytest.approx(2.0 * value, rel=1e-6)
+        pixels = np.ones(labels.shape, "float32")
+        assert float(loss(labels, logits, sample_weight=pixels)) == pytest.approx(value, rel=1e-6)
+
+
+@pytest.mark.parametrize("loss", [LovaszSoftmax(), LovaszSoftmax(per_image=True), DiceLoss(),
                                   CrossEntropyLovasz()])  # fmt: skip
 def test_void_pixels_change_nothing(loss):
     labels, logits = _case(seed=11, shape=(1, 1, 6), void=((0, 0, 5),))
@@ -369,6 +393,11 @@ def test_set_loss_arguments_are_checked():
         DiceLoss(smooth=-1)
     with pytest.raises(ValueError, match="lovasz_weight must be a number >= 0"):
         CrossEntropyLovasz(lovasz_weight=-0.5)
+    with pytest.raises(ValueError, match="FocalLoss: gamma must be a number >= 0; received -1"):
+        FocalLoss(gamma=-1)
+    with pytest.raises(ValueError, match="received True"):
+        FocalLoss(gamma=True)
+    assert FocalLoss(gamma=1).gamma == 1.0
     labels, logits = _case()
     with pytest.raises(ValueError, match="2 entries but the logits have 4 classes"):
         LovaszSoftmax(class_weights=[1.0, 2.0])(labels, logits)

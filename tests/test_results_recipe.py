@@ -4,11 +4,15 @@ A rerun skips finished rows (their final model is not rewritten, `train` is
 not called for them) and resumes an interrupted row from its BackupAndRestore
 backup (the epoch counter continues). A finished or interrupted row whose
 recorded settings differ from the request is an error naming each difference;
-evaluations are recomputed when their settings differ. Evaluation at reduced
-input scale is scored on full-size labels.
+evaluations are recomputed when their settings (source and its options
+among them) differ, and read back for other tools only when they cover a
+whole split at the asked scale. Evaluation at reduced input scale is scored
+on full-size labels. The benchmarks' shared checks (output outside the
+repository, int8 calibration settings of reused artifacts) are here too.
 """
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -18,7 +22,10 @@ import pytest
 import tensorflow as tf
 
 from fcn_keras import results as results_module
-from fcn_keras.results import figures_only, parse_stages, results_to_markdown, run_stages
+from fcn_keras.results import (figures_only, full_split_evaluation, parse_stages,
+                               results_to_markdown, run_stages)  # fmt: skip
+
+BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 
 SOURCE_KWARGS = {"image_size": 32, "num_examples": {"train": 4, "val": 2, "test": 2}}
 TRAIN_KWARGS = dict(batch_size=2, steps_per_epoch=1, fc_units=8, dropout=0.0, seed=0,
@@ -144,7 +151,7 @@ def test_stage_errors_name_what_is_missing(tmp_path):
 
 
 def test_reduced_scale_evaluation_scores_full_size_labels(small_fcn):
-    from fcn_keras.evaluation import evaluate
+    from fcn_keras.evaluation import evaluate, scale_images
     from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
     model = small_fcn("fcn32s", num_classes=3)
@@ -153,8 +160,13 @@ def test_reduced_scale_evaluation_scores_full_size_labels(small_fcn):
     masks = rng.integers(0, 3, (2, 40, 48)).astype("int32")
     report = evaluate(model, [(images, masks)], input_scale=0.5)
     assert report["pixels"] == 2 * 40 * 48
-    # Reference: half-size input, logits resized bilinearly to 40x48, then the argmax.
-    small = tf.image.resize(tf.cast(images, tf.float32), (20, 24), antialias=True)
+    # Reference, as `scale_images` documents it: half-size input resized with antialiasing
+    # and rounded back to uint8 (what a deployed model is given), logits resized bilinearly
+    # to 40x48, then the argmax.
+    resized = tf.image.resize(tf.cast(images, tf.float32), (20, 24), antialias=True).numpy()
+    small = np.clip(np.round(resized), 0, 255).astype("uint8")
+    assert np.any(small != resized)  # the rounding changes pixels: the reference depends on it
+    np.testing.assert_array_equal(scale_images(images, 0.5).numpy(), small)
     logits = tf.image.resize(model(small), (40, 48), method="bilinear")
     expected = scores_from_confusion(confusion_matrix(masks, np.argmax(logits, -1), 3))
     assert report["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-12)
@@ -189,12 +201,21 @@ def test_other_settings_into_the_same_out_are_an_error(tmp_path, counted_train):
     cache = stage_dir / "evaluation_val.json"
     report = json.load(open(cache))
     assert report["images"] == 1 and set(report["trimap_mean_iu"]) == {"3", "5"}
-    assert report["evaluation_settings"] == {"split": "val", "scale": 1.0, "batch_size": 1,
-                                             "max_batches": 1, "trimap_widths": [3, 5]}
+    assert report["evaluation_settings"] == {
+        "source": "synthetic", "source_kwargs": SOURCE_KWARGS, "split": "val", "scale": 1.0,
+        "batch_size": 1, "max_batches": 1, "trimap_widths": [3, 5]}  # fmt: skip
+    partial, why = full_split_evaluation(stage_dir / "final.keras", "val", 1.0)
+    assert partial is None and "'max_batches': 1" in why  # 1 batch: not the whole split
     results = _run(tmp_path, "fcn32s", quick, trimap_widths=(3, 5))
     assert counted_train == ["fcn32s"]
     report = json.load(open(cache))
     assert report["images"] == 2 and report["evaluation_settings"]["max_batches"] is None
+    whole, why = full_split_evaluation(stage_dir / "final.keras", "val", 1.0)
+    assert why is None and whole["images"] == 2 and whole["mean_iu"] == report["mean_iu"]
+    other_scale, why = full_split_evaluation(stage_dir / "final.keras", "val", 0.5)
+    assert other_scale is None and "'scale': 1.0" in why and "'scale': 0.5" in why
+    missing, why = full_split_evaluation(stage_dir / "final.keras", "test", 1.0)
+    assert missing is None and "evaluation_test.json" in why
     assert results["rows"]["fcn32s"]["val"]["images"] == 2
     # The table's trimap columns are the widths the reports hold.
     markdown = results_to_markdown(results, "val")
@@ -268,3 +289,158 @@ def test_scaled_rows_take_the_augmentation_default_scale_range(tmp_path, monkeyp
     assert seen["crop_size"] == (50, 32)
     settings = json.load(open(tmp_path / "fcn32s" / "settings.json"))
     assert settings["crop_size"] == [100, 64] and settings["train_crop_size"] == [50, 32]
+
+
+def test_recipe_settings_are_recorded_and_compared(tmp_path, counted_train):
+    from fcn_keras.data.transforms import Augment
+
+    schedules = {"fcn32s": (1, 1e-4)}
+    _run(tmp_path, "fcn32s", schedules)
+    stage_dir = tmp_path / "fcn32s"
+    settings = json.load(open(stage_dir / "settings.json"))
+    default_augment = json.loads(json.dumps(dataclasses.asdict(Augment())))
+    assert settings["loss"] == {"name": "cross_entropy"} and settings["class_weights"] is None
+    assert settings["augment"] == settings["train_augment"] == default_augment
+    assert (settings["dropout"], settings["weight_decay"], settings["momentum"],
+            settings["warmup_steps"]) == (0.0, None, 0.99, 0)  # fmt: skip
+
+    # Each of these would train another model: refused, naming the setting.
+    for kwargs, shown in [
+        ({"train_kwargs": {"loss": "focal"}},
+         "loss: recorded {'name': 'cross_entropy'}, requested {'name': 'focal'}"),
+        ({"train_kwargs": {"loss": {"name": "cross_entropy+lovasz", "lovasz_weight": 0.5}}},
+         "requested {'name': 'cross_entropy+lovasz', 'lovasz_weight': 0.5}"),
+        ({"train_kwargs": {"class_weights": [1.0, 2.0]}},
+         "class_weights: recorded None, requested [1.0, 2.0]"),
+        ({"train_kwargs": {"dropout": 0.5}}, "dropout: recorded 0.0, requested 0.5"),
+        ({"train_kwargs": {"weight_decay": 1e-4}}, "weight_decay: recorded None, requested 0.0001"),
+        ({"train_kwargs": {"momentum": 0.9}}, "momentum: recorded 0.99, requested 0.9"),
+        ({"train_kwargs": {"warmup_steps": 5}}, "warmup_steps: recorded 0, requested 5"),
+        ({"augment": {"flip": False}}, "'flip': True"),
+        ({"augment": False}, "augment: recorded {"),
+    ]:  # fmt: skip
+        with pytest.raises(ValueError) as error:
+            _run(tmp_path, "fcn32s", schedules, **kwargs)
+        assert shown in str(error.value), (kwargs, str(error.value))
+    # Other spellings of the recorded settings: the row is reused, nothing is trained.
+    _run(tmp_path, "fcn32s", schedules, augment=Augment(),
+         train_kwargs={"loss": {"name": "cross_entropy", "focal_gamma": None}})  # fmt: skip
+    _run(tmp_path, "fcn32s", schedules, augment=True, train_kwargs={"loss": "cross_entropy"})
+    assert counted_train == ["fcn32s"]
+
+
+def test_rows_from_older_code_compare_the_recipe_train_config_holds(tmp_path):
+    schedules = {"fcn32s": (1, 1e-4)}
+    _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64))
+    stage_dir = tmp_path / "fcn32s"
+    os.remove(stage_dir / "settings.json")  # as an older run left it
+    config = json.load(open(stage_dir / "train_config.json"))["arguments"]
+    assert config["augment"]["scale_range"] == [0.25, 1.0] and config["loss"] == "cross_entropy"
+
+    with pytest.raises(ValueError, match="loss: recorded {'name': 'cross_entropy'}, requested "
+                                         "{'name': 'dice'}"):  # fmt: skip
+        _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64),
+             train_kwargs={"loss": "dice"})  # fmt: skip
+    # The augmentation train_config.json holds is the scaled one: compared as such.
+    with pytest.raises(ValueError, match=r"train_augment: recorded \{'scale_range': \[0\.25, 1\.0\]"):
+        _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64),
+             augment={"scale_range": (1.0, 1.0)})  # fmt: skip
+    results = _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64))  # reused
+    assert results["rows"]["fcn32s"]["scale"] == 0.5
+
+    # A settings.json written before the loss and the augmentation were recorded: those come
+    # from train_config.json, the rest from settings.json.
+    older = {key: value for key, value in _requested(schedules, scale=0.5, crop=(64, 64)).items()
+             if key not in ("loss", "augment", "train_augment")}  # fmt: skip
+    json.dump(dict(older, fc_units=4), open(stage_dir / "settings.json", "w"))
+    with pytest.raises(ValueError) as error:
+        _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64),
+             train_kwargs={"loss": "dice"})  # fmt: skip
+    message = str(error.value)
+    assert "fc_units: recorded 4, requested 8" in message and "requested {'name': 'dice'}" in message
+    assert "settings.json" in message and "train_config.json" in message
+
+
+def _requested(schedules, scale=1.0, crop=None):
+    """The settings `_run` requests for fcn32s, as settings.json records them."""
+    return results_module._requested_settings(*schedules["fcn32s"], scale, crop, None, TRAIN_KWARGS)
+
+
+def test_evaluation_cache_is_keyed_by_source_options(tmp_path, monkeypatch):
+    schedules = {"fcn32s": (1, 1e-4)}
+    _run(tmp_path, "fcn32s", schedules, max_eval_batches=1)
+    cache = tmp_path / "fcn32s" / "evaluation_val.json"
+    assert json.load(open(cache))["evaluation_settings"]["source_kwargs"]["image_size"] == 32
+    stamp = os.stat(cache).st_mtime_ns
+    other = dict(SOURCE_KWARGS, num_examples={"train": 4, "val": 1, "test": 2})
+    results = run_stages(str(tmp_path), "fcn32s", schedules=schedules, source="synthetic",
+                         source_kwargs=other, train_kwargs=TRAIN_KWARGS, log=lambda m: None,
+                         max_eval_batches=1)  # fmt: skip
+    assert os.stat(cache).st_mtime_ns != stamp  # evaluated anew on the other options
+    assert results["rows"]["fcn32s"]["val"]["evaluation_settings"]["source_kwargs"] == \
+        json.loads(json.dumps(other))
+    # A data directory is recorded absolute: the same directory however it is written.
+    monkeypatch.chdir(tmp_path)
+    key = results_module._source_setting("camvid", {"data_dir": "data/camvid", "ignore_label": 11})
+    assert key == {"source": "camvid", "source_kwargs": {
+        "data_dir": str(tmp_path / "data" / "camvid"), "ignore_label": 11}}  # fmt: skip
+    assert results_module._source_setting(
+        "camvid", {"data_dir": "./data/../data/camvid", "ignore_label": 11}) == key
+    assert results_module._source_setting("camvid", {"data_dir": "data/camvid"}) != key
+
+    # Read back for other tools only from the same data directory (relative paths resolved).
+    row = tmp_path / "row"
+    row.mkdir()
+    (row / "final.keras").write_bytes(b"")
+    settings = dict(key, split="test", scale=0.5, batch_size=1, max_batches=None,
+                    trimap_widths=[])  # fmt: skip
+    json.dump({"mean_iu": 0.5, "images": 233, "evaluation_settings": settings},
+              open(row / "evaluation_test.json", "w"))  # fmt: skip
+    report, why = full_split_evaluation(row / "final.keras", "test", 0.5, {"data_dir": "data/camvid"})
+    assert why is None and report["images"] == 233
+    report, why = full_split_evaluation(row / "final.keras", "test", 0.5, {"data_dir": "other"})
+    assert report is None and str(tmp_path / "other") in why and "data_dir" in why
+
+
+def test_scaled_rows_without_augmentation_stay_without(tmp_path, monkeypatch):
+    import fcn_keras.training
+
+    seen = {}
+
+    def train(variant, *args, **kwargs):
+        seen.update(kwargs)
+        raise _Interrupt("arguments recorded")
+
+    monkeypatch.setattr(fcn_keras.training, "train", train)
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-4)}, scale=0.5, augment=False)
+    assert seen["augment"] is False
+    settings = json.load(open(tmp_path / "fcn32s" / "settings.json"))
+    assert settings["augment"] is False and settings["train_augment"] is False
+
+
+def test_benchmark_outputs_stay_outside_the_repository(monkeypatch):
+    monkeypatch.syspath_prepend(BENCH)
+    import fcn_keras.choices
+    from _common import REPO, inside_repo_error, package_choices
+    from camvid_formats import calibration_differences
+
+    loaded = package_choices()  # the same choices, read without importing the package
+    assert {name: getattr(loaded, name) for name in fcn_keras.choices.__all__} == \
+        {name: getattr(fcn_keras.choices, name) for name in fcn_keras.choices.__all__}
+
+    docs = os.path.join(REPO, "docs")
+    assert inside_repo_error("/tmp/fcn_keras_runs/camvid") is None
+    message = inside_repo_error(os.path.join(REPO, "runs"), what="weights")
+    assert "--out" in message and os.path.join(REPO, "runs") in message and "weights" in message
+    assert inside_repo_error(REPO) is not None
+    assert inside_repo_error(REPO + "_other") is None  # a sibling folder is outside
+    assert inside_repo_error(os.path.join(docs, "results", "f.png"), allowed=docs) is None
+    assert "under docs/" in inside_repo_error(os.path.join(REPO, "f.png"), allowed=docs)
+
+    requested = {"input_scale": 0.5, "seed": 0, "calibration_images_requested": 100}
+    assert calibration_differences(dict(requested, calibration_images=100), requested) == []
+    older = {"input_scale": 0.5, "seed": 0, "calibration_images": 100}  # no requested count
+    assert calibration_differences(older, requested) == []
+    assert calibration_differences(older, dict(requested, seed=1, calibration_images_requested=8)) \
+        == ["seed 0 (requested 1)", "calibration_images_requested 100 (requested 8)"]

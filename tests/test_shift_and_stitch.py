@@ -18,6 +18,7 @@ import pytest
 import keras
 
 import fcn_keras
+from conftest import randomize_score_layers
 from fcn_keras.shift_and_stitch import (ShiftAndStitch, coarse_output, dilate, shift_and_stitch,
                                         upsample_dense_scores)  # fmt: skip
 
@@ -26,19 +27,27 @@ TOLERANCE = 1e-5
 SIZES = ((64, 64), (96, 64), (70, 90))
 
 
-def _randomize_scores(model):
-    """Give the zero-initialised score layers random weights so that the scores vary."""
-    rng = np.random.default_rng(1)
-    for layer in model.layers:
-        if layer.name.startswith("score_"):
-            layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
-    return model
+# Score layers drawn N(0, 1) (seed 1): scores of magnitude about 1, as the tolerance assumes.
+SCORE_INIT = {"seed": 1, "scale": 1.0}
 
 
 @pytest.fixture(scope="module")
 def fcn32s():
     keras.utils.set_random_seed(0)
-    return _randomize_scores(fcn_keras.FCN32s(num_classes=NUM_CLASSES, fc_units=8, backbone_weights=None))
+    model = fcn_keras.FCN32s(num_classes=NUM_CLASSES, fc_units=8, backbone_weights=None)
+    return randomize_score_layers(model, **SCORE_INIT)
+
+
+@pytest.fixture(scope="module")
+def skip_models():
+    """FCN-16s and FCN-8s with N(0, 1) score layers, keyed by variant."""
+    models = {}
+    for variant in ("fcn16s", "fcn8s"):
+        keras.utils.set_random_seed(0)
+        model = fcn_keras.build_fcn(variant, num_classes=NUM_CLASSES, fc_units=8,
+                                    backbone_weights=None)  # fmt: skip
+        models[variant] = randomize_score_layers(model, **SCORE_INIT)
+    return models
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +112,8 @@ def test_dense_phases_are_the_input_shifted_by_stride_over_factor(fcn32s):
 
 
 @pytest.mark.parametrize("variant,stride", (("fcn16s", 16), ("fcn8s", 8)))
-def test_skip_models_densify_their_fused_map(images, variant, stride):
-    keras.utils.set_random_seed(0)
-    model = _randomize_scores(fcn_keras.build_fcn(variant, num_classes=NUM_CLASSES, fc_units=8,
-                                                  backbone_weights=None))  # fmt: skip
+def test_skip_models_densify_their_fused_map(skip_models, images, variant, stride):
+    model = skip_models[variant]
     x = images[(70, 90)]
     stitched = shift_and_stitch(model, x, 2).numpy()
     coarse = _coarse(model, x)
@@ -117,6 +124,69 @@ def test_skip_models_densify_their_fused_map(images, variant, stride):
     assert tuple(logits.shape) == (2, 70, 90, NUM_CLASSES)
     with pytest.raises(ValueError, match="FCN-32s only"):
         dilate(model, 2)
+
+
+def _pool_from(x, dy, dx):
+    """2x2 max pool, stride 2, of `(b, H, W, c)` with its grid starting `dy` rows down and
+    `dx` columns right: `out[k, l] = max x[2k+dy : 2k+dy+2, 2l+dx : 2l+dx+2]`, windows cut
+    at the bottom/right edge, `ceil(H / 2) x ceil(W / 2)` cells."""
+    rows = np.minimum(np.arange(0, x.shape[1], 2)[:, None] + dy + np.arange(2), x.shape[1] - 1)
+    cols = np.minimum(np.arange(0, x.shape[2], 2)[:, None] + dx + np.arange(2), x.shape[2] - 1)
+    windows = x[:, rows][:, :, :, cols]  # (b, H/2, 2, W/2, 2, c)
+    return windows.max(axis=(2, 4))
+
+
+def _phases_by_brute_force(model, x, factor):
+    """Coarse maps of `model` with the rarefied pools' grids moved, written from the definition.
+
+    Returns `{(dy, dx): map}`. Phase `(dy, dx)` moves the input by `(dy, dx) * stride /
+    factor` pixels; bit `b` of `dy` (`dx`) is the one-cell move of the grid of the `b`-th
+    rarefied pool, lowest stride first (a move of 2 cells at one pool is 1 cell at the
+    next). The pools are replaced by `_pool_from`; the layers between them run unchanged.
+    """
+    name, stride = coarse_output(model)
+    pools = [f"block{b}_pool" for b in range(1, 6) if stride // factor < 2**b <= stride]
+    ends = [model.get_layer(p).input for p in pools] + [model.get_layer(name).output]
+    starts = [model.inputs[0]] + [model.get_layer(p).output for p in pools]
+    head, *segments = [keras.Model(a, b) for a, b in zip(starts, ends)]
+    phases = {(0, 0): head(x, training=False).numpy()}
+    for bit, segment in enumerate(segments):
+        keys, pooled = [], []
+        for (dy, dx), y in phases.items():
+            for by in (0, 1):
+                for bx in (0, 1):
+                    keys.append((dy | by << bit, dx | bx << bit))
+                    pooled.append(_pool_from(y, by, bx))
+        out = segment(np.concatenate(pooled), training=False).numpy()  # all phases in one batch
+        phases = dict(zip(keys, np.split(out, len(keys))))
+    return phases
+
+
+@pytest.mark.parametrize("variant,factor", (("fcn16s", 2), ("fcn16s", 4), ("fcn8s", 2)))
+def test_skip_model_phases_match_a_brute_force_per_phase_computation(skip_models, images,
+                                                                      variant, factor):  # fmt: skip
+    """Every phase `(dy, dx)` of the dense fused map, on a 96x64 input (taller than wide,
+    random content), is the coarse map with the pooling grids moved `(dy, dx)` cells.
+
+    The tolerance is the file's 1e-5: the same layers run on the same values, but on
+    other tensor sizes oneDNN may pick other kernels (measured below 1e-6). Each phase is
+    told apart from its transpose `(dx, dy)` and from phase (0, 0) by more than 1e-2.
+    """
+    model = skip_models[variant]
+    x = images[(96, 64)]
+    stitched = shift_and_stitch(model, x, factor).numpy()
+    _, stride = coarse_output(model)
+    assert stitched.shape == (2, factor * 96 // stride, factor * 64 // stride, NUM_CLASSES)
+    phases = _phases_by_brute_force(model, x, factor)
+    for (dy, dx), expected in phases.items():
+        got = stitched[:, dy::factor, dx::factor]
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE,
+                                   err_msg=f"phase {(dy, dx)}")  # fmt: skip
+        if dy != dx:
+            assert np.abs(got - phases[(dx, dy)]).max() > 1e-2, (dy, dx)
+        if (dy, dx) != (0, 0):
+            assert np.abs(got - phases[(0, 0)]).max() > 1e-2, (dy, dx)
 
 
 def test_full_size_logits_are_centred_on_receptive_fields(fcn32s, images):
@@ -148,23 +218,62 @@ def test_bad_factor_is_named(fcn32s, factor):
         dilate(fcn32s, factor)
 
 
-def test_factor_must_divide_the_fused_stride():
-    model = fcn_keras.FCN8s(num_classes=NUM_CLASSES, fc_units=8, backbone_weights=None)
+def test_factor_must_divide_the_fused_stride(skip_models):
     with pytest.raises(ValueError, match=r"coarse stride 8 .* received 16"):
-        ShiftAndStitch(model, 16)
+        ShiftAndStitch(skip_models["fcn8s"], 16)
 
 
-def test_evaluate_with_shift_and_stitch(fcn32s):
-    model = fcn_keras.FCN32s(num_classes=6, fc_units=8, backbone_weights=None)
-    report = fcn_keras.evaluate(model, "synthetic", "val", shift_and_stitch=2, max_batches=2,
-                                batch_size=2,
-                                source_kwargs={"image_size": 64, "num_examples": 4})  # fmt: skip
-    for name in ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu"):
-        assert 0.0 <= report[name] <= 1.0
-    assert report["images"] == 4 and report["pixels"] > 0 and report["shift_and_stitch"] == 2
+def test_evaluate_with_shift_and_stitch(fcn32s, images):
+    """`evaluate(shift_and_stitch=2)` scores the argmax of the upsampled dense map, pixel
+    for pixel: its confusion matrix equals the one counted here from
+    `upsample_dense_scores(shift_and_stitch(...))`, and differs from the model's own output's.
+
+    With random weights the scores vary little over the image (std about 0.1) next to the
+    gaps between the classes' means (about 1), so the argmax would be one class
+    everywhere: `score_fr`'s bias is set here (and restored after) so that each class's
+    mean dense score on these images is 0, and the argmax then follows the variation.
+    """
+    x = images[(70, 90)]
+    score_fr = fcn32s.get_layer("score_fr")
+    kernel, bias = score_fr.get_weights()
+    mean = shift_and_stitch(fcn32s, x, 2).numpy().mean(axis=(0, 1, 2))
+    score_fr.set_weights([kernel, (bias - mean).astype("float32")])
+    try:
+        _check_evaluate_with_shift_and_stitch(fcn32s, x)
+    finally:
+        score_fr.set_weights([kernel, bias])
+
+
+def _check_evaluate_with_shift_and_stitch(fcn32s, x):
+    rng = np.random.default_rng(3)
+    masks = rng.integers(0, NUM_CLASSES, x.shape[:3]).astype("int32")
+    masks[0, :10] = 255  # void rows: not counted
+    own = np.argmax(fcn32s(x, training=False).numpy(), axis=-1)
+    scores = upsample_dense_scores(shift_and_stitch(fcn32s, x, 2), (70, 90), 2).numpy()
+    stitched = np.argmax(scores, axis=-1)
+    valid = masks != 255
+    # Pixels whose two best scores are within TOLERANCE (10x the float32 rounding of the
+    # scores) may flip between this eager run and evaluate's traced one; each flip moves
+    # one count between two cells of the matrix. A handful at most (measured: 2).
+    top2 = np.sort(scores, axis=-1)[..., -2:]
+    near_ties = int((valid & (top2[..., 1] - top2[..., 0] < TOLERANCE)).sum())
+    assert near_ties <= 0.001 * valid.sum(), near_ties
+    expected, unstitched = (np.bincount(NUM_CLASSES * masks[valid] + p[valid],
+                                        minlength=NUM_CLASSES**2).reshape(NUM_CLASSES, NUM_CLASSES)
+                            for p in (stitched, own))  # fmt: skip
+    # Centred scores: the stitched argmax uses every class and differs from the model's own.
+    assert set(np.unique(stitched)) == set(range(NUM_CLASSES))
+    changed = (stitched != own).mean()
+    assert changed > 0.01, changed
+    assert np.abs(expected - unstitched).sum() > 0
+    report = fcn_keras.evaluate(fcn32s, [(x, masks)], ignore_label=255, shift_and_stitch=2)
+    assert np.abs(np.asarray(report["confusion_matrix"]) - expected).sum() <= 2 * near_ties
+    assert report["images"] == 2 and report["pixels"] == int(valid.sum()) == 2 * 70 * 90 - 900
+    assert report["shift_and_stitch"] == 2
+    assert report["pixel_accuracy"] == pytest.approx(np.trace(expected) / valid.sum(),
+                                                     abs=near_ties / valid.sum() + 1e-12)  # fmt: skip
     with pytest.raises(ValueError, match="received 3"):
-        fcn_keras.evaluate(model, "synthetic", "val", shift_and_stitch=3, max_batches=1,
-                           source_kwargs={"image_size": 64, "num_examples": 4})  # fmt: skip
+        fcn_keras.evaluate(fcn32s, [(x, masks)], ignore_label=255, shift_and_stitch=3)
 
 
 def test_dilated_model_round_trips_through_keras_file(fcn32s, images, tmp_path):
