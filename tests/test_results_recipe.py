@@ -105,6 +105,21 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.fixture
+def train_arguments(monkeypatch):
+    """Replace `fcn_keras.train` by a fake that records its keyword arguments, then interrupts."""
+    import fcn_keras.training
+
+    seen = {}
+
+    def train(variant, *args, **kwargs):
+        seen.update(kwargs)
+        raise _Interrupt("arguments recorded")
+
+    monkeypatch.setattr(fcn_keras.training, "train", train)
+    return seen
+
+
 class _InterruptAfterEpoch(keras.callbacks.Callback):
     """Raise at the end of `epoch` (after BackupAndRestore and CSVLogger have run)."""
 
@@ -271,17 +286,10 @@ def test_interrupted_row_with_other_settings_is_an_error(tmp_path, counted_train
     assert _epochs(stage_dir) == [0]  # the backup and history are left as they were
 
 
-def test_scaled_rows_take_the_augmentation_default_scale_range(tmp_path, monkeypatch):
-    import fcn_keras.training
+def test_scaled_rows_take_the_augmentation_default_scale_range(tmp_path, train_arguments):
     from fcn_keras.data.transforms import Augment
 
-    seen = {}
-
-    def train(variant, *args, **kwargs):
-        seen.update(kwargs)
-        raise _Interrupt("arguments recorded")
-
-    monkeypatch.setattr(fcn_keras.training, "train", train)
+    seen = train_arguments
     with pytest.raises(_Interrupt):
         _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-4)}, scale=0.5, crop_size=(100, 64))
     lo, hi = Augment().scale_range
@@ -402,16 +410,8 @@ def test_evaluation_cache_is_keyed_by_source_options(tmp_path, monkeypatch):
     assert report is None and str(tmp_path / "other") in why and "data_dir" in why
 
 
-def test_scaled_rows_without_augmentation_stay_without(tmp_path, monkeypatch):
-    import fcn_keras.training
-
-    seen = {}
-
-    def train(variant, *args, **kwargs):
-        seen.update(kwargs)
-        raise _Interrupt("arguments recorded")
-
-    monkeypatch.setattr(fcn_keras.training, "train", train)
+def test_scaled_rows_without_augmentation_stay_without(tmp_path, train_arguments):
+    seen = train_arguments
     with pytest.raises(_Interrupt):
         _run(tmp_path, "fcn32s", {"fcn32s": (1, 1e-4)}, scale=0.5, augment=False)
     assert seen["augment"] is False
