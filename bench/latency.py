@@ -1,21 +1,48 @@
-"""Benchmark: inference latency of every engine for FCN-8s, with the GFLOP/s achieved.
+"""Benchmark: inference latency of every engine for FCN-8s, with its ratio to onnxruntime and to PyTorch.
 
-Engines: keras (tf.function, no XLA), keras_xla (jit_compile=True), savedmodel,
-tflite_fp32 / tflite_fp16 / tflite_int8 (ai_edge_litert with XNNPACK),
-onnx (onnxruntime, CPU). Each runs the same uint8 image batch; the figure is
-the median of --repeats timed runs after --warmup runs, timed round-robin
-across engines (host speed drifts; interleaving spreads it evenly). FLOPs are counted
-analytically from the layers (bench/flops.py: 2 per multiply-add of every
-convolution; ~222 GFLOP for the full FCN-8s at 512x512). The NumPy float32
-matmul peak of this machine is measured first as the reference.
+Engines (each runs the same uint8 image batch and returns float32 logits):
 
-The benchmark's targets: every exported float32 engine within 1.25x of the fastest;
-the fastest >= 85% of the matmul peak; int8 TFLite faster than float32 TFLite.
+    onnx               onnxruntime, float32 (`Predictor`'s session options)
+    onnx_int8          onnxruntime, int8 QDQ (`export_onnx(quantization="int8")`)
+    keras              the package's predict path: `Predictor(model)`, XLA-compiled
+    keras_plain        the same with `jit_compile=False` (the plain TensorFlow graph)
+    savedmodel         `export_savedmodel`'s `serving_default` (XLA-compiled)
+    savedmodel_plain   a SavedModel exported with `jit_compile=False`
+    tflite_fp32        TFLite float32, dynamic height/width (XNNPACK)
+    tflite_fp32_fixed  TFLite float32 exported for the benchmark's size (`input_size=`)
+    tflite_fp16 / tflite_int8
+    keras_bf16         `Predictor(model, precision="bfloat16")`      (CPUs with bfloat16 units)
+    savedmodel_bf16    the SavedModel's `serving_bfloat16` signature (CPUs with bfloat16 units)
+    torch              PyTorch eager, the same network (`bench/torch_fcn.py`, same weights)
+
+The figure is the median of --repeats timed runs after --warmup runs, timed
+round-robin across engines (host speed drifts; interleaving spreads it
+evenly); the first call of each engine is reported too (XLA compiles there,
+once per input shape). FLOPs are counted analytically (bench/flops.py: 2
+per multiply-add of every convolution; ~222 GFLOP for the full FCN-8s at
+512x512). The NumPy float32 matmul peak of this machine (all --threads) is
+measured before and after as the reference, with the same clock. `--clock
+cpu` times the process's CPU time (all threads) instead of wall time: on a
+machine another job is using, run it with `--threads 1` (spinning thread
+pools count as CPU time), and read the figures as CPU seconds per image and
+the matmul "peak" as one core's. The bfloat16 engines run where
+the CPU reports bfloat16 units (`fcn_keras.distribute.auto_precision`) or
+when named in --engines; torch where it is installed (`pip install -e .[bench]`).
+
+Targets printed at the end: every float32 engine the package runs or exports
+within 1.25x of onnxruntime and faster than PyTorch eager; onnxruntime >= 90%
+of the matmul peak; the int8 engines faster than their float32 ones.
+
+`--per-layer` times every convolution of the model on its own instead
+(TensorFlow plain and XLA, onnxruntime, PyTorch), at the layer's input shape.
 
 Usage:
-    .venv/bin/python bench/latency.py                          # full FCN-8s, 512x512, all engines
-    .venv/bin/python bench/latency.py --size 128 --fc-units 256 --engines onnx,tflite_fp32
-Artifacts are cached in --work (default /tmp/fcn_keras_runs/latency_<fc>_<classes>).
+    .venv/bin/python bench/latency.py                 # full FCN-8s, 512x512, every engine
+    .venv/bin/python bench/latency.py --quick         # 224x224, fc_units 256: a check in minutes
+    .venv/bin/python bench/latency.py --per-layer     # per-convolution figures
+    .venv/bin/python bench/latency.py --engines onnx,keras,torch --size 256
+Artifacts are cached in --work (default /tmp/fcn_keras_runs/latency_<fc>_<classes>_<size>);
+--reexport writes them again.
 """
 
 import argparse
@@ -26,17 +53,23 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "bench"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import REPO, inside_repo_error  # noqa: E402
 
-ENGINES = ("keras", "keras_xla", "savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8", "onnx")
-EXPORTED_FP32 = ("savedmodel", "tflite_fp32", "onnx")
-FLOAT32 = ("keras", "keras_xla") + EXPORTED_FP32
+sys.path.insert(0, REPO)
+
+ENGINES = ("onnx", "onnx_int8", "keras", "keras_plain", "savedmodel", "savedmodel_plain",
+           "tflite_fp32", "tflite_fp32_fixed", "tflite_fp16", "tflite_int8", "keras_bf16",
+           "savedmodel_bf16", "torch")  # fmt: skip
+# The float32 engines the package runs or exports: the 1.25x-of-onnxruntime target.
+PACKAGE_FP32 = ("keras", "savedmodel", "tflite_fp32", "tflite_fp32_fixed", "onnx")
+FLOAT32 = PACKAGE_FP32 + ("keras_plain", "savedmodel_plain", "torch")
+BFLOAT16 = ("keras_bf16", "savedmodel_bf16")
+NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 
 
 def matmul_peak(n=2048, repeats=5):
-    """Best float32 GFLOP/s of an n x n NumPy matmul (BLAS, all cores)."""
+    """Best float32 GFLOP/s of an n x n NumPy matmul (BLAS, all of its threads)."""
     import numpy as np
 
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -46,133 +79,331 @@ def matmul_peak(n=2048, repeats=5):
     return 2 * n**3 / best / 1e9
 
 
+# The clock of every figure: wall time, or with --clock cpu the CPU time of the whole process
+# (all threads), which another job on the machine disturbs far less.
+CLOCK = [time.perf_counter]
+
+
 def _timed(fn):
-    start = time.perf_counter()
+    clock = CLOCK[0]
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def build_runner(engine, model, work, threads, calibration):
+def cpu_description():
+    """'<model name>, N cores, <notable flags>': the machine line every figure carries."""
+    from fcn_keras.distribute import cpu_flags, cpu_model_name
+
+    flags = [f for f in NOTABLE_FLAGS if f in cpu_flags()]
+    return f"{cpu_model_name()}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none of ' + ', '.join(NOTABLE_FLAGS)}"
+
+
+def _artifact(engine, model, work, size, calibration, reexport):
+    """Export (or reuse) the artifact `engine` runs; returns its path."""
+    from fcn_keras import export
+
+    paths = {"savedmodel": "savedmodel", "savedmodel_bf16": "savedmodel",
+             "savedmodel_plain": "savedmodel_plain", "onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
+             "tflite_fp32": "model_float32.tflite", "tflite_fp32_fixed": f"model_float32_{size}x{size}.tflite",
+             "tflite_fp16": "model_float16.tflite", "tflite_int8": "model_int8.tflite"}  # fmt: skip
+    path = os.path.join(work, paths[engine])
+    if os.path.exists(path) and not reexport:
+        return path
+    start = time.perf_counter()
+    if engine.startswith("savedmodel"):
+        export.export_savedmodel(model, path, jit_compile=engine != "savedmodel_plain",
+                                 bfloat16_signature=engine != "savedmodel_plain")  # fmt: skip
+    elif engine.startswith("onnx"):
+        quantization = "int8" if engine == "onnx_int8" else "float32"
+        export.export_onnx(model, path, quantization=quantization, calibration_images=calibration)
+    else:
+        quantization = {"tflite_fp32": "float32", "tflite_fp32_fixed": "float32",
+                        "tflite_fp16": "float16", "tflite_int8": "int8"}[engine]  # fmt: skip
+        export.export_tflite(model, path, quantization=quantization, representative_images=calibration,
+                             input_size=(size, size) if engine == "tflite_fp32_fixed" else None)  # fmt: skip
+    print(f"  exported {engine} in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
+    return path
+
+
+def build_runner(engine, model, work, threads, size, calibration, reexport=False):
     """Return a function image_batch -> logits for `engine` (exporting its artifact if needed)."""
     import numpy as np
 
     from fcn_keras import export
 
-    if engine in ("keras", "keras_xla"):
-        import tensorflow as tf
+    if engine == "torch":
+        import torch
+        from torch_fcn import from_keras
 
-        function = tf.function(lambda x: model(x, training=False), jit_compile=engine == "keras_xla")
-        return lambda batch: function(tf.constant(batch)).numpy()
-    paths = {"savedmodel": os.path.join(work, "savedmodel"), "onnx": os.path.join(work, "model.onnx"),
-             "tflite_fp32": os.path.join(work, "model_float32.tflite"),
-             "tflite_fp16": os.path.join(work, "model_float16.tflite"),
-             "tflite_int8": os.path.join(work, "model_int8.tflite")}  # fmt: skip
-    path = paths[engine]
-    if not os.path.exists(path):
-        start = time.perf_counter()
-        if engine == "savedmodel":
-            export.export_savedmodel(model, path)
-        elif engine == "onnx":
-            export.export_onnx(model, path)
-        else:
-            quantization = {"tflite_fp32": "float32", "tflite_fp16": "float16", "tflite_int8": "int8"}[engine]
-            export.export_tflite(model, path, quantization=quantization,
-                                 representative_images=calibration)  # fmt: skip
-        print(f"  exported {engine} in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
-    predictor = export.Predictor(path, num_threads=threads)
+        torch.set_num_threads(threads)
+        twin = from_keras(model)
+
+        def run(batch):
+            with torch.inference_mode():
+                return twin(torch.from_numpy(batch)).numpy()
+
+        return run
+    if engine.startswith("keras"):
+        predictor = export.Predictor(model, num_threads=threads,
+                                     jit_compile=False if engine == "keras_plain" else None,
+                                     precision="bfloat16" if engine == "keras_bf16" else "float32")  # fmt: skip
+    else:
+        path = _artifact(engine, model, work, size, calibration, reexport)
+        predictor = export.Predictor(path, num_threads=threads,
+                                     precision="bfloat16" if engine == "savedmodel_bf16" else "float32")  # fmt: skip
     return lambda batch: np.asarray(predictor.predict(batch))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--size", type=int, default=512, help="square image side (default 512)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--fc-units", type=int, default=4096)
-    parser.add_argument("--num-classes", type=int, default=21)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=os.cpu_count())
-    parser.add_argument("--calibration", type=int, default=4, help="int8 calibration images")
-    parser.add_argument("--work", default=None)
-    args = parser.parse_args()
-    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+def _engines(text, has_bf16, has_torch):
+    """The engines to run, and a line for each default one left out (and why)."""
+    named = text is not None
+    engines = [e.strip() for e in (text or ",".join(ENGINES)).split(",") if e.strip()]
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
         raise SystemExit(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
-    work = args.work or f"/tmp/fcn_keras_runs/latency_fc{args.fc_units}_c{args.num_classes}"
-    os.makedirs(work, exist_ok=True)
+    notes = []
+    if not named and not has_bf16[0]:
+        engines = [e for e in engines if e not in BFLOAT16]
+        notes.append(f"bfloat16 engines left out: {has_bf16[1]} (name them in --engines to run them)")
+    if "torch" in engines and not has_torch:
+        if named:
+            raise SystemExit("--engines names torch, which is not installed: pip install -e .[bench]")
+        engines.remove("torch")
+        notes.append("torch left out: not installed (pip install -e .[bench])")
+    return engines, notes
 
-    import keras
+
+def _ratio(results, engine, reference):
+    if engine not in results or reference not in results:
+        return "-"
+    return f"{results[engine] / results[reference]:.2f}x"
+
+
+def run_engines(args, model, flops, work):
+    """Time every engine round-robin; print the table and the targets."""
+    import importlib.util
+
     import numpy as np
-    import tensorflow as tf
 
-    import fcn_keras
-    from flops import model_flops
+    from fcn_keras.distribute import auto_precision
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    peak = matmul_peak()
-    print(f"NumPy float32 matmul peak (2048^3, best of 5): {peak:.1f} GFLOP/s on {os.cpu_count()} cores")
-
-    keras.utils.set_random_seed(0)
-    model = fcn_keras.FCN8s(num_classes=args.num_classes, fc_units=args.fc_units, backbone_weights=None)
-    flops = model_flops(model, args.size, args.size) * args.batch
-    print(f"{model.name} fc_units={args.fc_units}, {model.count_params():,} parameters; "
-          f"{flops / 1e9:.1f} GFLOP per batch of {args.batch} at {args.size}x{args.size}")
+    precision, reason = auto_precision()
+    engines, notes = _engines(args.engines, (precision == "mixed_bfloat16", reason),
+                              importlib.util.find_spec("torch") is not None)  # fmt: skip
+    for note in notes:
+        print(note)
     rng = np.random.default_rng(0)
     batch = rng.integers(0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8)
     calibration = [rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
                    for _ in range(args.calibration)]  # fmt: skip
 
+    peak = matmul_peak()
+    print(f"NumPy float32 matmul peak (2048^3, best of 5): {peak:.1f} GFLOP/s")
     # Every engine is built and warmed up first, then timed round-robin: on a shared
     # (virtualised) host the speed of the machine drifts by tens of percent over
     # minutes, and interleaving makes that drift hit every engine alike.
-    runners = {}
+    runners, first, reference = {}, {}, None
     for engine in engines:
-        runners[engine] = build_runner(engine, model, work, args.threads, calibration)
-        for _ in range(args.warmup):
+        runners[engine] = build_runner(engine, model, work, args.threads, args.size, calibration, args.reexport)
+        first[engine] = _timed(lambda: runners[engine](batch))
+        out = runners[engine](batch)
+        for _ in range(args.warmup - 1):
             runners[engine](batch)
+        if reference is None:
+            reference = out
+        agreement = 100 * np.mean(out.argmax(-1) == reference.argmax(-1))
+        print(f"  {engine:17s} first call {first[engine]:6.2f} s; argmax agreement with {engines[0]} "
+              f"{agreement:.2f}%", flush=True)  # fmt: skip
     times = {engine: [] for engine in engines}
     for _ in range(args.repeats):
         for engine in engines:
             times[engine].append(_timed(lambda: runners[engine](batch)))
-    results = {}
-    for engine in engines:
-        median = statistics.median(times[engine])
-        results[engine] = median
-        print(f"  {engine:12s} {median:7.3f} s  ({flops / median / 1e9:6.1f} GFLOP/s, "
-              f"{100 * flops / median / 1e9 / peak:5.1f}% of matmul peak; runs "
-              f"{', '.join(f'{t:.2f}' for t in times[engine])})", flush=True)  # fmt: skip
+    results = {engine: statistics.median(times[engine]) for engine in engines}
     del runners
     gc.collect()
     peak_after = matmul_peak()
     print(f"NumPy float32 matmul peak after the runs: {peak_after:.1f} GFLOP/s "
           f"(before: {peak:.1f}; the higher is the reference)")
     peak = max(peak, peak_after)
-    print("\n| engine | latency (s) | GFLOP/s | % of matmul peak | vs fastest |")
-    print("| --- | --- | --- | --- | --- |")
-    fastest = min(results.values())
+
+    print(f"\n{cpu_description()}; threads={args.threads}; {flops / 1e9:.1f} GFLOP per run; "
+          f"median of {args.repeats}; {args.clock} clock\n")
+    print("| engine | latency (s) | first call (s) | GFLOP/s | % of matmul peak | vs onnxruntime | vs PyTorch | runs (s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for engine, seconds in results.items():
-        print(f"| {engine} | {seconds:.3f} | {flops / seconds / 1e9:.1f} | "
-              f"{100 * flops / seconds / 1e9 / peak:.0f}% | {seconds / fastest:.2f}x |")
-    print(f"\nmatmul peak {peak:.1f} GFLOP/s; {flops / 1e9:.1f} GFLOP per run; "
-          f"threads={args.threads}; median of {args.repeats}")
-    fp32 = {e: results[e] for e in FLOAT32 if e in results}
-    if fp32:  # the float32 targets compare float32 engines (int8 does less work per FLOP counted)
-        fastest = min(fp32.values())
-        print(f"fastest float32 engine: {min(fp32, key=fp32.get)} {fastest:.3f} s")
-    exported = {e: results[e] for e in EXPORTED_FP32 if e in results}
-    if exported:
-        worst = max(exported.values()) / fastest
-        print(f"target: exported fp32 engines within 1.25x of the fastest: worst {worst:.2f}x -> "
-              f"{'met' if worst <= 1.25 else 'NOT met'}")
-    best_rate = flops / fastest / 1e9
-    print(f"target: fastest float32 >= 85% of matmul peak: {100 * best_rate / peak:.0f}% -> "
-          f"{'met' if best_rate >= 0.85 * peak else 'NOT met'}")
-    if "tflite_int8" in results and "tflite_fp32" in results:
-        ratio = results["tflite_fp32"] / results["tflite_int8"]
-        print(f"target: int8 TFLite faster than fp32 TFLite: {ratio:.2f}x -> "
-              f"{'met' if ratio > 1 else 'NOT met'}")
+        rate = flops / seconds / 1e9
+        print(f"| {engine} | {seconds:.3f} | {first[engine]:.2f} | {rate:.1f} | {100 * rate / peak:.0f}% | "
+              f"{_ratio(results, engine, 'onnx')} | {_ratio(results, engine, 'torch')} | "
+              f"{', '.join(f'{t:.3f}' for t in times[engine])} |")  # fmt: skip
+    print(f"\nmatmul peak {peak:.1f} GFLOP/s (int8 and bfloat16 rates are float32-equivalent)")
+
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+
+    if "onnx" in results:
+        for engine in [e for e in PACKAGE_FP32 if e in results and e != "onnx"]:
+            ratio = results[engine] / results["onnx"]
+            print(f"target: {engine} within 1.25x of onnxruntime: {ratio:.2f}x -> {verdict(ratio <= 1.25)}")
+        rate = flops / results["onnx"] / 1e9
+        print(f"target: onnxruntime >= 90% of the matmul peak: {100 * rate / peak:.0f}% -> "
+              f"{verdict(rate >= 0.9 * peak)}")  # fmt: skip
+    if "torch" in results:
+        for engine in [e for e in PACKAGE_FP32 if e in results]:
+            ratio = results[engine] / results["torch"]
+            print(f"target: {engine} faster than PyTorch eager: {ratio:.2f}x -> {verdict(ratio < 1)}")
+    for fast, slow in (("tflite_int8", "tflite_fp32"), ("onnx_int8", "onnx"), ("keras_bf16", "keras"),
+                       ("savedmodel_bf16", "savedmodel")):  # fmt: skip
+        if fast in results and slow in results:
+            ratio = results[slow] / results[fast]
+            print(f"target: {fast} faster than {slow}: {ratio:.2f}x -> {verdict(ratio > 1)}")
+    return results
+
+
+# === Per-layer mode ===
+
+
+def _onnx_conv(kernel, bias, relu, threads):
+    """An onnxruntime session running one NCHW convolution ("same" padding) with these weights."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    kh, kw, _, _ = kernel.shape
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y" if not relu else "c"],
+                              pads=[kh // 2, kw // 2, (kh - 1) // 2, (kw - 1) // 2])]  # fmt: skip
+    if relu:
+        nodes.append(helper.make_node("Relu", ["c"], ["y"]))
+    graph = helper.make_graph(
+        nodes, "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(kernel.transpose(3, 2, 0, 1).copy(), "w"), numpy_helper.from_array(bias, "b")],
+    )  # fmt: skip
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def run_per_layer(args, model):
+    """Time every Conv2D of `model` on its own at its input shape in each runtime; print a table."""
+    import importlib.util
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    has_torch = importlib.util.find_spec("torch") is not None
+    if has_torch:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+             and not isinstance(layer, keras.layers.Conv2DTranspose) and layer.name != "preprocess"]  # fmt: skip
+    probe = keras.Model(model.inputs, [layer.input for layer in convs])
+    shapes = probe.compute_output_shape((1, args.size, args.size, 3))
+    print(f"{cpu_description()}; threads={args.threads}; {model.name} fc_units={args.fc_units} at "
+          f"{args.size}x{args.size}; median of {args.repeats} per cell; {args.clock} clock\n")
+    columns = ["tf_plain", "tf_xla", "onnxruntime"] + (["torch"] if has_torch else [])
+    print("| layer | input | GFLOP | " + " | ".join(f"{c} (s)" for c in columns) + " | tf_plain / onnxruntime |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |")
+    totals = {c: 0.0 for c in columns}
+    rng = np.random.default_rng(0)
+    for layer, shape in zip(convs, shapes):
+        shape = (args.batch,) + tuple(shape[1:])
+        x = rng.standard_normal(shape).astype(np.float32)
+        kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+        relu = layer.activation is keras.activations.relu
+        gflop = 2 * np.prod(kernel.shape) * shape[1] * shape[2] * shape[0] / 1e9
+        runners = {}
+        for name, jit in (("tf_plain", False), ("tf_xla", True)):
+            function = tf.function(lambda t: layer(t), jit_compile=jit, autograph=False)
+            runners[name] = (lambda f: lambda: f(tf.constant(x)).numpy())(function)
+        session = _onnx_conv(kernel, bias, relu, args.threads)
+        x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        runners["onnxruntime"] = lambda: session.run(None, {"x": x_nchw})
+        if has_torch:
+            weight, tbias = torch.from_numpy(kernel.transpose(3, 2, 0, 1).copy()), torch.from_numpy(bias)
+            tx = torch.from_numpy(x_nchw)
+
+            def torch_conv(weight=weight, tbias=tbias, tx=tx, relu=relu):
+                with torch.inference_mode():
+                    y = torch.nn.functional.conv2d(tx, weight, tbias, padding="same")
+                    return torch.relu(y) if relu else y
+
+            runners["torch"] = torch_conv
+        row = {}
+        for name in columns:
+            for _ in range(max(args.warmup, 1)):
+                runners[name]()
+            row[name] = statistics.median(_timed(runners[name]) for _ in range(args.repeats))
+            totals[name] += row[name]
+        print(f"| {layer.name} | {shape[1]}x{shape[2]}x{shape[3]} | {gflop:.1f} | "
+              + " | ".join(f"{row[c]:.4f}" for c in columns)
+              + f" | {row['tf_plain'] / row['onnxruntime']:.2f}x |", flush=True)  # fmt: skip
+    print("| all convolutions | | | " + " | ".join(f"{totals[c]:.3f}" for c in columns)
+          + f" | {totals['tf_plain'] / totals['onnxruntime']:.2f}x |")  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engines", default=None, help=f"comma-separated subset of {', '.join(ENGINES)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check in minutes: 224x224, fc_units 256, 3 repeats, 2 calibration images")  # fmt: skip
+    parser.add_argument("--per-layer", action="store_true", help="time each convolution on its own")
+    parser.add_argument("--size", type=int, default=None, help="square image side (default 512; --quick 224)")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--fc-units", type=int, default=None, help="fc6/fc7 width (default 4096; --quick 256)")
+    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 5; --quick 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs after the first call (default 1)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--calibration", type=int, default=None,
+                        help="int8 calibration images (default 4; --quick 2)")  # fmt: skip
+    parser.add_argument("--work", default=None, help="artifact cache folder (outside the repository)")
+    parser.add_argument("--reexport", action="store_true", help="export the artifacts again")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default), or the process's CPU time (use with --threads 1 "
+                             "on a busy machine)")  # fmt: skip
+    args = parser.parse_args()
+    if args.clock == "cpu":
+        CLOCK[0] = time.process_time
+    quick = args.quick
+    args.size = args.size or (224 if quick else 512)
+    args.fc_units = args.fc_units or (256 if quick else 4096)
+    args.repeats = args.repeats or (3 if quick else 5)
+    args.calibration = args.calibration or (2 if quick else 4)
+    work = args.work or f"/tmp/fcn_keras_runs/latency_fc{args.fc_units}_c{args.num_classes}_s{args.size}"
+    error = inside_repo_error(work, "--work", "artifacts")
+    if error:
+        raise SystemExit(error)
+    os.makedirs(work, exist_ok=True)
+
+    import keras
+    import tensorflow as tf
+
+    import fcn_keras
+    from flops import model_flops
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    keras.utils.set_random_seed(0)
+    model = fcn_keras.FCN8s(num_classes=args.num_classes, fc_units=args.fc_units, backbone_weights=None)
+    # The score layers start at zero; random ones make the logits (and the argmax check) mean something.
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if layer.name.startswith("score_"):
+            layer.set_weights([rng.normal(0, 0.01, w.shape).astype("float32") for w in layer.get_weights()])
+    flops = model_flops(model, args.size, args.size) * args.batch
+    print(f"{model.name} fc_units={args.fc_units}, {model.count_params():,} parameters; "
+          f"{flops / 1e9:.1f} GFLOP per batch of {args.batch} at {args.size}x{args.size}")
+    if args.per_layer:
+        run_per_layer(args, model)
+    else:
+        run_engines(args, model, flops, work)
 
 
 if __name__ == "__main__":

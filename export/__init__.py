@@ -2,15 +2,18 @@
 
 One module per format, as in Keras's `src/export`:
 
-    export_savedmodel(model, filepath, version=None, input_size=None)
+    export_savedmodel(model, filepath, version=None, input_size=None, jit_compile=True,
+                      bfloat16_signature=True)   # XLA serving_default + serving_bfloat16
     export_tflite(model, filepath, quantization="float32"|"float16"|"dynamic_range"|"int8",
                   representative_images=None, input_size=None, num_calibration_images=100)
-    export_onnx(model, filepath, opset=17, external_data=None)
+    export_onnx(model, filepath, opset=17, external_data=None, quantization="float32"|"int8",
+                calibration_images=None)
     export_all(model, out_dir, formats=..., quantizations=..., verify_images=..., ...)
         -> {"artifacts", "verification", "passed", "report_files", "timings"}
     verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None, ...)
         -> VerificationReport (.passed, .to_json(), .to_markdown())
-    Predictor(path, engine="onnx"|"tflite"|"savedmodel"|"keras", num_threads=None, ...)
+    Predictor(path, engine="onnx"|"tflite"|"savedmodel"|"keras", num_threads=None,
+              precision="float32"|"bfloat16", jit_compile=None, ...)   # keras engine: XLA
         .predict(images) -> logits, .predict_classes(images) -> class ids,
         .class_names, .ignore_label, .palette (from the artifact's metadata)
 

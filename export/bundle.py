@@ -7,15 +7,16 @@ variant (`fcn_keras.models.variant_of`) unless given:
     {name}_savedmodel/                       SavedModel (TF Serving signature)
     {name}_{quantization}.tflite (+ .json)   one per TFLite quantization
     {name}_{quantization}_{H}x{W}.tflite     the same, for a fixed input_size
-    {name}.onnx                              ONNX
+    {name}.onnx                              ONNX (float32)
+    {name}_int8.onnx                         ONNX int8 (QDQ), when "int8" is asked
     verification.json, verification.md       `verify`'s report (when verifying)
 
 The artifact names in the summary and in the report are these file names.
 Verification adds an odd-sized crop of the first two images (padding to a
 multiple of 32 and cropping back are where exports break). int8 calibration
-images must not be verification images: calibrating on the data that then
-measures the quantized model's mean IU would flatter it, so an overlap is an
-error.
+images (one list, shared by the int8 TFLite and the int8 ONNX) must not be
+verification images: calibrating on the data that then measures the
+quantized model's mean IU would flatter it, so an overlap is an error.
 """
 
 import hashlib
@@ -25,7 +26,7 @@ import time
 
 import numpy as np
 
-from fcn_keras.choices import FORMATS, QUANTIZATIONS
+from fcn_keras.choices import FORMATS, ONNX_QUANTIZATIONS, QUANTIZATIONS
 from fcn_keras.models import variant_of
 
 from ._artifacts import float32_model
@@ -43,7 +44,8 @@ def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size
     Args:
         name: base name, e.g. `"fcn8s"`.
         formats: formats to name. Defaults to all three.
-        quantizations: TFLite quantizations. Defaults to `("float32",)`.
+        quantizations: TFLite quantizations; `"int8"` also names the int8
+            ONNX (the float32 ONNX is always written). Defaults to `("float32",)`.
         input_size: optional fixed `(height, width)` of the TFLite files.
 
     Returns:
@@ -52,7 +54,8 @@ def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size
     Example:
     >>> artifact_names("fcn8s", quantizations=("float32", "int8"))
     {'fcn8s_savedmodel': ('savedmodel', None), 'fcn8s_float32.tflite': ('tflite', 'float32'),
-     'fcn8s_int8.tflite': ('tflite', 'int8'), 'fcn8s.onnx': ('onnx', None)}
+     'fcn8s_int8.tflite': ('tflite', 'int8'), 'fcn8s.onnx': ('onnx', None),
+     'fcn8s_int8.onnx': ('onnx', 'int8')}
     """
     suffix = "" if input_size is None else f"_{input_size[0]}x{input_size[1]}"
     names = {}
@@ -63,6 +66,9 @@ def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size
             names[f"{name}_{quantization}{suffix}.tflite"] = ("tflite", quantization)
     if "onnx" in formats:
         names[f"{name}.onnx"] = ("onnx", None)
+        for quantization in quantizations:
+            if quantization in ONNX_QUANTIZATIONS and quantization != "float32":
+                names[f"{name}_{quantization}.onnx"] = ("onnx", quantization)
     return names
 
 
@@ -106,6 +112,11 @@ def _digest(image):
     return hashlib.sha1(str(array.shape).encode() + array.tobytes()).hexdigest()
 
 
+def _needs_calibration(formats, quantizations):
+    """Whether an int8 artifact (TFLite or ONNX) is asked for."""
+    return "int8" in quantizations and ("tflite" in formats or "onnx" in formats)
+
+
 def _check_arguments(formats, quantizations, input_size, calibration_images, verify_images,
                      verify_labels):  # fmt: skip
     bad = [f for f in formats if f not in FORMATS]
@@ -116,7 +127,7 @@ def _check_arguments(formats, quantizations, input_size, calibration_images, ver
         raise ValueError(
             f"quantizations must be a non-empty subset of {QUANTIZATIONS}; received {list(quantizations)!r}."
         )
-    if "tflite" in formats and "int8" in quantizations and calibration_images is None:
+    if _needs_calibration(formats, quantizations) and calibration_images is None:
         raise ValueError(
             "quantization 'int8' needs calibration_images (real images, e.g. the train split); "
             "received none. Nothing was written."
@@ -138,15 +149,16 @@ def _check_arguments(formats, quantizations, input_size, calibration_images, ver
 def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), opset=17,
                input_size=None, name=None, verify_images=None, verify_labels=None,
                calibration_images=None, num_calibration_images=100, ignore_label=None,
-               odd_crops=True, num_threads=None, report_path=None):  # fmt: skip
+               odd_crops=True, num_threads=None, report_path=None, jit_compile=True):  # fmt: skip
     """Export `model` to SavedModel / TFLite / ONNX under `out_dir` and verify the artifacts.
 
     Args:
         model: an FCN `keras.Model` (any dtype policy: exported as float32).
         out_dir: output directory (created).
         formats: subset of `("savedmodel", "tflite", "onnx")`. Defaults to all.
-        quantizations: TFLite variants, subset of `QUANTIZATIONS`. Defaults
-            to `("float32",)`.
+        quantizations: TFLite variants, subset of `QUANTIZATIONS`; `"int8"`
+            also writes the int8 ONNX (`export_onnx(..., quantization="int8")`)
+            when `"onnx"` is among the formats. Defaults to `("float32",)`.
         opset: ONNX opset, 13..18. Defaults to 17.
         input_size: optional `(height, width)` fixing the TFLite input size.
             Defaults to None (dynamic).
@@ -158,8 +170,9 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
         verify_labels: optional list of masks, one per verification image
             (mean IU in the report). Defaults to None.
         calibration_images: int8 calibration images (an iterable of images,
-            `(image, mask)` pairs or a `tf.data.Dataset`, see `export_tflite`);
-            required for `"int8"`, and none of them may be a verification image.
+            `(image, mask)` pairs or a `tf.data.Dataset`, see `export_tflite`),
+            the same for the int8 TFLite and ONNX; required for `"int8"`, and
+            none of them may be a verification image.
         num_calibration_images: at most this many are used. Defaults to 100.
         ignore_label: void label id of `verify_labels`. Defaults to None: the
             model's `dataset_info.ignore_label`, else 255.
@@ -167,6 +180,8 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
         num_threads: threads per runtime in verification. Defaults to None.
         report_path: base path of the report files (`.json` and `.md` are
             appended). Defaults to `out_dir/verification`.
+        jit_compile: compile the SavedModel's `serving_default` with XLA
+            (`export_savedmodel`). Defaults to True.
 
     Returns:
         dict with `artifacts` (`{artifact name: path}`), `verification`
@@ -179,7 +194,8 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
     ...                             verify_images=val_images, verify_labels=val_masks,
     ...                             calibration_images=train_images)
     >>> summary["passed"], sorted(summary["artifacts"])
-    (True, ['fcn8s.onnx', 'fcn8s_float32.tflite', 'fcn8s_int8.tflite', 'fcn8s_savedmodel'])
+    (True, ['fcn8s.onnx', 'fcn8s_float32.tflite', 'fcn8s_int8.onnx', 'fcn8s_int8.tflite',
+            'fcn8s_savedmodel'])
     """
     formats, quantizations = tuple(formats), tuple(quantizations)
     if verify_images is not None:
@@ -193,10 +209,11 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
             name = variant_of(model)
         except ValueError:
             name = model.name
-    names = artifact_names(name, formats, quantizations if "tflite" in formats else (), input_size)
+    names = artifact_names(name, formats, quantizations if {"tflite", "onnx"} & set(formats) else (),
+                           input_size)  # fmt: skip
 
     calibration = None
-    if "tflite" in formats and "int8" in quantizations and calibration_images is not None:
+    if _needs_calibration(formats, quantizations) and calibration_images is not None:
         calibration = list(itertools.islice(
             representative_images_from_dataset(calibration_images, num_calibration_images),
             num_calibration_images))  # fmt: skip
@@ -220,7 +237,7 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
         path = os.path.join(os.fspath(out_dir), artifact)
         start = time.time()
         if fmt == "savedmodel":
-            artifacts[artifact] = saved_model = export_savedmodel(model, path)
+            artifacts[artifact] = saved_model = export_savedmodel(model, path, jit_compile=jit_compile)
         elif fmt == "tflite":
             artifacts[artifact] = export_tflite(
                 model, path, quantization=quantization, representative_images=calibration,
@@ -228,8 +245,11 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
                 saved_model=saved_model if input_size is None else None,
             )  # fmt: skip
         else:
-            artifacts[artifact] = export_onnx(model, path, opset=opset)
-        key = f"{fmt}_s" if quantization is None else f"tflite_{quantization}_s"
+            artifacts[artifact] = export_onnx(
+                model, path, opset=opset, quantization=quantization or "float32",
+                calibration_images=calibration, num_calibration_images=num_calibration_images,
+            )  # fmt: skip
+        key = f"{fmt}_s" if quantization is None else f"{fmt}_{quantization}_s"
         timings[key] = time.time() - start
 
     report, report_files = None, None

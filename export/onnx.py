@@ -32,20 +32,36 @@ it is checked by `onnx.checker` (full check, from the file, so external data
 too) and loaded in an onnxruntime InferenceSession: an artifact that does not load is
 never left at the target path.
 
+`quantization="int8"` writes a statically quantized model in the QDQ format
+(`onnxruntime.quantization.quantize_static`): weights int8 per output
+channel, activations uint8 with ranges calibrated (min/max) on real images,
+as the int8 TFLite is; the `image` input stays raw uint8 and the logits come
+out as float32, so callers feed it exactly what they feed the float32 file.
+onnxruntime fuses each QuantizeLinear -> Conv -> DequantizeLinear into an
+integer convolution (VNNI / AMX-INT8 where the CPU has them). No float16 or
+bfloat16 ONNX is written: onnxruntime's CPU provider has no float16 or
+bfloat16 convolution kernels (a cast-wrapped float32 graph would only be
+slower), which docs/export.md states with the measured alternatives.
+
 `onnx`, `tf2onnx` and `onnxruntime` are imported inside the functions that use
 them: they take seconds to import, and `import fcn_keras.export`
 (e.g. for TFLite only) should not pay for them.
 """
 
+import itertools
 import json
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
+from fcn_keras.choices import ONNX_QUANTIZATIONS
+
 from ._artifacts import artifact_metadata, atomic_path, float32_model
 
-__all__ = ["export_onnx", "convert_to_onnx", "MAX_OPSET", "MIN_OPSET"]
+__all__ = ["export_onnx", "convert_to_onnx", "quantize_onnx_int8", "MAX_OPSET", "MIN_OPSET",
+           "ONNX_QUANTIZATIONS"]  # fmt: skip
 
 MIN_OPSET = 13
 MAX_OPSET = 18
@@ -214,7 +230,71 @@ def _validate(path):
         raise RuntimeError(f"ONNX export produced an invalid model (nothing written): {e}") from e
 
 
-def export_onnx(model, filepath, opset=17, external_data=None):
+def quantize_onnx_int8(proto, calibration_images, num_calibration_images=100):
+    """Quantize a float32 fcn_keras ONNX model to int8 QDQ, calibrated on real images.
+
+    Args:
+        proto: the float32 `onnx.ModelProto` (`convert_to_onnx`).
+        calibration_images: an iterable of uint8 RGB images `(H, W, 3)` (or
+            batches, `(image, mask)` pairs, a `tf.data.Dataset`: anything
+            `representative_images_from_dataset` reads), from the deployment
+            domain, e.g. the train split. Any sizes.
+        num_calibration_images: at most this many are used. Defaults to 100.
+
+    Returns:
+        The int8 `onnx.ModelProto` (QDQ: weights int8 per output channel,
+        activations uint8, min/max ranges), with `proto`'s metadata.
+
+    Raises:
+        ValueError: no calibration image.
+
+    Example:
+    >>> int8 = quantize_onnx_int8(convert_to_onnx(model), train_images)
+    """
+    import onnx  # imported at use, see the module docstring
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)  # fmt: skip
+
+    from .tflite import representative_images_from_dataset
+
+    if calibration_images is None:
+        raise ValueError(
+            "int8 ONNX export needs calibration_images: real uint8 RGB images (H, W, 3) from "
+            "the deployment domain (e.g. the train split); received None."
+        )
+    images = list(itertools.islice(
+        representative_images_from_dataset(calibration_images, num_calibration_images),
+        num_calibration_images))  # fmt: skip
+    if not images:
+        raise ValueError("calibration_images holds no image; int8 calibration needs at least one.")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._images = iter(images)
+
+        def get_next(self):
+            image = next(self._images, None)
+            return None if image is None else {"image": image[None]}
+
+    with tempfile.TemporaryDirectory(prefix="fcn_keras_onnx_int8_") as temp:
+        source, target = os.path.join(temp, "float32.onnx"), os.path.join(temp, "int8.onnx")
+        onnx.save_model(proto, source)
+        quantize_static(
+            source, target, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            # MinMax keeps two scalars per tensor and image (its graph reduces each
+            # activation to its min and max), so 100 full-size images fit in memory.
+            calibrate_method=CalibrationMethod.MinMax,
+        )  # fmt: skip
+        quantized = onnx.load_model(target)
+    del quantized.metadata_props[:]
+    quantized.metadata_props.extend(proto.metadata_props)
+    quantized.producer_name = proto.producer_name + ", int8 QDQ (onnxruntime.quantization)"
+    return quantized
+
+
+def export_onnx(model, filepath, opset=17, external_data=None, quantization="float32",
+                calibration_images=None, num_calibration_images=100):  # fmt: skip
     """Export an FCN to ONNX (dynamic batch/height/width, uint8 `image` input).
 
     Args:
@@ -226,6 +306,12 @@ def export_onnx(model, filepath, opset=17, external_data=None):
         opset: ONNX opset in 13..18. Defaults to 17.
         external_data: store initializers in `<filepath>.data`. Defaults to
             `None`: only when the model would exceed protobuf's 2 GB limit.
+        quantization: `"float32"` or `"int8"` (static QDQ quantization,
+            see `quantize_onnx_int8`). Defaults to `"float32"`.
+        calibration_images: for `"int8"`: real uint8 RGB images to calibrate
+            the activation ranges on (required; see `quantize_onnx_int8`).
+        num_calibration_images: at most this many calibration images are
+            used. Defaults to 100.
 
     Returns:
         The path written.
@@ -234,6 +320,8 @@ def export_onnx(model, filepath, opset=17, external_data=None):
     >>> export.export_onnx(model, "/tmp/fcn8s.onnx", opset=17)
     >>> session = onnxruntime.InferenceSession("/tmp/fcn8s.onnx")
     >>> logits, classes = session.run(["logits", "classes"], {"image": images_uint8})
+    >>> export.export_onnx(model, "/tmp/fcn8s_int8.onnx", quantization="int8",
+    ...                    calibration_images=train_images)
     """
     import onnx  # imported at use, see the module docstring
 
@@ -241,9 +329,21 @@ def export_onnx(model, filepath, opset=17, external_data=None):
     target = os.fspath(filepath)
     if not target.endswith(".onnx"):
         raise ValueError(f"ONNX export path must end with '.onnx'; received {target!r}.")
-    meta = artifact_metadata(model, "onnx", opset=opset, input_size=None)
+    if quantization not in ONNX_QUANTIZATIONS:
+        raise ValueError(
+            f"ONNX quantization must be one of {ONNX_QUANTIZATIONS}; received {quantization!r} "
+            "(float16 and bfloat16 have no onnxruntime CPU convolution kernels)."
+        )
+    if quantization == "int8" and calibration_images is None:
+        raise ValueError(
+            "quantization='int8' needs calibration_images (real images, e.g. the train split); "
+            "received none. Nothing was written."
+        )
+    meta = artifact_metadata(model, "onnx", opset=opset, input_size=None, quantization=quantization)
     proto = convert_to_onnx(model, opset=opset, metadata=meta)
     _name_dynamic_dims(proto)
+    if quantization == "int8":
+        proto = quantize_onnx_int8(proto, calibration_images, num_calibration_images)
     size = sum(len(t.raw_data) for t in proto.graph.initializer)
     if external_data is None:
         external_data = size > _PROTOBUF_LIMIT - 2**26

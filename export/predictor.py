@@ -4,9 +4,29 @@ All engines take the same input as the Keras model, raw RGB uint8 images of any
 size (one `(H, W, 3)` image, a `(N, H, W, 3)` batch, or a list of images of
 different sizes), because every artifact carries the preprocessing inside its
 graph; they all return float32 logits `(…, H, W, num_classes)` of the same
-size. The ONNX engine is an onnxruntime `InferenceSession` whose intra-op and
-inter-op thread counts are exposed; TFLite runs in `ai_edge_litert`'s
-interpreter (XNNPACK), resized to each input's size.
+size. The ONNX engine is an onnxruntime `InferenceSession` (every graph
+optimisation on, NCHWc layout included; intra-op and inter-op thread counts
+exposed); TFLite runs in `ai_edge_litert`'s interpreter (XNNPACK), resized to
+each input's size.
+
+The keras engine runs the model compiled by XLA (`jit_compile=True`, the
+default): on CPU it is 1.5-2x faster than the plain TensorFlow graph, whose
+oneDNN convolutions re-lay-out every weight on every call (docs/benchmarks.md).
+XLA compiles once per input shape; the engine pads each batch to the next
+multiple of 32 with the model's mean colour, which the network's own
+`PadToMultiple(32)` would add as zeros after preprocessing, and crops the
+logits back, so all sizes within one 32-pixel bucket share one compilation
+and give the same logits as the unpadded call. Images smaller than 224
+pixels (fc6's 7x7 kernel larger than the pool5 map, where XLA's CPU
+convolution is many times slower) run the plain graph. `jit_compile=False`
+runs the plain graph for every size. The savedmodel engine runs the signature as exported
+(`serving_default` is XLA-compiled by default, see `export_savedmodel`).
+
+`precision="bfloat16"` (keras and savedmodel engines) computes in bfloat16
+for CPUs with AMX or AVX512-BF16 (and bfloat16 GPUs): the keras engine
+through the model's `mixed_bfloat16` rebuild, the savedmodel engine through
+its `serving_bfloat16` signature; not XLA-compiled by default, as XLA's
+bfloat16 convolutions are slower than oneDNN's on CPU.
 
 The dataset facts stored with the artifact (or carried by a `.keras` model)
 are exposed as `class_names`, `ignore_label` and `palette`. onnxruntime and
@@ -20,9 +40,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from fcn_keras.choices import ENGINES
+from fcn_keras.choices import ENGINES, INFERENCE_PRECISIONS
 
-from ._artifacts import dataset_info_of, read_metadata
+from ._artifacts import dataset_info_of, float32_model, read_metadata
+from .savedmodel import BFLOAT16_SIGNATURE_KEY, SIGNATURE_KEY, bfloat16_serving_function
 
 __all__ = ["Predictor", "ENGINES", "engine_for_path", "prepare_images"]
 
@@ -109,6 +130,12 @@ class Predictor:
         num_classes: optional expected number of classes; a mismatch with
             the artifact raises `ValueError` naming both.
         providers: onnxruntime execution providers. Defaults to CPU.
+        precision: `"float32"` or `"bfloat16"` (keras and savedmodel engines
+            only: the keras model's `mixed_bfloat16` rebuild, the SavedModel's
+            `serving_bfloat16` signature). Defaults to `"float32"`.
+        jit_compile: keras engine only: compile with XLA. Defaults to None:
+            True for float32, False for bfloat16 (the faster of each on CPU,
+            docs/benchmarks.md).
 
     Attributes:
         num_classes: classes the artifact predicts.
@@ -119,6 +146,11 @@ class Predictor:
         class_names: tuple of class names, or `None` when not stored.
         ignore_label: the void label id of the training data, or `None`.
         palette: `(num_classes, 3)` uint8 colours, or `None`.
+        precision: what the engine computes in.
+        jit_compile: whether the keras engine runs XLA-compiled (None for
+            other engines).
+        session_options: the onnxruntime `SessionOptions` of the onnx engine
+            (None for other engines).
 
     Example:
     >>> predictor = export.Predictor("fcn8s.onnx", num_threads=2)
@@ -129,7 +161,7 @@ class Predictor:
     """
 
     def __init__(self, path, engine=None, num_threads=None, inter_op_threads=None,
-                 num_classes=None, providers=None):  # fmt: skip
+                 num_classes=None, providers=None, precision="float32", jit_compile=None):  # fmt: skip
         self.model = None
         if not isinstance(path, (str, os.PathLike)):
             if engine not in (None, "keras"):
@@ -142,12 +174,32 @@ class Predictor:
             self.engine = engine or engine_for_path(self.path)
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}; received {self.engine!r}.")
+        if precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}; received {precision!r}.")
+        if precision != "float32" and self.engine not in ("keras", "savedmodel"):
+            raise ValueError(
+                f"precision={precision!r} runs in the keras and savedmodel engines; the "
+                f"{self.engine} artifact {self.path!r} computes in the precision it was exported "
+                "in (onnxruntime's and LiteRT's CPU kernels have no bfloat16 convolutions; "
+                "export with quantization='int8' for a reduced-precision artifact)."
+            )
+        if jit_compile is not None and self.engine != "keras":
+            raise ValueError(
+                f"jit_compile applies to the keras engine; a {self.engine} artifact runs as "
+                f"exported (received jit_compile={jit_compile!r})."
+            )
+        self.precision = precision
+        self.jit_compile = None
+        self.session_options = None
         self.num_threads = num_threads
         self.input_size = None
         self.metadata = {}
         if self.model is None and self.engine != "keras":
             self.metadata = read_metadata(self.path)
-        getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)
+        if self.engine == "keras":
+            self._load_keras(num_threads, inter_op_threads, providers, jit_compile)
+        else:
+            getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)
         self.dataset_info = dataset_info_of(self.metadata if self.model is None else self.model)
         if self.dataset_info is not None and self.dataset_info.num_classes != self.num_classes:
             raise ValueError(
@@ -192,7 +244,14 @@ class Predictor:
             options.intra_op_num_threads = int(num_threads)
         if inter_op_threads is not None:
             options.inter_op_num_threads = int(inter_op_threads)
+        # Every graph optimisation, the NCHWc layout transformer included (convolutions in
+        # MLAS's blocked layout, weights packed once when the session is created); one
+        # sequential stream of nodes, the intra-op threads spinning between them (the
+        # defaults, stated: docs/benchmarks.md has the measured alternatives).
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        self.session_options = options
         try:
             self._session = ort.InferenceSession(
                 self.path, options, providers=providers or ["CPUExecutionProvider"]
@@ -235,13 +294,16 @@ class Predictor:
 
     def _load_savedmodel(self, num_threads, inter_op_threads, providers):
         _set_tf_threads(num_threads, inter_op_threads)
+        key = SIGNATURE_KEY if self.precision == "float32" else BFLOAT16_SIGNATURE_KEY
         try:
             loaded = tf.saved_model.load(self.path)
-            self._serve = loaded.signatures["serving_default"]
+            self._serve = loaded.signatures[key]
         except KeyError:
             raise ValueError(
-                f"{self.path!r} has no 'serving_default' signature; found "
+                f"{self.path!r} has no {key!r} signature ({self.precision}); found "
                 f"{sorted(loaded.signatures)}."
+                + (" Export it again with export_savedmodel(..., bfloat16_signature=True)."
+                   if key == BFLOAT16_SIGNATURE_KEY else "")
             ) from None
         except Exception as e:
             self._fail(e)
@@ -256,7 +318,7 @@ class Predictor:
         self._check_input_shape(specs["image"].shape.as_list())
         self.num_classes = self._classes_from_shape(outputs["logits"].shape.as_list())
 
-    def _load_keras(self, num_threads, inter_op_threads, providers):
+    def _load_keras(self, num_threads, inter_op_threads, providers, jit_compile=None):
         _set_tf_threads(num_threads, inter_op_threads)
         if self.model is None:
             try:
@@ -266,6 +328,15 @@ class Predictor:
         shape = self.model.inputs[0].shape
         self._check_input_shape(list(shape))
         self.num_classes = self._classes_from_shape(list(self.model.outputs[0].shape))
+        self.jit_compile = (self.precision == "float32") if jit_compile is None else bool(jit_compile)
+        self._keras_function = _keras_function(self.model, self.precision, self.jit_compile)
+        self._bucket = _bucket_of(self.model) if self.jit_compile and self.input_size is None else None
+        # XLA's CPU convolution falls back to a slow loop when its kernel is larger than its
+        # input: fc6 (7x7) on a pool5 map under 7x7, i.e. images under 224 pixels (0.25-0.89 s
+        # instead of 0.005-0.008 s for fc6 alone, docs/benchmarks.md); those run the plain graph.
+        fc6 = next((layer for layer in self.model.layers if layer.name == "fc6"), None)
+        self._xla_min_side = 32 * max(fc6.kernel_size) if self.jit_compile and fc6 is not None else 0
+        self._plain_function = None
 
     def _check_input_shape(self, shape):
         if len(shape) != 4 or shape[-1] not in (3, None, -1):
@@ -307,9 +378,25 @@ class Predictor:
             logits = self._runner(image=batch)["logits"]
         elif self.engine == "savedmodel":
             logits = self._serve(image=tf.constant(batch))["logits"].numpy()
+        elif -(-min(batch.shape[1:3]) // 32) * 32 < self._xla_min_side:  # padded size below 224
+            if self._plain_function is None:
+                self._plain_function = _keras_function(self.model, self.precision, jit_compile=False)
+            logits = self._plain_function(tf.constant(batch)).numpy()
+        elif self._bucket is not None:
+            logits = self._run_bucketed(batch)
         else:
-            logits = np.asarray(self.model(batch, training=False))
+            logits = self._keras_function(tf.constant(batch)).numpy()
         return np.asarray(logits, dtype=np.float32)
+
+    def _run_bucketed(self, batch):
+        """Run the XLA function on the batch padded to the next multiple of 32, crop the logits back."""
+        fill, multiple = self._bucket
+        height, width = batch.shape[1:3]
+        padded_height, padded_width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+        padded = np.empty((batch.shape[0], padded_height, padded_width, 3), np.float32)
+        padded[...] = fill
+        padded[:, :height, :width] = batch
+        return self._keras_function(tf.constant(padded)).numpy()[:, :height, :width]
 
     def predict(self, images):
         """Return float32 logits for raw RGB images.
@@ -336,6 +423,53 @@ class Predictor:
         if isinstance(logits, list):
             return [np.argmax(out, axis=-1).astype(np.int32) for out in logits]
         return np.argmax(logits, axis=-1).astype(np.int32)
+
+
+def _keras_function(model, precision, jit_compile):
+    """The tf.function image -> logits the keras engine runs (float32 model, or its bfloat16 rebuild)."""
+    model = float32_model(model)
+    if precision == "bfloat16":
+        serve = bfloat16_serving_function(model)
+
+        def logits(image):
+            return serve(image)["logits"]
+    else:
+
+        def logits(image):
+            return model(image, training=False)
+
+    return tf.function(logits, jit_compile=jit_compile, autograph=False, reduce_retracing=True)
+
+
+def _bucket_of(model):
+    """`(fill colour, multiple)` that pads an image exactly as the model pads it, or None.
+
+    An fcn_keras FCN subtracts its BGR mean (`CaffePreprocess`) and then pads
+    with zeros to a multiple of 32 (`PadToMultiple`); the image reaches
+    nothing else but the final `CropToReference` (its size only). Padding the
+    raw image (as float32) with the RGB mean instead gives the preprocessed
+    tensor the same zeros (x - x is exactly 0), so the padded call computes
+    the same network on the same tensor, and its logits cropped to the image
+    are those of the unpadded call. Any other model (e.g. one whose CRF reads
+    the image's colours) is not padded.
+    """
+    from fcn_keras.geometry import CropToReference, PadToMultiple
+    from fcn_keras.preprocessing import CaffePreprocess
+
+    layers, image = list(model.layers), model.inputs[0]
+    try:
+        consumers = [layer for layer in layers[1:]
+                     if any(t is image for t in keras.tree.flatten(layer.input))]  # fmt: skip
+        output_layer = model.outputs[0]._keras_history.operation
+        if (len(model.inputs) != 1 or len(model.outputs) != 1 or len(layers) < 3
+                or not isinstance(layers[1], CaffePreprocess) or not isinstance(layers[2], PadToMultiple)
+                or layers[2].input is not layers[1].output or not isinstance(output_layer, CropToReference)
+                or consumers != [layers[1], output_layer]):
+            return None  # fmt: skip
+    except (AttributeError, ValueError):  # a layer with several call sites: not an FCN layout
+        return None
+    mean_bgr = np.asarray(layers[1].mean, dtype=np.float32)
+    return mean_bgr[::-1].copy(), int(layers[2].multiple)
 
 
 def _set_tf_threads(intra, inter):

@@ -22,10 +22,18 @@ Thresholds (`DEFAULT_THRESHOLDS`) and why:
 - float16 (weights in half precision): argmax agreement >= 99.9%. Weight
   rounding to 11 bits moves logits by ~1e-3 relative, which flips only pixels
   on class boundaries.
-- int8 and dynamic-range: quantization changes logits by design, so agreement
-  with float is not the contract; accuracy is: mean IU within 1.5 points of
-  the Keras float32 model on real labelled data. Without labels these
-  artifacts are reported but not gated.
+- int8 (TFLite full-integer, ONNX QDQ) and dynamic-range: quantization
+  changes logits by design, so agreement with float is not the contract;
+  accuracy is: mean IU within 1.5 points of the Keras float32 model on real
+  labelled data. Without labels these artifacts are reported but not gated.
+- bfloat16 (a SavedModel's `serving_bfloat16` signature, verified as the
+  artifact `<name>:bfloat16`): 8-bit mantissas move logits by ~1e-2
+  relative, which flips boundary pixels the way int8 does, so the gate is
+  the int8 one: mean IU within 1.5 points of Keras float32 on labelled data.
+  It is run where the CPU (or a GPU) has bfloat16 units (`bfloat16=None`,
+  see `fcn_keras.distribute.auto_precision`); elsewhere bfloat16 is
+  emulated, many times slower, and the report names the signature as not
+  run and why.
 
 Artifacts exported for a fixed size run on the images resized to that size
 (bilinear; labels nearest), compared with Keras on the same resized images.
@@ -46,15 +54,20 @@ from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
 from ._artifacts import float32_model, model_facts
 from .predictor import Predictor, prepare_images
+from .savedmodel import BFLOAT16_SIGNATURE_KEY
 
-__all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of"]
+__all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of",
+           "BFLOAT16_SUFFIX"]  # fmt: skip
 
 DEFAULT_THRESHOLDS = {
     "float32": {"min_agreement": 0.9999, "max_rel_logit_delta": 1e-4},
     "float16": {"min_agreement": 0.999},
+    "bfloat16": {"max_miou_drop": 0.015},
     "quantized": {"max_miou_drop": 0.015},
 }
-_RANK = {"float32": 0, "float16": 1, "quantized": 2}
+_RANK = {"float32": 0, "float16": 1, "bfloat16": 2, "quantized": 3}
+# The name suffix of a SavedModel's bfloat16 signature in the report.
+BFLOAT16_SUFFIX = ":bfloat16"
 
 
 def precision_of(metadata, path):
@@ -68,7 +81,7 @@ def precision_of(metadata, path):
 
     Returns:
         `"float32"`, `"float16"` (TFLite float16 weights) or `"quantized"`
-        (TFLite int8 and dynamic range).
+        (TFLite int8 and dynamic range, ONNX int8).
 
     Raises:
         ValueError: an unknown quantization (the message names the path and value).
@@ -195,20 +208,24 @@ class VerificationReport:
             precision, vs-Keras figures, mean IU, failures, passed).
         pairs: list of dicts, one per pair of artifacts run on the same inputs.
         keras_miou: Keras float32 mean IU per input group (when labels given).
+        not_run: list of `{"name", "reason"}`: what the artifacts carry that
+            was not run here (a bfloat16 signature on a CPU without bfloat16).
         passed: True when every gated threshold holds.
     """
 
-    def __init__(self, artifacts, pairs, keras_miou, images, thresholds):
+    def __init__(self, artifacts, pairs, keras_miou, images, thresholds, not_run=()):
         self.artifacts = artifacts
         self.pairs = pairs
         self.keras_miou = keras_miou
         self.images = images
         self.thresholds = thresholds
+        self.not_run = list(not_run)
         self.passed = all(a["passed"] for a in artifacts) and all(p["passed"] for p in pairs)
 
     def to_dict(self):
         return {"passed": self.passed, "images": self.images, "keras_miou": self.keras_miou,
-                "thresholds": self.thresholds, "artifacts": self.artifacts, "pairs": self.pairs}  # fmt: skip
+                "thresholds": self.thresholds, "artifacts": self.artifacts, "pairs": self.pairs,
+                "not_run": self.not_run}  # fmt: skip
 
     def to_json(self, indent=2):
         """The report as a JSON string."""
@@ -248,6 +265,8 @@ class VerificationReport:
                     f"{pct(p['argmax_agreement'])} | "
                     f"{'pass' if p['passed'] else 'FAIL: ' + '; '.join(p['failures'])} |"
                 )
+        for entry in self.not_run:
+            lines += ["", f"Not run: {entry['name']}: {entry['reason']}"]
         return "\n".join(lines) + "\n"
 
     def __repr__(self):
@@ -284,7 +303,7 @@ def _gate(precision, stats, miou_value, keras_miou, thresholds):
 
 
 def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None,
-           thresholds=None, num_threads=None, pairwise=True):  # fmt: skip
+           thresholds=None, num_threads=None, pairwise=True, bfloat16=None):  # fmt: skip
     """Check every exported artifact against the Keras model and against each other.
 
     Args:
@@ -304,6 +323,11 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
         thresholds: dict overriding `DEFAULT_THRESHOLDS` entries.
         num_threads: threads per runtime. Defaults to the runtime's default.
         pairwise: also compare every pair of artifacts. Defaults to `True`.
+        bfloat16: run the `serving_bfloat16` signature of every SavedModel
+            that has one, as the artifact `<name>:bfloat16`. Defaults to None:
+            where this machine has bfloat16 units
+            (`fcn_keras.distribute.auto_precision`), else it is listed in
+            `not_run` with the reason.
 
     Returns:
         `VerificationReport` (`.passed`, `.to_json()`, `.to_markdown()`).
@@ -349,7 +373,8 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                 )
 
     # === Load every artifact in its own runtime ===
-    predictors = {}
+    predictors, precisions, not_run = {}, {}, []
+    run_bfloat16, why_not = _bfloat16_choice(bfloat16)
     for name, path in artifacts.items():
         predictor = Predictor(path, num_threads=num_threads)
         if predictor.num_classes != num_classes:
@@ -358,6 +383,14 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                 f"the Keras model and num_classes expect {num_classes}."
             )
         predictors[name] = predictor
+        precisions[name] = precision_of(predictor.metadata, predictor.path)
+        if BFLOAT16_SIGNATURE_KEY in (predictor.metadata.get("signatures") or {}):
+            if run_bfloat16:
+                predictors[name + BFLOAT16_SUFFIX] = Predictor(path, num_threads=num_threads,
+                                                               precision="bfloat16")  # fmt: skip
+                precisions[name + BFLOAT16_SUFFIX] = "bfloat16"
+            else:
+                not_run.append({"name": name + BFLOAT16_SUFFIX, "reason": why_not})
     groups = {}
     for name, predictor in predictors.items():
         groups.setdefault(predictor.input_size, []).append(name)
@@ -406,26 +439,39 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     keras_miou = {str(group or "dynamic"): _mean_iu(cm) for group, cm in keras_confusion.items()}
     results = []
     for name, predictor in predictors.items():
-        precision = precision_of(predictor.metadata, predictor.path)
+        precision = precisions[name]
         figures = stats[name].as_dict()
         m = _mean_iu(confusion[name]) if name in confusion else None
         km = _mean_iu(keras_confusion[predictor.input_size]) if name in confusion else None
         failures = _gate(precision, figures, m, km, rules)
         results.append({
             "name": name, "path": predictor.path, "engine": predictor.engine,
-            "precision": precision, "quantization": predictor.metadata.get("quantization"),
+            "precision": precision,
+            "quantization": "bfloat16" if precision == "bfloat16" else predictor.metadata.get("quantization"),
             "input_size": predictor.input_size, "vs_keras": figures, "miou": m, "keras_miou": km,
             "miou_drop": None if m is None else km - m, "failures": failures, "passed": not failures,
         })  # fmt: skip
     pairs = []
     for (a, b), pair in pair_stats.items():
         figures = pair.as_dict()
-        precision = max(precision_of(predictors[a].metadata, a), precision_of(predictors[b].metadata, b),
-                        key=_RANK.get)  # fmt: skip
-        # Quantized pairs have no agreement contract with each other (their mean IU is gated vs Keras).
-        failures = _gate(precision, figures, None, None, rules) if precision != "quantized" else []
+        precision = max(precisions[a], precisions[b], key=_RANK.get)
+        # Quantized and bfloat16 pairs have no agreement contract with each other (their mean
+        # IU is gated against Keras).
+        failures = _gate(precision, figures, None, None, rules) if precision in ("float32", "float16") else []
         pairs.append({"a": a, "b": b, "precision": precision, **figures,
                       "failures": failures, "passed": not failures})  # fmt: skip
     image_info = {"count": len(images), "sizes": sorted(sizes),
                   "labelled": labels is not None, "ignore_label": ignore_label}  # fmt: skip
-    return VerificationReport(results, pairs, keras_miou, image_info, rules)
+    return VerificationReport(results, pairs, keras_miou, image_info, rules, not_run)
+
+
+def _bfloat16_choice(bfloat16):
+    """`(run, reason not run)` for the bfloat16 signatures (see `verify`'s `bfloat16`)."""
+    if bfloat16 is None:
+        from fcn_keras.distribute import auto_precision
+
+        precision, reason = auto_precision()
+        return precision == "mixed_bfloat16", f"bfloat16 is emulated here ({reason})"
+    if not isinstance(bfloat16, bool):
+        raise ValueError(f"bfloat16 must be None, True or False; received {bfloat16!r}.")
+    return bfloat16, "bfloat16=False"

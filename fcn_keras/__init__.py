@@ -7,6 +7,8 @@ Public API:
     Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
     Layers:   CaffePreprocess, PadToMultiple, CropToReference,
               BilinearUpsampling, bilinear_kernel
+    Dense CRF: DenseCRF, with_crf (fcn_keras.crf: save_crf_settings,
+              load_crf_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Training: train, evaluate, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
@@ -63,6 +65,8 @@ _EXPORTS = {
     "shift_and_stitch": "fcn_keras.shift_and_stitch",
     "dilate": "fcn_keras.shift_and_stitch",
     "DilatedMaxPooling2D": "fcn_keras.shift_and_stitch",
+    "DenseCRF": "fcn_keras.crf",
+    "with_crf": "fcn_keras.crf",
 }
 
 __all__ = list(_EXPORTS)

@@ -13,7 +13,8 @@ True
 """
 
 __all__ = ["VARIANTS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "SCHEDULES", "LOSSES",
-           "PRECISIONS", "STRATEGIES", "FORMATS", "QUANTIZATIONS", "ENGINES"]  # fmt: skip
+           "PRECISIONS", "STRATEGIES", "FORMATS", "QUANTIZATIONS", "ONNX_QUANTIZATIONS", "ENGINES",
+           "INFERENCE_PRECISIONS"]  # fmt: skip
 
 # FCN variants by output stride (reference: Long et al. 1411.4038, section 4.2).
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
@@ -30,5 +31,9 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # Export formats (`fcn_keras.export.export_all`) and TFLite quantizations (`export_tflite`).
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
+# The quantizations `export_onnx` writes (int8: static QDQ, calibrated like the TFLite int8).
+ONNX_QUANTIZATIONS = ("float32", "int8")
 # Runtimes `fcn_keras.export.Predictor` (and `fcn-keras predict --engine`) run a model in.
 ENGINES = ("onnx", "tflite", "savedmodel", "keras")
+# What a `Predictor` of the keras and savedmodel engines computes in (`fcn-keras predict --precision`).
+INFERENCE_PRECISIONS = ("float32", "bfloat16")

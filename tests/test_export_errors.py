@@ -230,4 +230,5 @@ def test_artifact_names_are_one_scheme():
     from fcn_keras import export
 
     assert list(export.artifact_names("fcn8s", quantizations=("float32", "int8"), input_size=(48, 64))) == [
-        "fcn8s_savedmodel", "fcn8s_float32_48x64.tflite", "fcn8s_int8_48x64.tflite", "fcn8s.onnx"]
+        "fcn8s_savedmodel", "fcn8s_float32_48x64.tflite", "fcn8s_int8_48x64.tflite", "fcn8s.onnx",
+        "fcn8s_int8.onnx"]

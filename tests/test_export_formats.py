@@ -92,7 +92,9 @@ def report(model, artifacts, inputs):
     from fcn_keras import export
 
     images, labels = inputs
-    return export.verify(model, artifacts, images, labels=labels, ignore_label=IGNORE)
+    # The SavedModel's bfloat16 signature has its own tests (test_inference_speed_paths.py);
+    # left out here, the report is the same on every CPU.
+    return export.verify(model, artifacts, images, labels=labels, ignore_label=IGNORE, bfloat16=False)
 
 
 def test_savedmodel_serving_signature(model, artifacts):
@@ -171,8 +173,9 @@ def test_verify_float_formats_match_keras(report, artifacts):
         assert figures["max_rel_delta"] <= 1e-4, (name, figures)
         assert figures["argmax_agreement"] >= 0.9999, (name, figures)
         assert figures["pixels"] > 0
-    # SavedModel runs Keras's own TF kernels: bit-for-bit or within a few ulps.
+    # The SavedModel's serving_default is XLA-compiled: float32 rounding only.
     assert results["savedmodel"]["vs_keras"]["max_abs_delta"] <= 1e-5
+    assert report.not_run == [{"name": "savedmodel:bfloat16", "reason": "bfloat16=False"}]
     fp16 = results["float16"]["vs_keras"]
     assert results["float16"]["passed"] and fp16["argmax_agreement"] >= 0.999
     assert 1e-7 < fp16["max_rel_delta"] < 1e-2  # half-precision weights do change the logits

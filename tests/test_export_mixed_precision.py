@@ -52,8 +52,8 @@ def test_mixed_precision_model_exports_float32_artifacts(policy, policy_scope, t
     train = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(2)]
     summary = export.export_all(model, tmp_path / "exports", quantizations=("float32", "int8"),
                                 verify_images=val, calibration_images=train)  # fmt: skip
-    assert sorted(summary["artifacts"]) == [
-        "fcn8s.onnx", "fcn8s_float32.tflite", "fcn8s_int8.tflite", "fcn8s_savedmodel"]
+    assert sorted(summary["artifacts"]) == [  # "int8": the int8 TFLite and the int8 ONNX
+        "fcn8s.onnx", "fcn8s_float32.tflite", "fcn8s_int8.onnx", "fcn8s_int8.tflite", "fcn8s_savedmodel"]
     report = summary["verification"]
     assert summary["passed"], report.to_markdown()
     for result in report.artifacts:

@@ -36,6 +36,9 @@ EXAMPLES = {
         3, ignore_label=11, class_names=["a", "b", "c"]
     ),
     "fcn_keras>DilatedMaxPooling2D": lambda: fcn_keras.DilatedMaxPooling2D(dilation_rate=2),
+    "fcn_keras>DenseCRF": lambda: fcn_keras.DenseCRF(
+        4, iterations=2, appearance_weight=4.0, compatibility="learned", window=(3, 5), downsample=2
+    ),
     "fcn_keras>WarmupSchedule": lambda: WarmupSchedule(1e-3, total_steps=100, kind="poly", warmup_steps=5),
 }
 
@@ -47,6 +50,9 @@ _LAYER_INPUTS = {
     "fcn_keras>CaffePreprocess": lambda rng: (rng.uniform(0, 255, (1, 5, 7, 3)).astype("float32"),),
     "fcn_keras>PadToMultiple": lambda rng: (rng.normal(size=(1, 5, 7, 2)).astype("float32"),),
     "fcn_keras>DilatedMaxPooling2D": lambda rng: (rng.normal(size=(1, 9, 11, 2)).astype("float32"),),
+    "fcn_keras>DenseCRF": lambda rng: (
+        [rng.uniform(0, 255, (1, 5, 7, 3)).astype("float32"), rng.normal(size=(1, 5, 7, 4)).astype("float32")],
+    ),
     "fcn_keras>CropToReference": lambda rng: (
         [rng.normal(size=(1, 8, 8, 2)).astype("float32"), np.zeros((1, 5, 7, 3), "float32")],
     ),

@@ -7,7 +7,10 @@ evaluated on the dataset it was trained on (its `dataset_info.name`; the
 dataset's options, e.g. `--data-dir`, still come from the command line); a
 model without one, or a `.weights.h5` file, needs `--source`. `--shift-and-stitch F`
 scores the coarse map made F times denser by shift-and-stitch (the paper's
-Section 3.2) instead of the model's own upsampling. Arguments are
+Section 3.2) instead of the model's own upsampling. `--crf` scores the
+model followed by a dense CRF (`fcn_keras.DenseCRF`) with the settings saved
+next to the model (`MODEL.crf.json`, see `fcn_keras.crf.save_crf_settings`),
+else `--crf-settings FILE`, else the defaults; the output says which. Arguments are
 declared here; the library is imported inside the handler (see
 `fcn_keras/commands/__init__.py`).
 """
@@ -47,6 +50,11 @@ def register(subparsers):
                         help="make the coarse scores F times denser by shift-and-stitch "
                              "(a power of 2 dividing the coarse stride: 32 for FCN-32s, 16 "
                              "for FCN-16s, 8 for FCN-8s) and upsample them bilinearly")  # fmt: skip
+    parser.add_argument("--crf", action="store_true",
+                        help="refine the logits with a dense CRF, with the settings in MODEL.crf.json "
+                             "when it exists, else the DenseCRF defaults")  # fmt: skip
+    parser.add_argument("--crf-settings", default=None, metavar="FILE",
+                        help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--output", default=None,
                         help="also write <output>.json and <output>.md")  # fmt: skip
@@ -87,11 +95,25 @@ def run(args):
                        fc_units=args.fc_units,
                        trainable_upsampling=args.trainable_upsampling)  # fmt: skip
     source = args.source if args.source is not None else _model_source(model, args.model)
+    crf = None
+    if args.crf_settings and not args.crf:
+        raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
+    if args.crf:
+        if args.shift_and_stitch:
+            raise ValueError("--crf and --shift-and-stitch cannot be combined: the CRF refines the "
+                             "model's own full-resolution logits.")  # fmt: skip
+        from fcn_keras.crf import with_saved_crf
+
+        model, crf_options, crf_source = with_saved_crf(model, args.model, args.crf_settings)
+        crf = {"settings": crf_options, "source": crf_source}
     report = evaluate(model, source, args.split, batch_size=args.batch_size,
                       max_batches=args.max_batches, source_kwargs=options,
                       shift_and_stitch=args.shift_and_stitch)  # fmt: skip
+    if crf is not None:
+        report["crf"] = crf
     text_json = report_to_json(report)
     stitched = f", shift-and-stitch x{args.shift_and_stitch}" if args.shift_and_stitch else ""
+    stitched += f", dense CRF ({crf['source']})" if crf else ""
     text_md = report_to_markdown(report, title=f"{model.name} on {source} {args.split}{stitched}")
     if args.output:
         with open(args.output + ".json", "w") as f:

@@ -6,8 +6,14 @@ A thin layer over `fcn_keras.export.export_all`. Images come through
 "val"), int8 calibration on `--calibration-split` (default "train"), never the
 same split. `--images` verifies on a plain folder of unlabelled images
 instead. The ignore label comes from the model's `dataset_info` unless
-`--ignore-label` is given. `--images` and `--report` belong to `--verify`:
-either without it is an error. Exit code 1 when verification fails.
+`--ignore-label` is given. `--quantization int8` writes the int8 TFLite and the
+int8 ONNX, calibrated on the same images. `--no-jit-compile` writes the
+SavedModel's `serving_default` without XLA. `--images` and `--report` belong to `--verify`:
+either without it is an error. Exit code 1 when verification fails. `--crf`
+exports the model followed by a dense CRF (`fcn_keras.DenseCRF`, inside every
+artifact's graph), with the settings saved next to the model
+(`MODEL.crf.json`), else `--crf-settings FILE`, else the defaults (printed);
+the artifact names then end in `_crf` (`fcn8s_crf.onnx`).
 """
 
 import argparse
@@ -59,7 +65,11 @@ def register(subparsers):
     parser.add_argument("--formats", type=_csv(FORMATS), default=list(FORMATS),
                         help="comma-separated formats (default: all)")  # fmt: skip
     parser.add_argument("--quantization", type=_csv(QUANTIZATIONS), default=["float32"],
-                        help="TFLite variants, comma-separated (default: float32)")  # fmt: skip
+                        help="TFLite variants, comma-separated; int8 also writes an int8 ONNX "
+                             "(default: float32)")  # fmt: skip
+    parser.add_argument("--no-jit-compile", action="store_true",
+                        help="write the SavedModel's serving_default without XLA (for a TF Serving "
+                             "build without XLA)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..18 (default 17)")
     parser.add_argument("--input-size", type=_size, default=None,
                         help="fix the TFLite input size, HEIGHTxWIDTH (default: dynamic)")  # fmt: skip
@@ -79,6 +89,11 @@ def register(subparsers):
                         help="int8 calibration images (default 100)")  # fmt: skip
     parser.add_argument("--ignore-label", type=int, default=None,
                         help="void label id (default: the model's, else 255)")  # fmt: skip
+    parser.add_argument("--crf", action="store_true",
+                        help="export the model followed by a dense CRF, with the settings in "
+                             "MODEL.crf.json when it exists, else the DenseCRF defaults")  # fmt: skip
+    parser.add_argument("--crf-settings", default=None, metavar="FILE",
+                        help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
     parser.add_argument("--verify", action="store_true", help="verify every artifact (needs images)")
     parser.add_argument("--report", default=None,
                         help="with --verify: write the verification report here (.json and .md; "
@@ -128,8 +143,22 @@ def handler(args):
     except Exception as e:
         raise ValueError(f"cannot load Keras model {args.model!r}: {e}") from e
     ignore_label = ignore_label_of(model) if args.ignore_label is None else args.ignore_label
+    name = args.name
+    if args.crf_settings and not args.crf:
+        raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
+    if args.crf:
+        from fcn_keras.crf import with_saved_crf
+        from fcn_keras.models import variant_of
 
-    int8 = "tflite" in args.formats and "int8" in args.quantization
+        try:
+            base = variant_of(model)
+        except ValueError:
+            base = model.name
+        model, _, crf_source = with_saved_crf(model, args.model, args.crf_settings)
+        print(crf_source)
+        name = name or f"{base}_crf"
+
+    int8 = ("tflite" in args.formats or "onnx" in args.formats) and "int8" in args.quantization
     unused = [flag for flag, value in (("--images", args.images), ("--report", args.report)) if value]
     if unused and not args.verify:
         raise ValueError(
@@ -181,10 +210,10 @@ def handler(args):
 
     summary = export_all(
         model, args.out, formats=args.formats, quantizations=args.quantization, opset=args.opset,
-        input_size=args.input_size, name=args.name, verify_images=verify_images,
+        input_size=args.input_size, name=name, verify_images=verify_images,
         verify_labels=verify_labels, calibration_images=calibration,
         num_calibration_images=args.calibration_limit, ignore_label=ignore_label,
-        num_threads=args.num_threads, report_path=args.report,
+        num_threads=args.num_threads, report_path=args.report, jit_compile=not args.no_jit_compile,
     )  # fmt: skip
     for name, path in summary["artifacts"].items():
         print(f"wrote {name}: {path}")

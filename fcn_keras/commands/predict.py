@@ -6,12 +6,19 @@ VOC's palette when it has none; `--palette` overrides. An image that cannot
 be read, run or written does not end the batch: it is named with its reason
 at the end and the exit code is 1 (`--fail-fast` stops at the first instead).
 A converted input (grayscale, palette, opaque RGBA) is said so once per file.
+A `.keras` model runs XLA-compiled (`--no-jit-compile`: the
+plain graph); `--precision bfloat16` computes in bfloat16 (keras engine, or a
+SavedModel's `serving_bfloat16` signature) on CPUs with AMX/AVX512-BF16.
 Outputs are named after the input's stem (`a.png` -> `a_mask.png`); inputs
 whose stems collide (`a.png`, `a.jpg`) are named after the whole file name
 instead (`a.png_mask.png`, `a.jpg_mask.png`), which is said once.
+`--crf` refines a `.keras` model's logits with a dense CRF (`fcn_keras.DenseCRF`),
+with the settings saved next to the model (`MODEL.crf.json`), else
+`--crf-settings FILE`, else the defaults; which is printed. An exported
+artifact carries its CRF inside (`fcn-keras export --crf`).
 """
 
-from fcn_keras.choices import ENGINES
+from fcn_keras.choices import ENGINES, INFERENCE_PRECISIONS
 
 __all__ = ["register"]
 
@@ -36,10 +43,21 @@ def register(subparsers):
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--num-threads", type=int, default=None, help="runtime threads")
     parser.add_argument("--num-classes", type=int, default=None, help="expected number of classes")
+    parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="float32",
+                        help="keras and savedmodel engines: bfloat16 computes in bfloat16 (CPUs with "
+                             "AMX/AVX512-BF16; a SavedModel's serving_bfloat16 signature) "
+                             "(default float32)")  # fmt: skip
+    parser.add_argument("--no-jit-compile", action="store_true",
+                        help="keras engine: run the plain TensorFlow graph instead of XLA")  # fmt: skip
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
     parser.add_argument("--palette", default=None,
                         help="override the model's colours: 'voc' or a JSON file with a list of "
                              "[r, g, b] (default: the model's palette, else voc)")  # fmt: skip
+    parser.add_argument("--crf", action="store_true",
+                        help="for a .keras model: refine with a dense CRF, with the settings in "
+                             "MODEL.crf.json when it exists, else the DenseCRF defaults")  # fmt: skip
+    parser.add_argument("--crf-settings", default=None, metavar="FILE",
+                        help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
     parser.add_argument("--fail-fast", action="store_true",
                         help="end at the first image that fails (default: go on, report at the end)")  # fmt: skip
     parser.set_defaults(handler=handler)
@@ -126,6 +144,32 @@ def _segment(predictor, path, base, palette, args):
             f"{_class_summary(classes, predictor.class_names)}")  # fmt: skip
 
 
+def _crf_predictor(args):
+    """A Keras `Predictor` of the `.keras` model `args` names followed by its dense CRF."""
+    import os
+
+    from fcn_keras.crf import with_saved_crf
+    from fcn_keras.evaluation import load_model
+    from fcn_keras.export import Predictor
+    from fcn_keras.export.predictor import engine_for_path
+
+    engine = args.engine or (engine_for_path(args.model) if os.path.exists(args.model) else None)
+    if engine not in (None, "keras"):
+        raise ValueError(
+            f"--crf refines a .keras model; {args.model!r} is a {engine} artifact, whose graph is "
+            "fixed: export the model with its CRF (fcn-keras export --crf) and predict with that."
+        )
+    model, _, source = with_saved_crf(load_model(args.model), args.model, args.crf_settings)
+    print(source)
+    return Predictor(model, engine="keras", num_threads=args.num_threads,
+                     num_classes=args.num_classes, **_speed_options(args))  # fmt: skip
+
+
+def _speed_options(args):
+    """`Predictor`'s precision and jit_compile from --precision and --no-jit-compile."""
+    return {"precision": args.precision, "jit_compile": False if args.no_jit_compile else None}
+
+
 def handler(args):
     """Run `fcn-keras predict`; returns 0, or 1 when any image failed."""
     import os
@@ -134,8 +178,13 @@ def handler(args):
     from fcn_keras.commands._images import image_files
     from fcn_keras.export import Predictor
 
-    predictor = Predictor(args.model, engine=args.engine, num_threads=args.num_threads,
-                          num_classes=args.num_classes)  # fmt: skip
+    if args.crf_settings and not args.crf:
+        raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
+    if args.crf:
+        predictor = _crf_predictor(args)
+    else:
+        predictor = Predictor(args.model, engine=args.engine, num_threads=args.num_threads,
+                              num_classes=args.num_classes, **_speed_options(args))  # fmt: skip
     palette, palette_source = _palette(args, predictor)
     if predictor.num_classes > len(palette):
         raise ValueError(
