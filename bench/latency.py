@@ -34,7 +34,8 @@ within 1.25x of onnxruntime and faster than PyTorch eager; onnxruntime >= 90%
 of the matmul peak; the int8 engines faster than their float32 ones.
 
 `--per-layer` times every convolution of the model on its own instead
-(TensorFlow plain and XLA, onnxruntime, PyTorch), at the layer's input shape.
+(TensorFlow plain and XLA, TFLite with XNNPACK, onnxruntime, PyTorch), at the
+layer's input shape.
 
 Usage:
     .venv/bin/python bench/latency.py                 # full FCN-8s, 512x512, every engine
@@ -287,6 +288,34 @@ def _onnx_conv(kernel, bias, relu, threads):
     return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
+def _tflite_conv(kernel, bias, relu, x, threads):
+    """A call running one "same" convolution on `x` in the TFLite interpreter (XNNPACK, float32).
+
+    The weights are constants of the converted graph, as in an exported model (XNNPACK packs
+    them once; weights read from variables would be repacked on every call).
+    """
+    import tensorflow as tf
+    from ai_edge_litert import interpreter as litert
+
+    def conv(t):
+        y = tf.nn.conv2d(t, tf.constant(kernel), 1, "SAME") + tf.constant(bias)
+        return tf.nn.relu(y) if relu else y
+
+    function = tf.function(conv, autograph=False, input_signature=[tf.TensorSpec(x.shape, tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
+    interpreter = litert.Interpreter(model_content=converter.convert(), num_threads=threads)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+
+    def run():
+        interpreter.set_tensor(index, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(output)
+
+    return run
+
+
 def run_per_layer(args, model):
     """Time every Conv2D of `model` on its own at its input shape in each runtime; print a table."""
     import importlib.util
@@ -306,9 +335,9 @@ def run_per_layer(args, model):
     shapes = probe.compute_output_shape((1, args.size, args.size, 3))
     print(f"{cpu_description()}; threads={args.threads}; {model.name} fc_units={args.fc_units} at "
           f"{args.size}x{args.size}; median of {args.repeats} per cell; {args.clock} clock\n")
-    columns = ["tf_plain", "tf_xla", "onnxruntime"] + (["torch"] if has_torch else [])
-    print("| layer | input | GFLOP | " + " | ".join(f"{c} (s)" for c in columns) + " | tf_plain / onnxruntime |")
-    print("| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- |")
+    columns = ["tf_plain", "tf_xla", "tflite", "onnxruntime"] + (["torch"] if has_torch else [])
+    print("| layer | input | GFLOP | " + " | ".join(f"{c} (s)" for c in columns) + " | tf_plain / onnxruntime | tflite / onnxruntime |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in columns) + " | --- | --- |")
     totals = {c: 0.0 for c in columns}
     rng = np.random.default_rng(0)
     for layer, shape in zip(convs, shapes):
@@ -321,6 +350,7 @@ def run_per_layer(args, model):
         for name, jit in (("tf_plain", False), ("tf_xla", True)):
             function = tf.function(lambda t: layer(t), jit_compile=jit, autograph=False)
             runners[name] = (lambda f: lambda: f(tf.constant(x)).numpy())(function)
+        runners["tflite"] = _tflite_conv(kernel, bias, relu, x, args.threads)
         session = _onnx_conv(kernel, bias, relu, args.threads)
         x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         runners["onnxruntime"] = lambda: session.run(None, {"x": x_nchw})
@@ -342,9 +372,11 @@ def run_per_layer(args, model):
             totals[name] += row[name]
         print(f"| {layer.name} | {shape[1]}x{shape[2]}x{shape[3]} | {gflop:.1f} | "
               + " | ".join(f"{row[c]:.4f}" for c in columns)
-              + f" | {row['tf_plain'] / row['onnxruntime']:.2f}x |", flush=True)  # fmt: skip
+              + f" | {row['tf_plain'] / row['onnxruntime']:.2f}x"
+              + f" | {row['tflite'] / row['onnxruntime']:.2f}x |", flush=True)  # fmt: skip
     print("| all convolutions | | | " + " | ".join(f"{totals[c]:.3f}" for c in columns)
-          + f" | {totals['tf_plain'] / totals['onnxruntime']:.2f}x |")  # fmt: skip
+          + f" | {totals['tf_plain'] / totals['onnxruntime']:.2f}x"
+          + f" | {totals['tflite'] / totals['onnxruntime']:.2f}x |")  # fmt: skip
 
 
 def main():
