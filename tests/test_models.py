@@ -219,6 +219,25 @@ def test_mixed_precision_keeps_float32_logits():
         keras.mixed_precision.set_global_policy("float32")
 
 
+@pytest.mark.parametrize("variant", ["FCN32s", "FCN8s"])
+def test_mixed_bfloat16_keeps_the_large_upsamplings_in_float32(variant):
+    # oneDNN's bfloat16 transposed convolution with a 64x64 kernel is tens of times slower
+    # than float32 on CPU; the class-score upsamplings by 8 and more stay float32.
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = getattr(fcn_keras, variant)(num_classes=3, backbone_weights=None, fc_units=8)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    dtypes = {layer.name: layer.compute_dtype for layer in model.layers if "upscore" in layer.name}
+    assert model.get_layer("fc6").compute_dtype == "bfloat16"
+    if variant == "FCN32s":
+        assert dtypes == {"upscore32": "float32"}
+    else:
+        assert dtypes == {"upscore2": "bfloat16", "upscore_pool4": "bfloat16", "upscore8": "float32"}
+    images = np.random.default_rng(0).integers(0, 256, (1, 40, 48, 3), dtype=np.uint8)
+    assert keras.ops.convert_to_numpy(model(images)).shape == (1, 40, 48, 3)
+
+
 # --- Errors a user can act on ---
 
 
