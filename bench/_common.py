@@ -1,5 +1,6 @@
 """What the benchmark scripts share: the repository root, the check that keeps outputs out of it,
-and the package's named choices read without importing TensorFlow.
+the package's named choices read without importing TensorFlow, the CamVid training flags, the
+writing of figures, and the dtype policy a loaded model computes under.
 
 Benchmarks write weights, artifacts and data-derived files (CamVid's licence
 forbids redistributing it) only outside the repository, except where a script
@@ -70,3 +71,94 @@ def package_choices():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+
+
+def add_camvid_training_arguments(parser, choices):
+    """Add the flags every CamVid training benchmark shares: data, start, crop and training settings.
+
+    `--data-dir`, `--backbone-weights`, `--crop H W`, `--batch-size`, `--fc-units`,
+    `--optimizer`, `--schedule`, `--mixed-precision`, `--jit-compile` and `--seed`, with the
+    defaults the published CamVid runs use (../shared's CamVid and VGG16 weights, 352x480
+    crops, batch 4, fc_units 1024, Adam with poly decay, `mixed_precision="auto"`, seed 0).
+
+    Args:
+        parser: an `argparse.ArgumentParser`.
+        choices: the package's choices module (`package_choices()`).
+
+    Returns:
+        None; the parser gains the flags.
+
+    Example:
+    >>> parser = argparse.ArgumentParser()
+    >>> add_camvid_training_arguments(parser, package_choices())
+    >>> parser.parse_args([]).batch_size
+    4
+    """
+    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
+                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--backbone-weights",
+                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"),
+                        help="VGG16 ImageNet weights (Keras notop layout)")  # fmt: skip
+    parser.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"),
+                        help="training crop at full scale")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--fc-units", type=int, default=1024,
+                        help="fc6/fc7 width (the paper: 4096; fc6/fc7 start untrained either way)")
+    parser.add_argument("--optimizer", default="adam", choices=choices.OPTIMIZERS)
+    parser.add_argument("--schedule", default="poly", choices=choices.SCHEDULES,
+                        help="learning-rate schedule")  # fmt: skip
+    parser.add_argument("--mixed-precision", default="auto", choices=choices.PRECISIONS)
+    parser.add_argument("--jit-compile", action="store_true", help="XLA train step")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def write_figures(result, markdown, json_path=None, markdown_path=None):
+    """Write a benchmark's figures as JSON and its tables as Markdown, each where a path is given.
+
+    Args:
+        result: the JSON-able figures (no weights, no paths).
+        markdown: the tables, as text.
+        json_path: where the JSON goes, or None. Defaults to None.
+        markdown_path: where the Markdown goes, or None. Defaults to None.
+
+    Returns:
+        None. Missing folders are created.
+
+    Example:
+    >>> write_figures({"mean_iu": 0.61}, "| mean IU |\\n", "/tmp/figures.json")
+    """
+    import json
+
+    for path, text in ((json_path, json.dumps(result, indent=2) + "\n"), (markdown_path, markdown)):
+        if path:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            with open(path, "w") as f:
+                f.write(text)
+
+
+def dtype_policy_of(model):
+    """The dtype policy a loaded model's layers compute under (e.g. `"mixed_bfloat16"`).
+
+    A functional model loaded from a `.keras` file reports `float32` as its
+    own `dtype_policy` even when its layers were saved under
+    `mixed_bfloat16`; the layers holding weights say what it computes in.
+    Some layers keep float32 by design under a mixed policy (the large
+    upsamplings, see `fcn_keras.upsampling`), so the policy most of them
+    share is the model's.
+
+    Args:
+        model: a `keras.Model`.
+
+    Returns:
+        The policy name most layers with weights share (the model's own when
+        none has weights).
+
+    Example:
+    >>> dtype_policy_of(keras.saving.load_model("runs/camvid/fcn8s/final.keras"))
+    'mixed_bfloat16'
+    """
+    names = [layer.dtype_policy.name for layer in model.layers if layer.weights]
+    return max(sorted(set(names)), key=names.count) if names else model.dtype_policy.name

@@ -76,7 +76,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, camvid_figure
-from _common import REPO, inside_repo_error  # noqa: E402
+from _common import REPO, dtype_policy_of, inside_repo_error, write_figures  # noqa: E402
 
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 DOCS = os.path.join(REPO, "docs")
@@ -816,7 +816,7 @@ def main(argv=None):
                          f"{source_info.num_classes}.")  # fmt: skip
     scale, scale_from = recorded_scale(args.model)
     fcn = float32_model(model)
-    log(f"model {args.model}: {variant_of(model)}, dtype policy {model.dtype_policy.name} (run in "
+    log(f"model {args.model}: {variant_of(model)}, dtype policy {dtype_policy_of(model)} (run in "
         f"float32), input scale {scale:g} ({scale_from})")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
     grid = keras_grid(QUICK_GRID if args.quick else GRID)
@@ -954,7 +954,7 @@ def main(argv=None):
         "host": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
                  "cpu_flags": sorted(f for f in NOTABLE_FLAGS if f in flags)},
         "model": {"file": os.path.basename(args.model), "variant": variant_of(model),
-                  "num_classes": num_classes, "dtype_policy": model.dtype_policy.name,
+                  "num_classes": num_classes, "dtype_policy": dtype_policy_of(model),
                   "run_dtype": "float32", "input_scale": scale},
         "quick": args.quick, "limit": args.limit, "seed": args.seed,
         "images": {"val": int(len(val[0])), "test": int(len(test[0]))},
@@ -979,12 +979,7 @@ def main(argv=None):
         f.write(markdown)
     result = _jsonable(result)
     write_json(os.path.join(args.out, "crf_camvid.json"), result)
-    for path, text in ((args.json, json.dumps(result, indent=2) + "\n"),
-                       (args.markdown, markdown)):  # fmt: skip
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+    write_figures(result, markdown, args.json, args.markdown)
     return 0
 
 

@@ -67,9 +67,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import REPO, inside_repo_error, package_choices  # noqa: E402
+from _common import (add_camvid_training_arguments, inside_repo_error,  # noqa: E402
+                     package_choices)
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
 STAGE = "fcn8s_atonce"  # the `fcn_keras.results` row every loss trains
 
 # Row name -> the `fcn_keras.train` arguments that differ between rows (names and options
@@ -231,11 +231,7 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
-    parser.add_argument("--backbone-weights",
-                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"),
-                        help="VGG16 ImageNet weights (Keras notop layout)")  # fmt: skip
+    add_camvid_training_arguments(parser, choices)
     parser.add_argument("--out", required=True, help="run directory, outside the repo")
     parser.add_argument("--losses", default="all",
                         help=f"'all' or a comma-separated subset of {list(LOSS_ROWS)}, in order")
@@ -245,18 +241,8 @@ def main(argv=None):
                         help="also write the tables to this file")
     parser.add_argument("--scale", type=float, default=0.5,
                         help="image scale of training and evaluation input, in (0, 1]")
-    parser.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"),
-                        help="training crop at full scale")  # fmt: skip
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-4, help="peak learning rate")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--fc-units", type=int, default=1024,
-                        help="fc6/fc7 width (the paper: 4096; fc6/fc7 start untrained either way)")
-    parser.add_argument("--optimizer", default="adam", choices=choices.OPTIMIZERS)
-    parser.add_argument("--schedule", default="poly", choices=choices.SCHEDULES)
-    parser.add_argument("--mixed-precision", default="auto", choices=choices.PRECISIONS)
-    parser.add_argument("--jit-compile", action="store_true", help="XLA train step")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="one 2-step epoch per loss at 128x160 crops, fc_units 256, "
                              "4 evaluation images")  # fmt: skip

@@ -62,7 +62,6 @@ rarefaction" (and Section 4.2, where skip layers are chosen instead).
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -71,7 +70,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, crf_camvid
-from _common import inside_repo_error  # noqa: E402
+from _common import dtype_policy_of, inside_repo_error, write_figures  # noqa: E402
 from crf_camvid import DOCS, NOTABLE_FLAGS, SHARED, _jsonable, _pct, log  # noqa: E402
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
@@ -137,28 +136,6 @@ def parse_model(text):
 
 
 # === The forward pass, as `evaluate` runs it ===
-
-
-def dtype_policy_of(model):
-    """The dtype policy a loaded model's layers compute under (e.g. `"mixed_bfloat16"`).
-
-    A functional model loaded from a `.keras` file reports `float32` as its
-    own `dtype_policy` even when its layers were saved under
-    `mixed_bfloat16`; the layers holding weights say what it computes in.
-
-    Args:
-        model: a `keras.Model`.
-
-    Returns:
-        The policy name shared by every layer with weights, or the names
-        joined by `" + "` when they differ (the model's own when none has weights).
-
-    Example:
-    >>> dtype_policy_of(keras.saving.load_model("runs/camvid/fcn8s/final.keras"))
-    'mixed_bfloat16'
-    """
-    names = sorted({layer.dtype_policy.name for layer in model.layers if layer.weights})
-    return " + ".join(names) if names else model.dtype_policy.name
 
 
 def forward_function(model, factor, scale=1.0, full_size=True):
@@ -566,11 +543,7 @@ def main(argv=None):
     print()
     print(markdown)
     log(f"wall time {result['wall_seconds']:.0f} s")
-    for path, text in ((args.json, json.dumps(result, indent=2) + "\n"), (args.markdown, markdown)):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+    write_figures(result, markdown, args.json, args.markdown)
     return 0
 
 
