@@ -162,3 +162,28 @@ def dtype_policy_of(model):
     """
     names = [layer.dtype_policy.name for layer in model.layers if layer.weights]
     return max(sorted(set(names)), key=names.count) if names else model.dtype_policy.name
+
+
+def check_figure_paths(parser, paths, allowed):
+    """Stop with a parser error unless each given figure path has its suffix and lies outside the repo or under `allowed`.
+
+    Args:
+        parser: the script's `argparse.ArgumentParser` (its `error` exits with the message).
+        paths: `(flag, path, suffix)` triples, e.g. `("--json", args.json, ".json")`; a None
+            path is skipped.
+        allowed: the folder inside the repository that may hold figures (e.g. docs/).
+
+    Returns:
+        None when every path is acceptable.
+
+    Example:
+    >>> check_figure_paths(parser, [("--json", "/tmp/figures.json", ".json")], DOCS)
+    """
+    for flag, path, suffix in paths:
+        if path is None:
+            continue
+        if not path.lower().endswith(suffix):
+            parser.error(f"{flag} {path!r}: expected a {suffix} file")
+        error = inside_repo_error(path, flag=flag, what="figures", allowed=allowed)
+        if error:
+            parser.error(error)

@@ -76,7 +76,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, camvid_figure
-from _common import REPO, dtype_policy_of, inside_repo_error, write_figures  # noqa: E402
+from _common import (REPO, check_figure_paths, dtype_policy_of, inside_repo_error,  # noqa: E402
+                     write_figures)
 
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 DOCS = os.path.join(REPO, "docs")
@@ -765,15 +766,8 @@ def _parse_args(argv):
     error = inside_repo_error(args.out, what="the cache and the ONNX files")
     if error:
         parser.error(error)
-    for flag, path, suffix in (("--json", args.json, ".json"), ("--markdown", args.markdown, ".md"),
-                               ("--figure", args.figure, ".png")):  # fmt: skip
-        if path is None:
-            continue
-        if not path.lower().endswith(suffix):
-            parser.error(f"{flag} {path!r}: expected a {suffix} file")
-        error = inside_repo_error(path, flag=flag, what="figures", allowed=DOCS)
-        if error:
-            parser.error(error)
+    check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md"),
+                                ("--figure", args.figure, ".png")], DOCS)  # fmt: skip
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         parser.error(f"--model {args.model!r}: expected an existing .keras file")
     if not os.path.isdir(args.data_dir):

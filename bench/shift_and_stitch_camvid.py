@@ -70,7 +70,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, crf_camvid
-from _common import dtype_policy_of, inside_repo_error, write_figures  # noqa: E402
+from _common import check_figure_paths, dtype_policy_of, write_figures  # noqa: E402
 from crf_camvid import DOCS, NOTABLE_FLAGS, SHARED, _jsonable, _pct, log  # noqa: E402
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
@@ -380,14 +380,8 @@ def _parse_args(argv):
     names = [name for name, _ in args.models]
     if len(set(names)) != len(names):
         parser.error(f"--models: each NAME once; received {names}")
-    for flag, path, suffix in (("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")):
-        if path is None:
-            continue
-        if not path.lower().endswith(suffix):
-            parser.error(f"{flag} {path!r}: expected a {suffix} file")
-        error = inside_repo_error(path, flag=flag, what="figures", allowed=DOCS)
-        if error:
-            parser.error(error)
+    check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")],
+                       DOCS)
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
     for flag, value in (("--limit", args.limit), ("--runs", args.runs)):
