@@ -35,12 +35,17 @@ of the matmul peak; the int8 engines faster than their float32 ones.
 
 `--per-layer` times every convolution of the model on its own instead
 (TensorFlow plain and XLA, TFLite with XNNPACK, onnxruntime, PyTorch), at the
-layer's input shape.
+layer's input shape. `--tflite-levers` measures what can be asked of TFLite in
+float32: the fixed-size file under three interpreter settings, and fc6 (the
+7x7x512x4096 convolution) written four ways (one convolution, a convolution
+per kernel row, a 1x1 convolution per tap, patches + one matrix product), each
+next to onnxruntime.
 
 Usage:
     .venv/bin/python bench/latency.py                 # full FCN-8s, 512x512, every engine
     .venv/bin/python bench/latency.py --quick         # 224x224, fc_units 256: a check in minutes
     .venv/bin/python bench/latency.py --per-layer     # per-convolution figures
+    .venv/bin/python bench/latency.py --tflite-levers # TFLite float32: interpreter settings, fc6 forms
     .venv/bin/python bench/latency.py --engines onnx,keras,torch --size 256
 Artifacts are cached in --work (default /tmp/fcn_keras_runs/latency_<fc>_<classes>_<size>);
 --reexport writes them again.
@@ -272,7 +277,7 @@ def _onnx_conv(kernel, bias, relu, threads):
 
     kh, kw, _, _ = kernel.shape
     nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y" if not relu else "c"],
-                              pads=[kh // 2, kw // 2, (kh - 1) // 2, (kw - 1) // 2])]  # fmt: skip
+                              pads=[(kh - 1) // 2, (kw - 1) // 2, kh // 2, kw // 2])]  # fmt: skip
     if relu:
         nodes.append(helper.make_node("Relu", ["c"], ["y"]))
     graph = helper.make_graph(
@@ -288,22 +293,20 @@ def _onnx_conv(kernel, bias, relu, threads):
     return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _tflite_conv(kernel, bias, relu, x, threads):
-    """A call running one "same" convolution on `x` in the TFLite interpreter (XNNPACK, float32).
+def _tflite_function(fn, x, threads, **interpreter_options):
+    """A call running `fn` (TF ops, constants inside) on `x` in the TFLite interpreter, float32.
 
-    The weights are constants of the converted graph, as in an exported model (XNNPACK packs
-    them once; weights read from variables would be repacked on every call).
+    Weights are constants of the converted graph, as in an exported model (XNNPACK packs them
+    once; weights read from variables would be repacked on every call). Builtin ops only.
     """
     import tensorflow as tf
     from ai_edge_litert import interpreter as litert
 
-    def conv(t):
-        y = tf.nn.conv2d(t, tf.constant(kernel), 1, "SAME") + tf.constant(bias)
-        return tf.nn.relu(y) if relu else y
-
-    function = tf.function(conv, autograph=False, input_signature=[tf.TensorSpec(x.shape, tf.float32)])
+    function = tf.function(fn, autograph=False, input_signature=[tf.TensorSpec(x.shape, tf.float32)])
     converter = tf.lite.TFLiteConverter.from_concrete_functions([function.get_concrete_function()])
-    interpreter = litert.Interpreter(model_content=converter.convert(), num_threads=threads)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = litert.Interpreter(model_content=converter.convert(), num_threads=threads,
+                                     **interpreter_options)  # fmt: skip
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
     output = interpreter.get_output_details()[0]["index"]
@@ -314,6 +317,17 @@ def _tflite_conv(kernel, bias, relu, x, threads):
         return interpreter.get_tensor(output)
 
     return run
+
+
+def _tflite_conv(kernel, bias, relu, x, threads):
+    """A call running one "same" convolution on `x` in the TFLite interpreter (XNNPACK, float32)."""
+    import tensorflow as tf
+
+    def conv(t):
+        y = tf.nn.conv2d(t, tf.constant(kernel), 1, "SAME") + tf.constant(bias)
+        return tf.nn.relu(y) if relu else y
+
+    return _tflite_function(conv, x, threads)
 
 
 def run_per_layer(args, model):
@@ -379,12 +393,137 @@ def run_per_layer(args, model):
           + f" | {totals['tflite'] / totals['onnxruntime']:.2f}x |")  # fmt: skip
 
 
+# === TFLite float32 levers ===
+
+
+def _median_round_robin(runners, repeats, warmup):
+    """Median seconds of each runner, timed round-robin after `warmup` untimed calls each."""
+    for run in runners.values():
+        for _ in range(max(warmup, 1)):
+            run()
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(_timed(run))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def _convolution_forms(kernel, bias):
+    """fc6's "same" convolution (stride 1, bias, ReLU) written four ways with the same weights.
+
+    conv: one CONV_2D; rows: one 1 x kw convolution per kernel row over the row-shifted
+    padded input, summed (GEMMs with K = kw * cin); pointwise: one 1x1 convolution per
+    kernel tap (K = cin); patches: the kh * kw shifted inputs concatenated on channels and
+    one matrix product (im2col, FULLY_CONNECTED).
+    """
+    import tensorflow as tf
+
+    kh, kw, cin, cout = kernel.shape
+    k, b = tf.constant(kernel), tf.constant(bias)
+
+    def pad(t):
+        return tf.pad(t, [[0, 0], [(kh - 1) // 2, kh // 2], [(kw - 1) // 2, kw // 2], [0, 0]])
+
+    def conv(t):
+        return tf.nn.relu(tf.nn.conv2d(t, k, 1, "SAME") + b)
+
+    def rows(t):
+        p, h = pad(t), t.shape[1]
+        return tf.nn.relu(tf.add_n([tf.nn.conv2d(p[:, dy:dy + h], k[dy:dy + 1], 1, "VALID")
+                                    for dy in range(kh)]) + b)  # fmt: skip
+
+    def pointwise(t):
+        p, h, w = pad(t), t.shape[1], t.shape[2]
+        return tf.nn.relu(tf.add_n([tf.nn.conv2d(p[:, dy:dy + h, dx:dx + w], k[dy:dy + 1, dx:dx + 1], 1, "VALID")
+                                    for dy in range(kh) for dx in range(kw)]) + b)  # fmt: skip
+
+    def patches(t):
+        p, n, h, w = pad(t), t.shape[0], t.shape[1], t.shape[2]
+        columns = tf.concat([p[:, dy:dy + h, dx:dx + w] for dy in range(kh) for dx in range(kw)], axis=-1)
+        y = tf.matmul(tf.reshape(columns, (n * h * w, kh * kw * cin)), tf.reshape(k, (kh * kw * cin, cout)))
+        return tf.nn.relu(tf.reshape(y, (n, h, w, cout)) + b)
+
+    return {"conv": conv, "rows": rows, "pointwise": pointwise, "patches": patches}
+
+
+def run_tflite_levers(args, model, work):
+    """What the TFLite interpreter can be asked to do faster in float32, next to onnxruntime.
+
+    1. The fixed-size float32 file (`tflite_fp32_fixed`) under three interpreter settings:
+       XNNPACK as shipped, XNNPACK with its latest features, TFLite's builtin kernels alone.
+    2. fc6 alone at its input shape, in TFLite written four ways (`_convolution_forms`),
+       and onnxruntime's convolution with the same weights.
+    """
+    import keras
+    import numpy as np
+    from ai_edge_litert import interpreter as litert
+
+    print(f"{cpu_description()}; threads={args.threads}; {model.name} fc_units={args.fc_units} at "
+          f"{args.size}x{args.size}; median of {args.repeats}, round-robin; {args.clock} clock\n")  # fmt: skip
+    batch = np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8)
+    path = _artifact("tflite_fp32_fixed", model, work, args.size, None, args.reexport)
+    settings = {
+        "XNNPACK (default)": {},
+        "XNNPACK, latest features": {"experimental_default_delegate_latest_features": True},
+        "builtin kernels, no XNNPACK": {
+            "experimental_op_resolver_type": litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES},
+    }  # fmt: skip
+    runners = {"onnxruntime": (lambda run: lambda: run(batch))(
+        build_runner("onnx", model, work, args.threads, args.size, None, args.reexport))}
+    for name, options in settings.items():
+        interpreter = litert.Interpreter(model_path=path, num_threads=args.threads, **options)
+        interpreter.allocate_tensors()
+        index = interpreter.get_input_details()[0]["index"]
+        logits = [d["index"] for d in interpreter.get_output_details() if len(d["shape"]) == 4][0]
+
+        def run(interpreter=interpreter, index=index, logits=logits):
+            interpreter.set_tensor(index, batch)
+            interpreter.invoke()
+            return interpreter.get_tensor(logits)
+
+        runners[name] = run
+    reference = runners["onnxruntime"]().argmax(-1)
+    for name in settings:
+        agreement = 100 * np.mean(runners[name]().argmax(-1) == reference)
+        print(f"  {name}: argmax agreement with onnxruntime {agreement:.2f}%", flush=True)
+    results = _median_round_robin(runners, args.repeats, args.warmup)
+    print(f"\nThe whole model, TFLite float32 fixed {args.size}x{args.size} ({os.path.basename(path)}):\n")
+    print("| engine | latency (s) | vs onnxruntime |\n| --- | --- | --- |")
+    for name, seconds in results.items():
+        print(f"| {name} | {seconds:.3f} | {seconds / results['onnxruntime']:.2f}x |")
+
+    layer = model.get_layer("fc6")
+    shape = keras.Model(model.inputs, layer.input).compute_output_shape((1, args.size, args.size, 3))
+    x = np.random.default_rng(1).standard_normal((args.batch,) + tuple(shape[1:])).astype(np.float32)
+    kernel, bias = (np.asarray(w, np.float32) for w in layer.get_weights())
+    gflop = 2 * np.prod(kernel.shape) * np.prod(x.shape[:3]) / 1e9
+    session = _onnx_conv(kernel, bias, True, args.threads)
+    x_nchw = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    runners = {"onnxruntime Conv": lambda: session.run(None, {"x": x_nchw})[0].transpose(0, 2, 3, 1)}
+    for form, fn in _convolution_forms(kernel, bias).items():
+        start = time.perf_counter()
+        runners[f"TFLite {form}"] = _tflite_function(fn, x, args.threads)
+        print(f"  TFLite {form}: converted in {time.perf_counter() - start:.0f} s", flush=True)
+    reference = runners["onnxruntime Conv"]()
+    scale = float(np.abs(reference).max()) or 1.0
+    errors = {name: float(np.abs(run() - reference).max()) / scale for name, run in runners.items()}
+    results = _median_round_robin(runners, args.repeats, args.warmup)
+    print(f"\nfc6 alone ({kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}x{kernel.shape[3]} on "
+          f"{x.shape[1]}x{x.shape[2]}x{x.shape[3]}, {gflop:.1f} GFLOP), float32:\n")  # fmt: skip
+    print("| form | latency (s) | GFLOP/s | vs onnxruntime | max error / logit scale |\n| --- | --- | --- | --- | --- |")
+    for name, seconds in results.items():
+        print(f"| {name} | {seconds:.4f} | {gflop / seconds:.1f} | {seconds / results['onnxruntime Conv']:.2f}x | "
+              f"{errors[name]:.1e} |")  # fmt: skip
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engines", default=None, help=f"comma-separated subset of {', '.join(ENGINES)}")
     parser.add_argument("--quick", action="store_true",
                         help="a check in minutes: 224x224, fc_units 256, 3 repeats, 2 calibration images")  # fmt: skip
     parser.add_argument("--per-layer", action="store_true", help="time each convolution on its own")
+    parser.add_argument("--tflite-levers", action="store_true",
+                        help="TFLite float32: interpreter settings and fc6 written four ways, vs onnxruntime")  # fmt: skip
     parser.add_argument("--size", type=int, default=None, help="square image side (default 512; --quick 224)")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--fc-units", type=int, default=None, help="fc6/fc7 width (default 4096; --quick 256)")
@@ -434,6 +573,8 @@ def main():
           f"{flops / 1e9:.1f} GFLOP per batch of {args.batch} at {args.size}x{args.size}")
     if args.per_layer:
         run_per_layer(args, model)
+    elif args.tflite_levers:
+        run_tflite_levers(args, model, work)
     else:
         run_engines(args, model, flops, work)
 
