@@ -75,6 +75,8 @@ def test_load_dataset_eval_native_and_ordered():
     ds = fcn_keras.load_dataset("synthetic", "val", batch_size=3, num_examples=7, image_size=32)
     batches = list(ds)
     assert [b[0].shape[0] for b in batches] == [3, 3, 1]
+    # The size is known before reading (Keras then needs no pass to find the end of val).
+    assert int(ds.cardinality()) == 3
     images = np.concatenate([b[0].numpy() for b in batches])
     expected, masks = generate_synthetic(range(7), image_size=32, split="val")
     np.testing.assert_array_equal(images, expected)  # no augmentation, no shuffling

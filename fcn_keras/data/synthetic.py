@@ -342,4 +342,10 @@ class SyntheticSource(Source):
         batched = keys.batch(_CHUNK).map(
             render_batch, num_parallel_calls=num_parallel_calls, deterministic=deterministic
         )
-        return batched.unbatch()
+        examples = batched.unbatch()
+        # Every key renders one example: say so, or `unbatch` leaves the size unknown and
+        # Keras warns that validation "ran out of data" the first time it reaches the end.
+        count = int(keys.cardinality())
+        if count >= 0:
+            examples = examples.apply(tf.data.experimental.assert_cardinality(count))
+        return examples
