@@ -6,7 +6,8 @@ fully connected CRF in float64. With a window covering the whole image and
 order): agreement to 1e-4 of the logit change is float32 rounding (observed
 ~1e-6). The rest checks behaviour with numbers: convergence, a fixed point,
 boundaries pulled onto colour edges, gradients against finite differences
-(float64 layer), `model.fit` with the FCN frozen, `.keras` round trips,
+(float64 layer), `model.fit` with the FCN frozen and, in the package's
+training loop under bfloat16, with the FCN and the CRF together, `.keras` round trips,
 export parity through `fcn_keras.export.export_all` (SavedModel, TFLite,
 ONNX, odd sizes) and `fcn-keras evaluate --crf`.
 """
@@ -243,6 +244,35 @@ def test_fit_trains_the_crf_with_the_fcn_frozen():
     settings = crf.settings()
     assert settings["iterations"] == 2 and np.asarray(settings["compatibility"]).shape == (6, 6)
     assert settings["appearance_xy"] != 80.0  # the trained value, not the initial one
+
+
+def test_fcn_and_crf_train_together_in_the_package_loop_under_bfloat16(tmp_path):
+    # CRF-as-RNN as `bench/crf_joint_camvid.py` runs it: the FCN built under mixed_bfloat16,
+    # the CRF outside the policy (float32), both trained by `fcn_keras.training.fit`.
+    from fcn_keras.distribute import make_strategy, precision_policy
+    from fcn_keras.training import compile_model, fit, make_inputs, make_model
+
+    keras.utils.set_random_seed(0)
+    inputs = make_inputs("synthetic", source_kwargs={"image_size": 32, "num_examples": {"train": 8, "val": 4}},
+                         batch_size=2, epochs=1, steps_per_epoch=2)  # fmt: skip
+    with precision_policy("mixed_bfloat16"):
+        fcn = make_model("fcn8s", inputs.num_classes, fc_units=16, dataset_info=inputs.info)
+    randomize_score_layers(fcn, scale=0.05)  # a trained FCN's unary is not uniform
+    model = with_crf(fcn, iterations=2, window=3, downsample=2, compatibility="learned")
+    crf = model.get_layer("crf")
+    assert fcn.get_layer("fc6").compute_dtype == "bfloat16" and crf.compute_dtype == "float32"
+    before_fcn = [np.array(w) for w in fcn.get_weights()]
+    before_crf = [np.array(v.numpy()) for v in crf.weights]
+    compile_model(model, inputs, optimizer="adam", learning_rate=1e-2)
+    history = fit(model, inputs, make_strategy("default"), out_dir=str(tmp_path), epochs=1,
+                  tensorboard=False, verbose=0)  # fmt: skip
+    assert np.isfinite(history.history["loss"]).all() and "val_mean_iu" in history.history
+    assert any(np.abs(a - b).max() > 1e-4 for a, b in zip(fcn.get_weights(), before_fcn))
+    moved = [np.abs(np.array(v.numpy()) - b).max() for v, b in zip(crf.weights, before_crf)]
+    assert all(m > 1e-4 for m in moved), dict(zip([v.name for v in crf.weights], moved))
+    restored = keras.saving.load_model(tmp_path / "best.keras")
+    images = np.random.default_rng(9).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
+    np.testing.assert_allclose(np.asarray(restored(images)), np.asarray(model(images)), rtol=1e-5, atol=1e-5)
 
 
 def test_keras_file_round_trip_gives_equal_outputs(tmp_path):

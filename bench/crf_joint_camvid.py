@@ -1,0 +1,251 @@
+"""Benchmark: CRF-as-RNN on CamVid — an FCN-8s fine-tuned with its dense CRF in the loop, against the same fine-tuning without it.
+
+`bench/crf_camvid.py` trains the CRF on top of a frozen FCN. Zheng et al.
+(ICCV 2015) train both together, so that the FCN learns the unaries the
+CRF's mean-field iterations refine best. This benchmark measures what that
+adds on CamVid, with the control that makes the comparison fair: the same FCN
+fine-tuned for the same epochs, on the same data in the same order, with the
+same optimiser, without the CRF.
+
+From a trained CamVid FCN-8s (`--model`, e.g. the FCN-8s row of
+`bench/camvid_results.py`) and the CRF settings `bench/crf_camvid.py` saved
+beside it (`<model>.crf.json`, a learned compatibility):
+
+1. Two arms, each `--epochs` epochs of the package's training loop
+   (`fcn_keras.training`: `make_inputs`, `make_model(init_from=--model)`,
+   `compile_model`, `fit`) with the recipe of the last FCN-8s stage: random
+   352x480 crops of CamVid train with the pipeline's default augmentation,
+   batch 4, Adam 1e-5 with poly decay, dropout 0.5, the FCN in the precision
+   `mixed_precision="auto"` picks (bfloat16 where the CPU has it), the CRF
+   in float32:
+   - `fcn`: the FCN alone, softmax cross-entropy on its logits;
+   - `joint`: `with_crf(FCN, saved settings)`: the loss on the CRF's refined
+     logits, gradients through the 5 mean-field iterations into the FCN and
+     into the CRF's parameters.
+   Val mean IU of the arm's own output after every epoch keeps the best
+   epoch (`best.keras`). An interrupted arm resumes from its backup; a
+   finished one (`done.json`) is not trained again.
+2. One evaluation on **test** (233 images, full 480x360 labels, void ignored;
+   every model in float32) of: the starting FCN, the starting FCN + the saved
+   CRF, the `fcn` arm, the `fcn` arm + the saved CRF, the `joint` arm (with its
+   own CRF): the four metrics, per-class IoU, trimap mean IU at 2/4/8 px.
+3. Figures only to `--json`, a Markdown table to `--out/crf_joint_camvid.md`
+   (and `--markdown`).
+
+Full run: about 2.5 minutes per epoch and arm plus 4 minutes of scoring on a
+2-core Intel Xeon (Sapphire Rapids, AMX) VM in bfloat16.
+
+    .venv/bin/python bench/crf_joint_camvid.py --model ~/fcn_runs/camvid/fcn8s/final.keras \
+        --out ~/fcn_runs/crf_joint --json docs/results/crf_joint_camvid.json
+    (defaults: --epochs 4, --data-dir ../shared/data/camvid, --seed 0)
+
+Quick check (2 steps per epoch on 128x160 crops, 2 val batches, 6 test images; minutes):
+    .venv/bin/python bench/crf_joint_camvid.py --model ... --out /tmp/fcn_keras_runs/crf_joint_quick --quick
+
+Reference: Zheng et al., "Conditional Random Fields as Recurrent Neural
+Networks", ICCV 2015 (the CRF as layers, trained with the FCN).
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, crf_camvid
+from _common import REPO, check_figure_paths, inside_repo_error, write_figures  # noqa: E402
+
+SHARED = os.path.join(os.path.dirname(REPO), "shared")
+DOCS = os.path.join(REPO, "docs")
+ARMS = ("fcn", "joint")
+# The last FCN-8s stage of `bench/camvid_results.py`, continued.
+RECIPE = {"crop_size": (352, 480), "batch_size": 4, "optimizer": "adam", "learning_rate": 1e-5,
+          "schedule": "poly", "dropout": 0.5}  # fmt: skip
+QUICK = {"crop_size": (128, 160), "steps_per_epoch": 2, "validation_steps": 2, "images": 6}
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def train_arm(arm, args, settings):
+    """Fine-tune one arm (`"fcn"` or `"joint"`) for `args.epochs` epochs; returns its record.
+
+    Resumes an interrupted arm from `--out/<arm>/backup`; an arm with
+    `done.json` is read back, not trained.
+    """
+    import keras
+
+    from fcn_keras.crf import with_crf
+    from fcn_keras.distribute import make_strategy, precision_policy, resolve_precision
+    from fcn_keras.training import compile_model, fit, make_inputs, make_model, write_json
+
+    out_dir = os.path.join(args.out, arm)
+    done = os.path.join(out_dir, "done.json")
+    if os.path.isfile(done):
+        with open(done) as f:
+            log(f"{arm}: finished earlier ({out_dir})")
+            return json.load(f)
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    quick = QUICK if args.quick else {}
+    inputs = make_inputs("camvid", source_kwargs={"data_dir": args.data_dir},
+                         crop_size=quick.get("crop_size", RECIPE["crop_size"]),
+                         batch_size=RECIPE["batch_size"], epochs=args.epochs,
+                         steps_per_epoch=quick.get("steps_per_epoch"), schedule=RECIPE["schedule"],
+                         seed=args.seed)  # fmt: skip
+    precision = resolve_precision("auto")
+    with precision_policy(precision):
+        fcn = make_model("fcn8s", inputs.num_classes, init_from=args.model, dropout=RECIPE["dropout"],
+                         dataset_info=inputs.info)  # fmt: skip
+    # The CRF is built outside the policy: `DenseCRF` computes in float32 whatever the FCN does.
+    model = with_crf(fcn, **settings) if arm == "joint" else fcn
+    compile_model(model, inputs, optimizer=RECIPE["optimizer"], learning_rate=RECIPE["learning_rate"],
+                  schedule=RECIPE["schedule"])  # fmt: skip
+    start = time.perf_counter()
+    history = fit(model, inputs, make_strategy("default"), out_dir=out_dir, epochs=args.epochs,
+                  validation_steps=quick.get("validation_steps"), tensorboard=False, verbose=2)  # fmt: skip
+    val = [float(v) for v in history.history.get("val_mean_iu", [])]
+    record = {"arm": arm, "epochs": args.epochs, "precision": precision or "float32",
+              "steps_per_epoch": inputs.steps_per_epoch, "val_mean_iu": val,
+              "best_epoch": 1 + max(range(len(val)), key=val.__getitem__) if val else None,
+              "seconds": time.perf_counter() - start}  # fmt: skip
+    write_json(done, record)
+    log(f"{arm}: val mean IU per epoch {', '.join(f'{100 * v:.2f}' for v in val)} "
+        f"({record['seconds']:.0f} s)")  # fmt: skip
+    return record
+
+
+def score_test(args, settings):
+    """Test scores of the five configurations (every model in float32)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from crf_camvid import TestScores, cache_split
+    from fcn_keras.crf import DenseCRF
+    from fcn_keras.data import dataset_info
+    from fcn_keras.evaluation import load_model
+    from fcn_keras.export import Predictor, float32_model
+
+    info = dataset_info("camvid", data_dir=args.data_dir)
+    start_model = load_model(args.model)
+    images, labels, start_logits, _ = cache_split(start_model, "test", args, 1.0, info)
+    scores = TestScores(labels, info.num_classes, info.ignore_label, info.class_names)
+    crf = DenseCRF(info.num_classes, name="crf", **settings)
+    refine = tf.function(lambda image, logits: tf.argmax(crf([image, logits]), axis=-1))
+
+    def predictor(path):
+        return Predictor(float32_model(load_model(path)), engine="keras")
+
+    arm_fcn = predictor(os.path.join(args.out, "fcn", "best.keras"))
+    arm_joint = predictor(os.path.join(args.out, "joint", "best.keras"))
+    fcn_logits = {}
+
+    def arm_fcn_logits(begin, end):
+        if begin not in fcn_logits:
+            fcn_logits.clear()
+            fcn_logits[begin] = np.asarray(arm_fcn.predict(np.asarray(images[begin:end])))
+        return fcn_logits[begin]
+
+    configurations = {
+        "FCN-8s": lambda b, e: np.argmax(start_logits[b:e], axis=-1),
+        "FCN-8s + CRF (fine-tuned on the frozen FCN)": lambda b, e: refine(images[b:e], start_logits[b:e]),
+        "FCN-8s fine-tuned alone": lambda b, e: np.argmax(arm_fcn_logits(b, e), axis=-1),
+        "FCN-8s fine-tuned alone + the same CRF": lambda b, e: refine(images[b:e], arm_fcn_logits(b, e)),
+        "FCN-8s + CRF fine-tuned together (CRF-as-RNN)":
+            lambda b, e: np.argmax(np.asarray(arm_joint.predict(np.asarray(images[b:e]))), axis=-1),
+    }  # fmt: skip
+    results = {}
+    for name, predict in configurations.items():
+        results[name] = scores.score(predict)
+        log(f"test: {name}: mean IU {100 * results[name]['mean_iu']:.2f}")
+    return results
+
+
+def to_markdown(result):
+    """The result as Markdown: the test table, per-class IoU and the val curves."""
+    rows = result["test"]
+    lines = [f"CRF-as-RNN on CamVid ({result['model']}): test, {result['images']} images at full size, "
+             f"void ignored; each arm {result['epochs']} epochs. Host: {result['host']}.", "",
+             "| Configuration | Pixel acc. | Mean acc. | Mean IU | f.w. IU | Trimap 2 px | Trimap 4 px | Trimap 8 px |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    for name, s in rows.items():
+        trimap = " | ".join(f"{100 * s['trimap_mean_iu'][w]:.2f}" for w in ("2", "4", "8"))
+        lines.append(f"| {name} | {100 * s['pixel_accuracy']:.2f} | {100 * s['mean_accuracy']:.2f} | "
+                     f"{100 * s['mean_iu']:.2f} | {100 * s['frequency_weighted_iu']:.2f} | {trimap} |")  # fmt: skip
+    names = list(next(iter(rows.values()))["per_class_iou"])
+    lines += ["", "Per-class IoU (test):", "", "| Configuration | " + " | ".join(names) + " |",
+              "| --- |" + " ---: |" * len(names)]  # fmt: skip
+    for name, s in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * s['per_class_iou'][n]:.2f}" for n in names) + " |")
+    lines += ["", "Val mean IU after each epoch (the best epoch's model is scored on test):", ""]
+    for arm, record in result["arms"].items():
+        curve = ", ".join(f"{100 * v:.2f}" for v in record["val_mean_iu"])
+        lines.append(f"- {arm}: {curve} (best epoch {record['best_epoch']}; {record['seconds']:.0f} s, "
+                     f"{record['precision']})")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="trained CamVid FCN-8s, a .keras file")
+    parser.add_argument("--crf-settings", default=None,
+                        help="CRF settings file; <model>.crf.json when not given")
+    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
+                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--out", required=True, help="checkpoints, cache and results, outside the repo")
+    parser.add_argument("--json", default=None, help="figures-only JSON (outside the repo or under docs/)")
+    parser.add_argument("--markdown", default=None,
+                        help="also write the Markdown tables here (outside the repo or under docs/)")
+    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of each arm")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data order and dropout")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK['steps_per_epoch']} steps per epoch on 128x160 crops, "
+                             f"{QUICK['validation_steps']} val batches, {QUICK['images']} test images")  # fmt: skip
+    args = parser.parse_args(argv)
+    error = inside_repo_error(args.out, what="checkpoints and the cache")
+    if error:
+        parser.error(error)
+    check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")], DOCS)
+    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
+        parser.error(f"--model {args.model!r}: expected an existing .keras file")
+    args.crf_settings = args.crf_settings or args.model + ".crf.json"
+    if not os.path.isfile(args.crf_settings):
+        parser.error(f"no CRF settings at {args.crf_settings!r}: run bench/crf_camvid.py on the model "
+                     "first, or name a file with --crf-settings")  # fmt: skip
+    if not os.path.isdir(args.data_dir):
+        parser.error(f"--data-dir {args.data_dir!r} does not exist")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1; received {args.epochs}")
+    args.limit = QUICK["images"] if args.quick else None  # read by crf_camvid.cache_split
+    return args
+
+
+def main(argv=None):
+    args = _parse_args(argv)
+    wall = time.perf_counter()
+
+    from fcn_keras.crf import load_crf_settings
+    from fcn_keras.distribute import cpu_model_name
+
+    settings = load_crf_settings(args.crf_settings)
+    settings.pop("num_classes", None)
+    arms = {arm: train_arm(arm, args, settings) for arm in ARMS}
+    test = score_test(args, settings)
+    result = {"benchmark": "crf_joint_camvid", "model": os.path.basename(args.model),
+              "host": f"{cpu_model_name()} ({os.cpu_count()} cores)", "quick": args.quick,
+              "epochs": args.epochs, "seed": args.seed, "recipe": {**RECIPE, "crop_size": list(RECIPE["crop_size"])},
+              "crf_settings": settings, "arms": arms, "images": next(iter(test.values()))["images"],
+              "test": test, "wall_seconds": time.perf_counter() - wall}  # fmt: skip
+    markdown = to_markdown(result)
+    write_figures(result, markdown, args.json, os.path.join(args.out, "crf_joint_camvid.md"))
+    write_figures(result, markdown, None, args.markdown)
+    print("\n" + markdown)
+    log(f"wall time {result['wall_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
