@@ -9,6 +9,9 @@ mean IU and pixel accuracy against the ground truth (void ignored; one
 confusion matrix per engine, `fcn_keras.metrics`), argmax agreement with the
 Keras model, and seconds per image; then the int8-vs-float32 TFLite mean IU
 delta. The benchmark's target: int8 within 1.0 mean IU point of float32.
+Where the CPU has IEEE fp16 arithmetic (AVX512-FP16, ARMv8.2 FP16), one more
+row: a float32 TFLite file fixed to the split's image size, computed in half
+precision (`Predictor(..., precision="float16")`, XNNPACK's forced FP16).
 
 The int8 calibration images come from CamVid's *train* split only (a seeded
 random choice), never from the evaluated split. The Keras reference runs in
@@ -134,6 +137,27 @@ def _export(model, args, calibration_split, scale, log):
                    "calibration_split": calibration_split, **calibration}, f,
                   indent=2)  # fmt: skip
     return summary["artifacts"], summary["timings"], len(images)
+
+
+def _half_precision_artifact(model, args, size, log):
+    """The fixed-size float32 TFLite file the float16 row runs, or None where the CPU lacks fp16.
+
+    Exported at `size` (height, width) into `--out`; reused when newer than the model.
+    """
+    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags
+    from fcn_keras.export import artifact_names, export_tflite
+    from fcn_keras.models import variant_of
+
+    if not cpu_flags().intersection(FP16_CPU_FLAGS):
+        log(f"no float16-compute row: the CPU reports none of {', '.join(FP16_CPU_FLAGS)}")
+        return None
+    (name,) = artifact_names(variant_of(model), ("tflite",), ("float32",), input_size=size)
+    path = os.path.join(args.out, name)
+    if not (os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(args.model)):
+        start = time.perf_counter()
+        export_tflite(model, path, input_size=size)
+        log(f"exported {os.path.basename(path)} (fixed size) in {time.perf_counter() - start:.0f} s")
+    return path
 
 
 def calibration_differences(recorded, requested):
@@ -287,6 +311,8 @@ def main(argv=None):
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1; received {value}")
 
+    import numpy as np
+
     from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.distribute import cpu_model_name
     from fcn_keras.evaluation import load_model
@@ -320,18 +346,24 @@ def main(argv=None):
                                            num_threads=args.threads), None)}  # fmt: skip
     for artifact, path in artifacts.items():
         engines[artifact] = (lambda p=path: Predictor(p, num_threads=args.threads), path)
+    first_image = np.asarray(next(iter(data()))[0])[0]
+    half = _half_precision_artifact(model, args, _resizer(scale)[0](first_image).shape[:2], log)
+    if half is not None:
+        engines[f"{os.path.basename(half)} (float16 compute)"] = (
+            lambda: Predictor(half, num_threads=args.threads, precision="float16"), half)
     reference = None
     rows = {}
     for name, (make, path) in engines.items():
         predictor = make()  # one engine loaded at a time
         matrix, agreement, per_image, images, maps = _evaluate_engine(
             predictor, data(), num_classes, info.ignore_label, scale, reference, args.limit)
-        engine = predictor.engine
+        engine, precision = predictor.engine, predictor.precision
         del predictor
         reference = maps if reference is None else reference
         scores = scores_from_confusion(matrix)
         rows[name] = {
-            "engine": ENGINE_NAMES[engine] + (" (float32)" if engine == "keras" else ""),
+            "engine": ENGINE_NAMES[engine] + (" (float32)" if engine == "keras" else "")
+                      + (" (float16 compute)" if precision == "float16" else ""),
             "artifact": "in memory" if path is None else os.path.basename(path),
             "bytes": None if path is None else _artifact_bytes(path),
             "mean_iu": scores["mean_iu"], "pixel_accuracy": scores["pixel_accuracy"],

@@ -11,6 +11,9 @@ Engines (each runs the same uint8 image batch and returns float32 logits):
     tflite_fp32        TFLite float32, dynamic height/width (XNNPACK)
     tflite_fp32_fixed  TFLite float32 exported for the benchmark's size (`input_size=`)
     tflite_fp16 / tflite_int8
+    tflite_half        the tflite_fp32_fixed file computed in IEEE half precision
+                       (`Predictor(..., precision="float16")`: XNNPACK's forced FP16; CPUs with
+                       AVX512-FP16 or ARMv8.2 FP16)
     keras_bf16         `Predictor(model, precision="bfloat16")`      (CPUs with bfloat16 units)
     savedmodel_bf16    the SavedModel's `serving_bfloat16` signature (CPUs with bfloat16 units)
     torch              PyTorch eager, the same network (`bench/torch_fcn.py`, same weights)
@@ -27,7 +30,8 @@ machine another job is using, run it with `--threads 1` (spinning thread
 pools count as CPU time), and read the figures as CPU seconds per image and
 the matmul "peak" as one core's. The bfloat16 engines run where
 the CPU reports bfloat16 units (`fcn_keras.distribute.auto_precision`) or
-when named in --engines; torch where it is installed (`pip install -e .[bench]`).
+when named in --engines, tflite_half where it reports fp16 arithmetic
+(`fcn_keras.distribute.FP16_CPU_FLAGS`) or when named; torch where it is installed (`pip install -e .[bench]`).
 
 Targets printed at the end: every float32 engine the package runs or exports
 within 1.25x of onnxruntime and faster than PyTorch eager; onnxruntime >= 90%
@@ -66,12 +70,14 @@ sys.path.insert(0, REPO)
 
 ENGINES = ("onnx", "onnx_int8", "keras", "keras_plain", "savedmodel", "savedmodel_plain",
            "tflite_fp32", "tflite_fp32_fixed", "tflite_fp16", "tflite_int8", "keras_bf16",
-           "savedmodel_bf16", "torch")  # fmt: skip
+           "savedmodel_bf16", "tflite_half", "torch")  # fmt: skip
 # The float32 engines the package runs or exports: the 1.25x-of-onnxruntime target.
 PACKAGE_FP32 = ("keras", "savedmodel", "tflite_fp32", "tflite_fp32_fixed", "onnx")
 FLOAT32 = PACKAGE_FP32 + ("keras_plain", "savedmodel_plain", "torch")
 BFLOAT16 = ("keras_bf16", "savedmodel_bf16")
-NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+FLOAT16 = ("tflite_half",)
+NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+                 "amx_int8")  # fmt: skip
 
 
 def matmul_peak(n=2048, repeats=5):
@@ -112,6 +118,7 @@ def _artifact(engine, model, work, size, calibration, reexport):
     paths = {"savedmodel": "savedmodel", "savedmodel_bf16": "savedmodel",
              "savedmodel_plain": "savedmodel_plain", "onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
              "tflite_fp32": "model_float32.tflite", "tflite_fp32_fixed": f"model_float32_{size}x{size}.tflite",
+             "tflite_half": f"model_float32_{size}x{size}.tflite",
              "tflite_fp16": "model_float16.tflite", "tflite_int8": "model_int8.tflite"}  # fmt: skip
     path = os.path.join(work, paths[engine])
     if os.path.exists(path) and not reexport:
@@ -124,10 +131,11 @@ def _artifact(engine, model, work, size, calibration, reexport):
         quantization = "int8" if engine == "onnx_int8" else "float32"
         export.export_onnx(model, path, quantization=quantization, calibration_images=calibration)
     else:
-        quantization = {"tflite_fp32": "float32", "tflite_fp32_fixed": "float32",
+        quantization = {"tflite_fp32": "float32", "tflite_fp32_fixed": "float32", "tflite_half": "float32",
                         "tflite_fp16": "float16", "tflite_int8": "int8"}[engine]  # fmt: skip
+        fixed = engine in ("tflite_fp32_fixed", "tflite_half")
         export.export_tflite(model, path, quantization=quantization, representative_images=calibration,
-                             input_size=(size, size) if engine == "tflite_fp32_fixed" else None)  # fmt: skip
+                             input_size=(size, size) if fixed else None)  # fmt: skip
     print(f"  exported {engine} in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
     return path
 
@@ -156,13 +164,16 @@ def build_runner(engine, model, work, threads, size, calibration, reexport=False
                                      precision="bfloat16" if engine == "keras_bf16" else "float32")  # fmt: skip
     else:
         path = _artifact(engine, model, work, size, calibration, reexport)
-        predictor = export.Predictor(path, num_threads=threads,
-                                     precision="bfloat16" if engine == "savedmodel_bf16" else "float32")  # fmt: skip
+        precision = {"savedmodel_bf16": "bfloat16", "tflite_half": "float16"}.get(engine, "float32")
+        predictor = export.Predictor(path, num_threads=threads, precision=precision)
     return lambda batch: np.asarray(predictor.predict(batch))
 
 
-def _engines(text, has_bf16, has_torch):
-    """The engines to run, and a line for each default one left out (and why)."""
+def _engines(text, has_bf16, has_torch, has_fp16=(True, "")):
+    """The engines to run, and a line for each default one left out (and why).
+
+    `has_bf16` and `has_fp16`: `(whether the CPU has bfloat16 / fp16 arithmetic, why)`.
+    """
     named = text is not None
     engines = [e.strip() for e in (text or ",".join(ENGINES)).split(",") if e.strip()]
     unknown = sorted(set(engines) - set(ENGINES))
@@ -172,6 +183,9 @@ def _engines(text, has_bf16, has_torch):
     if not named and not has_bf16[0]:
         engines = [e for e in engines if e not in BFLOAT16]
         notes.append(f"bfloat16 engines left out: {has_bf16[1]} (name them in --engines to run them)")
+    if not named and not has_fp16[0]:
+        engines = [e for e in engines if e not in FLOAT16]
+        notes.append(f"tflite_half left out: {has_fp16[1]} (name it in --engines to run it)")
     if "torch" in engines and not has_torch:
         if named:
             raise SystemExit("--engines names torch, which is not installed: pip install -e .[bench]")
@@ -192,11 +206,13 @@ def run_engines(args, model, flops, work):
 
     import numpy as np
 
-    from fcn_keras.distribute import auto_precision
+    from fcn_keras.distribute import FP16_CPU_FLAGS, auto_precision, cpu_flags
 
     precision, reason = auto_precision()
+    fp16 = (bool(cpu_flags().intersection(FP16_CPU_FLAGS)),
+            f"the CPU reports none of {', '.join(FP16_CPU_FLAGS)} in /proc/cpuinfo")  # fmt: skip
     engines, notes = _engines(args.engines, (precision == "mixed_bfloat16", reason),
-                              importlib.util.find_spec("torch") is not None)  # fmt: skip
+                              importlib.util.find_spec("torch") is not None, fp16)  # fmt: skip
     for note in notes:
         print(note)
     rng = np.random.default_rng(0)
@@ -259,7 +275,7 @@ def run_engines(args, model, flops, work):
             ratio = results[engine] / results["torch"]
             print(f"target: {engine} faster than PyTorch eager: {ratio:.2f}x -> {verdict(ratio < 1)}")
     for fast, slow in (("tflite_int8", "tflite_fp32"), ("onnx_int8", "onnx"), ("keras_bf16", "keras"),
-                       ("savedmodel_bf16", "savedmodel")):  # fmt: skip
+                       ("savedmodel_bf16", "savedmodel"), ("tflite_half", "tflite_fp32_fixed")):  # fmt: skip
         if fast in results and slow in results:
             ratio = results[slow] / results[fast]
             print(f"target: {fast} faster than {slow}: {ratio:.2f}x -> {verdict(ratio > 1)}")

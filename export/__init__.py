@@ -13,7 +13,7 @@ One module per format, as in Keras's `src/export`:
     verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None, ...)
         -> VerificationReport (.passed, .to_json(), .to_markdown())
     Predictor(path, engine="onnx"|"tflite"|"savedmodel"|"keras", num_threads=None,
-              precision="float32"|"bfloat16", jit_compile=None, ...)   # keras engine: XLA
+              precision="float32"|"bfloat16"|"float16", jit_compile=None, ...)
         .predict(images) -> logits, .predict_classes(images) -> class ids,
         .class_names, .ignore_label, .palette (from the artifact's metadata)
 

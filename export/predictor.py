@@ -27,6 +27,13 @@ for CPUs with AMX or AVX512-BF16 (and bfloat16 GPUs): the keras engine
 through the model's `mixed_bfloat16` rebuild, the savedmodel engine through
 its `serving_bfloat16` signature; not XLA-compiled by default, as XLA's
 bfloat16 convolutions are slower than oneDNN's on CPU.
+`precision="float16"` (tflite engine, a fixed-size file) computes in IEEE
+half precision on CPUs with fp16 arithmetic (AVX512-FP16: Intel Sapphire
+Rapids and later; ARMv8.2 FP16: phones, Apple silicon): the file runs in
+LiteRT's `CompiledModel` with XNNPACK's forced-FP16 flag, which the
+interpreter API cannot set, and XNNPACK honours a float16 file's "reduced
+precision" metadata on ARM only. Dynamic-size files are refused: resizing an
+input of a `CompiledModel` crashes the process in ai-edge-litert 2.3.
 
 The dataset facts stored with the artifact (or carried by a `.keras` model)
 are exposed as `class_names`, `ignore_label` and `palette`. onnxruntime and
@@ -130,9 +137,11 @@ class Predictor:
         num_classes: optional expected number of classes; a mismatch with
             the artifact raises `ValueError` naming both.
         providers: onnxruntime execution providers. Defaults to CPU.
-        precision: `"float32"` or `"bfloat16"` (keras and savedmodel engines
-            only: the keras model's `mixed_bfloat16` rebuild, the SavedModel's
-            `serving_bfloat16` signature). Defaults to `"float32"`.
+        precision: `"float32"`, `"bfloat16"` (keras and savedmodel engines:
+            the keras model's `mixed_bfloat16` rebuild, the SavedModel's
+            `serving_bfloat16` signature) or `"float16"` (tflite engine, a
+            fixed-size file, a CPU with fp16 arithmetic: XNNPACK computes in
+            IEEE half precision). Defaults to `"float32"`.
         jit_compile: keras engine only: compile with XLA. Defaults to None:
             True for float32, False for bfloat16 (the faster of each on CPU,
             docs/benchmarks.md).
@@ -176,12 +185,12 @@ class Predictor:
             raise ValueError(f"engine must be one of {ENGINES}; received {self.engine!r}.")
         if precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}; received {precision!r}.")
-        if precision != "float32" and self.engine not in ("keras", "savedmodel"):
+        engines = {"float32": ENGINES, "bfloat16": ("keras", "savedmodel"), "float16": ("tflite",)}
+        if self.engine not in engines[precision]:
             raise ValueError(
-                f"precision={precision!r} runs in the keras and savedmodel engines; the "
-                f"{self.engine} artifact {self.path!r} computes in the precision it was exported "
-                "in (onnxruntime's and LiteRT's CPU kernels have no bfloat16 convolutions; "
-                "export with quantization='int8' for a reduced-precision artifact)."
+                f"precision={precision!r} runs in the {' and '.join(engines[precision])} "
+                f"engine{'s' * (len(engines[precision]) > 1)}; the {self.engine} artifact "
+                f"{self.path!r} computes in {_PRECISION_ALTERNATIVES[self.engine]}."
             )
         if jit_compile is not None and self.engine != "keras":
             raise ValueError(
@@ -272,10 +281,18 @@ class Predictor:
         self.num_classes = self._classes_from_shape(outputs["logits"].shape)
 
     def _load_tflite(self, num_threads, inter_op_threads, providers):
-        from ai_edge_litert.interpreter import Interpreter  # imported at use, see the module docstring
+        from ai_edge_litert import interpreter  # imported at use, see the module docstring
 
+        half = self.precision == "float16"
+        if half:
+            _require_fp16_arithmetic(self.path)
+        # For float16 the interpreter only reads the signature (builtin kernels: no XNNPACK
+        # weight packing); LiteRT's CompiledModel runs the file.
+        resolver = {"experimental_op_resolver_type":
+                    interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if half else {}  # fmt: skip
         try:
-            self._interpreter = Interpreter(model_path=self.path, num_threads=num_threads)
+            self._interpreter = interpreter.Interpreter(model_path=self.path, num_threads=num_threads,
+                                                        **resolver)  # fmt: skip
             self._runner = self._interpreter.get_signature_runner("serving_default")
         except Exception as e:
             self._fail(e)
@@ -291,6 +308,44 @@ class Predictor:
         self._tflite_input = image
         self._check_input_shape(list(image["shape_signature"]))
         self.num_classes = self._classes_from_shape(list(output_details["logits"]["shape_signature"]))
+        self._compiled = None
+        if half:
+            self._load_tflite_float16(num_threads)
+
+    def _load_tflite_float16(self, num_threads):
+        """Run the file in LiteRT's `CompiledModel`, XNNPACK forced to IEEE half precision."""
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.options import Options
+
+        if self.input_size is None:
+            raise ValueError(
+                f"precision='float16' runs a fixed-size TFLite file; {self.path!r} has a dynamic "
+                "height and width (resizing a LiteRT CompiledModel's input crashes the process in "
+                "ai-edge-litert 2.3). Export one with input_size=(height, width) "
+                "(`fcn-keras export --input-size HEIGHTxWIDTH`)."
+            )
+        del self._runner, self._interpreter  # the signature is read; the CompiledModel runs
+        options = CpuOptions(num_threads=int(num_threads or 0), xnnpack_flags=XNNPACK_FORCE_FP16_FLAGS)
+        try:
+            self._compiled = CompiledModel.from_file(self.path, options=Options(cpu_options=options))
+            signature = self._compiled.get_signature_list()["serving_default"]
+            self._compiled_inputs = self._compiled.create_input_buffers(0)
+            self._compiled_outputs = self._compiled.create_output_buffers(0)
+        except Exception as e:
+            self._fail(e)
+        self._compiled_logits = signature["outputs"].index("logits")
+
+    def _run_tflite_float16(self, batch):
+        """Logits of a batch through the CompiledModel, one image at a time (its batch is 1)."""
+        height, width = self.input_size
+        logits = np.empty((len(batch), height, width, self.num_classes), np.float32)
+        for i, image in enumerate(batch):
+            self._compiled_inputs[0].write(np.ascontiguousarray(image[None]))
+            self._compiled.run_by_index(0, self._compiled_inputs, self._compiled_outputs)
+            out = self._compiled_outputs[self._compiled_logits].read(logits[i].size, np.float32)
+            logits[i] = np.asarray(out, np.float32).reshape(logits[i].shape)
+        return logits
 
     def _load_savedmodel(self, num_threads, inter_op_threads, providers):
         _set_tf_threads(num_threads, inter_op_threads)
@@ -375,7 +430,7 @@ class Predictor:
         if self.engine == "onnx":
             (logits,) = self._session.run(["logits"], {self._input_name: batch})
         elif self.engine == "tflite":
-            logits = self._runner(image=batch)["logits"]
+            logits = self._run_tflite_float16(batch) if self._compiled else self._runner(image=batch)["logits"]
         elif self.engine == "savedmodel":
             logits = self._serve(image=tf.constant(batch))["logits"].numpy()
         elif -(-min(batch.shape[1:3]) // 32) * 32 < self._xla_min_side:  # padded size below 224
@@ -423,6 +478,36 @@ class Predictor:
         if isinstance(logits, list):
             return [np.argmax(out, axis=-1).astype(np.int32) for out in logits]
         return np.argmax(logits, axis=-1).astype(np.int32)
+
+
+# What each engine computes in, for the error on a precision it cannot run.
+_PRECISION_ALTERNATIVES = {
+    "onnx": "the precision it was exported in (onnxruntime's CPU kernels have no float16 or "
+            "bfloat16 convolutions; export with quantization='int8' for a reduced-precision file)",
+    "tflite": "float32 or, for a fixed-size file on a CPU with fp16 arithmetic, float16 (LiteRT's "
+              "CPU kernels have no bfloat16 convolutions)",
+    "savedmodel": "float32 or bfloat16 (its serving_bfloat16 signature)",
+    "keras": "float32 or bfloat16",
+}
+# XNNPACK delegate flags (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h): its defaults,
+# signed and unsigned 8-bit kernels (0x1, 0x2), plus FORCE_FP16 (0x4): float32 operators
+# computed in IEEE half precision.
+XNNPACK_FORCE_FP16_FLAGS = 0x1 | 0x2 | 0x4
+
+
+def _require_fp16_arithmetic(path):
+    """Refuse float16 inference on a CPU that reports no fp16 arithmetic in /proc/cpuinfo."""
+    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags, cpu_model_name
+
+    flags = cpu_flags()
+    if flags and not flags.intersection(FP16_CPU_FLAGS):  # no /proc/cpuinfo: XNNPACK decides
+        raise ValueError(
+            f"precision='float16' for {path!r} needs a CPU with IEEE fp16 arithmetic "
+            f"({' or '.join(FP16_CPU_FLAGS)} in /proc/cpuinfo: AVX512-FP16 on Intel Sapphire "
+            f"Rapids and later, the ARMv8.2 FP16 extension); this CPU ({cpu_model_name()}) has "
+            "neither. Use precision='float32', or bfloat16 in the keras or savedmodel engine "
+            "where the CPU has AMX or AVX512-BF16."
+        )
 
 
 def _keras_function(model, precision, jit_compile):

@@ -9,7 +9,9 @@ returns `logits` (float32) and `classes` (int32) through its
 Quantization:
 - `"float32"`: no quantization.
 - `"float16"`: weights stored as float16 (half the size), computed in float32
-  on CPUs without fp16 arithmetic.
+  by the interpreter. To compute in IEEE half precision (any float file of a
+  fixed input size, on a CPU with AVX512-FP16 or ARMv8.2 FP16), run it with
+  `Predictor(path, precision="float16")`.
 - `"dynamic_range"`: weights int8, activations quantized on the fly.
 - `"int8"`: full-integer; weights and activations int8, calibrated on a
   representative dataset of real images. The input stays raw uint8 (not a

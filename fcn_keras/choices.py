@@ -35,5 +35,6 @@ QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
 ONNX_QUANTIZATIONS = ("float32", "int8")
 # Runtimes `fcn_keras.export.Predictor` (and `fcn-keras predict --engine`) run a model in.
 ENGINES = ("onnx", "tflite", "savedmodel", "keras")
-# What a `Predictor` of the keras and savedmodel engines computes in (`fcn-keras predict --precision`).
-INFERENCE_PRECISIONS = ("float32", "bfloat16")
+# What a `Predictor` computes in (`fcn-keras predict --precision`): bfloat16 in the keras and
+# savedmodel engines, float16 (IEEE half) in the tflite engine.
+INFERENCE_PRECISIONS = ("float32", "bfloat16", "float16")

@@ -35,6 +35,9 @@ __all__ = ["STRATEGIES", "PRECISIONS", "make_strategy", "is_chief", "worker_inde
 
 # /proc/cpuinfo flags of CPUs with bfloat16 matrix instructions (Intel AMX, AVX512-BF16).
 BF16_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
+# /proc/cpuinfo flags of CPUs with IEEE half-precision arithmetic: AVX512-FP16 (x86, Intel
+# Sapphire Rapids and later), the ARMv8.2 FP16 extension (ARM `Features`).
+FP16_CPU_FLAGS = ("avx512_fp16", "asimdhp")
 
 
 def make_strategy(name="default", devices=None):

@@ -10,7 +10,8 @@ against Keras (skipped without torch, a benchmark-only extra).
 Tolerances: float32 paths differ by kernel order only (~1e-6 of the logit
 scale), so 1e-5 relative. bfloat16 keeps 8 mantissa bits (rounding 2^-9 ~
 0.2% per value), compounded over ~20 layers: ~1e-2 of the logit scale was
-measured on these models, so 5e-2 relative and 97% argmax agreement.
+measured on these models, so 5e-2 relative and 97% argmax agreement; IEEE
+half keeps 11 bits, and XNNPACK accumulates in it: the same bounds hold.
 """
 
 import os
@@ -212,6 +213,54 @@ def test_onnx_session_options_applied(model, tmp_path):
         export.Predictor(path, precision="bfloat16")
     with pytest.raises(ValueError, match="jit_compile applies to the keras engine"):
         export.Predictor(path, jit_compile=True)
+
+
+def _has_fp16_arithmetic():
+    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags
+
+    return bool(cpu_flags().intersection(FP16_CPU_FLAGS))
+
+
+@pytest.fixture(scope="module")
+def fixed_tflite(model, tmp_path_factory):
+    from fcn_keras import export
+
+    return export.export_tflite(model, tmp_path_factory.mktemp("tfl") / "fixed.tflite", input_size=(64, 96))
+
+
+@pytest.mark.skipif(not _has_fp16_arithmetic(), reason="the CPU has no fp16 arithmetic (AVX512-FP16 / ARMv8.2 FP16)")
+def test_tflite_float16_computes_in_half_precision(model, fixed_tflite):
+    from fcn_keras import export
+
+    float32 = export.Predictor(fixed_tflite, num_threads=1)
+    half = export.Predictor(fixed_tflite, num_threads=1, precision="float16")
+    assert half.precision == "float16" and half.input_size == (64, 96) and half.num_classes == NUM_CLASSES
+    batch = np.random.default_rng(5).integers(0, 256, (3, 64, 96, 3), dtype=np.uint8)
+    reference = np.asarray(model(batch, training=False))
+    assert _relative(float32.predict(batch), reference) < 1e-5
+    logits = half.predict(batch)  # a batch runs image by image through the CompiledModel
+    assert logits.shape == reference.shape and logits.dtype == np.float32
+    assert 1e-4 < _relative(logits, reference) < 5e-2  # really half precision, and close
+    assert np.mean(logits.argmax(-1) == reference.argmax(-1)) >= 0.97
+    np.testing.assert_array_equal(half.predict(batch[1]), logits[1])
+    np.testing.assert_array_equal(half.predict_classes(batch[2]), logits[2].argmax(-1))
+
+
+def test_tflite_float16_refusals_name_what_to_do(model, fixed_tflite, tmp_path, monkeypatch):
+    from fcn_keras import distribute, export
+
+    dynamic = export.export_tflite(model, tmp_path / "dynamic.tflite")
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: {"fpu", "avx2", "fma"})
+    monkeypatch.setattr(distribute, "cpu_model_name", lambda: "AMD EPYC 7B13")
+    with pytest.raises(ValueError, match=r"needs a CPU with IEEE fp16 arithmetic .*AMD EPYC 7B13"):
+        export.Predictor(fixed_tflite, precision="float16")
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: {"avx2", "avx512_fp16"})
+    with pytest.raises(ValueError, match=r"runs a fixed-size TFLite file; .*dynamic\.tflite.*input_size="):
+        export.Predictor(dynamic, precision="float16")
+    with pytest.raises(ValueError, match=r"runs in the tflite engine; the keras artifact"):
+        export.Predictor(model, precision="float16")
+    with pytest.raises(ValueError, match=r"runs in the keras and savedmodel engines; the tflite artifact"):
+        export.Predictor(dynamic, precision="bfloat16")
 
 
 @pytest.mark.parametrize("variant,at_once", [("fcn8s", False), ("fcn8s", True), ("fcn32s", False)])

@@ -76,3 +76,16 @@ def test_onnxruntime_reference_is_the_same_convolution(latency, kernel_size):
     session = latency._onnx_conv(kernel, bias, True, threads=1)
     got = session.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0].transpose(0, 2, 3, 1)
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_reduced_precision_engines_run_where_the_cpu_has_the_arithmetic(latency):
+    everything = [e for e in latency.ENGINES if e != "torch"]
+    engines, notes = latency._engines(None, (False, "no bfloat16 units"), False, (False, "no fp16 units"))
+    assert engines == [e for e in everything if e not in latency.BFLOAT16 + latency.FLOAT16]
+    assert any("tflite_half left out: no fp16 units" in note for note in notes)
+    assert any("bfloat16 engines left out: no bfloat16 units" in note for note in notes)
+    engines, notes = latency._engines(None, (True, ""), False, (True, ""))
+    assert engines == everything and notes == ["torch left out: not installed (pip install -e .[bench])"]
+    # Named engines run whatever the CPU reports (Predictor then says why it cannot).
+    engines, _ = latency._engines("onnx,tflite_half", (False, ""), False, (False, ""))
+    assert engines == ["onnx", "tflite_half"]

@@ -8,7 +8,9 @@ at the end and the exit code is 1 (`--fail-fast` stops at the first instead).
 A converted input (grayscale, palette, opaque RGBA) is said so once per file.
 A `.keras` model runs XLA-compiled (`--no-jit-compile`: the
 plain graph); `--precision bfloat16` computes in bfloat16 (keras engine, or a
-SavedModel's `serving_bfloat16` signature) on CPUs with AMX/AVX512-BF16.
+SavedModel's `serving_bfloat16` signature) on CPUs with AMX/AVX512-BF16;
+`--precision float16` runs a fixed-size `.tflite` in IEEE half precision on CPUs
+with AVX512-FP16 or ARMv8.2 FP16 (XNNPACK's forced FP16).
 Outputs are named after the input's stem (`a.png` -> `a_mask.png`); inputs
 whose stems collide (`a.png`, `a.jpg`) are named after the whole file name
 instead (`a.png_mask.png`, `a.jpg_mask.png`), which is said once.
@@ -44,9 +46,9 @@ def register(subparsers):
     parser.add_argument("--num-threads", type=int, default=None, help="runtime threads")
     parser.add_argument("--num-classes", type=int, default=None, help="expected number of classes")
     parser.add_argument("--precision", choices=INFERENCE_PRECISIONS, default="float32",
-                        help="keras and savedmodel engines: bfloat16 computes in bfloat16 (CPUs with "
-                             "AMX/AVX512-BF16; a SavedModel's serving_bfloat16 signature) "
-                             "(default float32)")  # fmt: skip
+                        help="bfloat16: keras and savedmodel engines (CPUs with AMX/AVX512-BF16; a "
+                             "SavedModel's serving_bfloat16 signature); float16: a fixed-size .tflite "
+                             "(CPUs with AVX512-FP16 or ARMv8.2 FP16) (default float32)")  # fmt: skip
     parser.add_argument("--no-jit-compile", action="store_true",
                         help="keras engine: run the plain TensorFlow graph instead of XLA")  # fmt: skip
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5)")
