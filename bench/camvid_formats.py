@@ -139,18 +139,21 @@ def _export(model, args, calibration_split, scale, log):
     return summary["artifacts"], summary["timings"], len(images)
 
 
-def _half_precision_artifact(model, args, size, log):
+def _half_precision_artifact(model, args, first_size, log):
     """The fixed-size float32 TFLite file the float16 row runs, or None where the CPU lacks fp16.
 
-    Exported at `size` (height, width) into `--out`; reused when newer than the model.
+    Exported at `first_size()` (the model input size of the split's first image: height,
+    width) into `--out`; reused when newer than the model.
     """
-    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags
+    from fcn_keras.distribute import fp16_arithmetic
     from fcn_keras.export import artifact_names, export_tflite
     from fcn_keras.models import variant_of
 
-    if not cpu_flags().intersection(FP16_CPU_FLAGS):
-        log(f"no float16-compute row: the CPU reports none of {', '.join(FP16_CPU_FLAGS)}")
+    available, reason = fp16_arithmetic()
+    if not available:
+        log(f"no float16-compute row: {reason}")
         return None
+    size = first_size()
     (name,) = artifact_names(variant_of(model), ("tflite",), ("float32",), input_size=size)
     path = os.path.join(args.out, name)
     if not (os.path.exists(path) and os.path.getmtime(path) >= os.path.getmtime(args.model)):
@@ -346,8 +349,8 @@ def main(argv=None):
                                            num_threads=args.threads), None)}  # fmt: skip
     for artifact, path in artifacts.items():
         engines[artifact] = (lambda p=path: Predictor(p, num_threads=args.threads), path)
-    first_image = np.asarray(next(iter(data()))[0])[0]
-    half = _half_precision_artifact(model, args, _resizer(scale)[0](first_image).shape[:2], log)
+    half = _half_precision_artifact(
+        model, args, lambda: _resizer(scale)[0](np.asarray(next(iter(data()))[0])[0]).shape[:2], log)
     if half is not None:
         engines[f"{os.path.basename(half)} (float16 compute)"] = (
             lambda: Predictor(half, num_threads=args.threads, precision="float16"), half)

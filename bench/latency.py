@@ -31,7 +31,7 @@ pools count as CPU time), and read the figures as CPU seconds per image and
 the matmul "peak" as one core's. The bfloat16 engines run where
 the CPU reports bfloat16 units (`fcn_keras.distribute.auto_precision`) or
 when named in --engines, tflite_half where it reports fp16 arithmetic
-(`fcn_keras.distribute.FP16_CPU_FLAGS`) or when named; torch where it is installed (`pip install -e .[bench]`).
+(`fcn_keras.distribute.fp16_arithmetic`) or when named; torch where it is installed (`pip install -e .[bench]`).
 
 Targets printed at the end: every float32 engine the package runs or exports
 within 1.25x of onnxruntime and faster than PyTorch eager; onnxruntime >= 90%
@@ -206,13 +206,11 @@ def run_engines(args, model, flops, work):
 
     import numpy as np
 
-    from fcn_keras.distribute import FP16_CPU_FLAGS, auto_precision, cpu_flags
+    from fcn_keras.distribute import auto_precision, fp16_arithmetic
 
     precision, reason = auto_precision()
-    fp16 = (bool(cpu_flags().intersection(FP16_CPU_FLAGS)),
-            f"the CPU reports none of {', '.join(FP16_CPU_FLAGS)} in /proc/cpuinfo")  # fmt: skip
     engines, notes = _engines(args.engines, (precision == "mixed_bfloat16", reason),
-                              importlib.util.find_spec("torch") is not None, fp16)  # fmt: skip
+                              importlib.util.find_spec("torch") is not None, fp16_arithmetic())  # fmt: skip
     for note in notes:
         print(note)
     rng = np.random.default_rng(0)

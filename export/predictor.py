@@ -497,15 +497,14 @@ XNNPACK_FORCE_FP16_FLAGS = 0x1 | 0x2 | 0x4
 
 def _require_fp16_arithmetic(path):
     """Refuse float16 inference on a CPU that reports no fp16 arithmetic in /proc/cpuinfo."""
-    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags, cpu_model_name
+    from fcn_keras.distribute import fp16_arithmetic
 
-    flags = cpu_flags()
-    if flags and not flags.intersection(FP16_CPU_FLAGS):  # no /proc/cpuinfo: XNNPACK decides
+    available, reason = fp16_arithmetic()
+    if not available:
         raise ValueError(
             f"precision='float16' for {path!r} needs a CPU with IEEE fp16 arithmetic "
-            f"({' or '.join(FP16_CPU_FLAGS)} in /proc/cpuinfo: AVX512-FP16 on Intel Sapphire "
-            f"Rapids and later, the ARMv8.2 FP16 extension); this CPU ({cpu_model_name()}) has "
-            "neither. Use precision='float32', or bfloat16 in the keras or savedmodel engine "
+            f"(AVX512-FP16 on Intel Sapphire Rapids and later, the ARMv8.2 FP16 extension); "
+            f"{reason}. Use precision='float32', or bfloat16 in the keras or savedmodel engine "
             "where the CPU has AMX or AVX512-BF16."
         )
 

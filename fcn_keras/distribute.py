@@ -29,7 +29,7 @@ from fcn_keras.choices import PRECISIONS, STRATEGIES
 
 __all__ = ["STRATEGIES", "PRECISIONS", "make_strategy", "is_chief", "worker_index",
            "precision_policy", "auto_precision", "resolve_precision", "cpu_flags",
-           "cpu_model_name", "distribute_data", "prebuild_for_multi_worker",
+           "cpu_model_name", "fp16_arithmetic", "distribute_data", "prebuild_for_multi_worker",
            "multi_worker_log_reduction"]  # fmt: skip
 
 
@@ -155,6 +155,26 @@ def cpu_flags():
         if key.strip() in ("flags", "Features"):
             return set(value.split())
     return set()
+
+
+def fp16_arithmetic():
+    """Whether this CPU has IEEE half-precision arithmetic (`FP16_CPU_FLAGS` in /proc/cpuinfo).
+
+    Returns:
+        `(available, reason)`: `available` is True when `/proc/cpuinfo` lists
+        one of `FP16_CPU_FLAGS`, or cannot be read (then the runtime decides);
+        `reason` is a sentence saying which.
+
+    Example:
+    >>> available, reason = fp16_arithmetic()  # (True, "the CPU reports avx512_fp16 ...") on Sapphire Rapids
+    """
+    flags = cpu_flags()
+    if not flags:
+        return True, "no /proc/cpuinfo flags to read: the runtime decides"
+    found = sorted(flags.intersection(FP16_CPU_FLAGS))
+    if found:
+        return True, f"the CPU reports {', '.join(found)} in /proc/cpuinfo"
+    return False, f"the CPU ({cpu_model_name()}) reports none of {', '.join(FP16_CPU_FLAGS)} in /proc/cpuinfo"
 
 
 def cpu_model_name():

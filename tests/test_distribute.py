@@ -191,3 +191,18 @@ def test_prebuild_for_multi_worker_restores_the_model_after_the_block(monkeypatc
     fresh = keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs))
     with prebuild_for_multi_worker(fresh, tf.distribute.get_strategy(), data):
         assert "_maybe_symbolic_build" not in vars(fresh)
+
+
+@pytest.mark.parametrize("flags,available,reason", [
+    ({"avx2", "avx512_fp16"}, True, "the CPU reports avx512_fp16"),
+    ({"fp", "asimd", "asimdhp"}, True, "the CPU reports asimdhp"),
+    ({"avx2", "avx512_bf16"}, False, "(Test CPU) reports none of avx512_fp16, asimdhp"),
+    (set(), True, "the runtime decides"),
+])  # fmt: skip
+def test_fp16_arithmetic_reads_the_cpu_flags(monkeypatch, flags, available, reason):
+    from fcn_keras import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: set(flags))
+    monkeypatch.setattr(distribute, "cpu_model_name", lambda: "Test CPU")
+    found, why = distribute.fp16_arithmetic()
+    assert found is available and reason in why

@@ -215,12 +215,6 @@ def test_onnx_session_options_applied(model, tmp_path):
         export.Predictor(path, jit_compile=True)
 
 
-def _has_fp16_arithmetic():
-    from fcn_keras.distribute import FP16_CPU_FLAGS, cpu_flags
-
-    return bool(cpu_flags().intersection(FP16_CPU_FLAGS))
-
-
 @pytest.fixture(scope="module")
 def fixed_tflite(model, tmp_path_factory):
     from fcn_keras import export
@@ -228,9 +222,13 @@ def fixed_tflite(model, tmp_path_factory):
     return export.export_tflite(model, tmp_path_factory.mktemp("tfl") / "fixed.tflite", input_size=(64, 96))
 
 
-@pytest.mark.skipif(not _has_fp16_arithmetic(), reason="the CPU has no fp16 arithmetic (AVX512-FP16 / ARMv8.2 FP16)")
 def test_tflite_float16_computes_in_half_precision(model, fixed_tflite):
     from fcn_keras import export
+    from fcn_keras.distribute import fp16_arithmetic
+
+    available, reason = fp16_arithmetic()
+    if not available:
+        pytest.skip(reason)
 
     float32 = export.Predictor(fixed_tflite, num_threads=1)
     half = export.Predictor(fixed_tflite, num_threads=1, precision="float16")
