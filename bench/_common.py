@@ -107,6 +107,8 @@ def add_camvid_training_arguments(parser, choices):
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--fc-units", type=int, default=1024,
                         help="fc6/fc7 width (the paper: 4096; fc6/fc7 start untrained either way)")
+    parser.add_argument("--head", default="paper", choices=("paper", "mobile"),
+                        help="fc6 as the paper's 7x7 convolution or the mobile 3x3 one")
     parser.add_argument("--optimizer", default="adam", choices=choices.OPTIMIZERS)
     parser.add_argument("--schedule", default="poly", choices=choices.SCHEDULES,
                         help="learning-rate schedule")  # fmt: skip

@@ -88,7 +88,7 @@ def main(argv=None):
 
     if args.quick:  # the settings recorded are the ones used
         args.fc_units, args.crop = 256, (128, 160)
-    train_kwargs = dict(batch_size=args.batch_size, fc_units=args.fc_units,
+    train_kwargs = dict(batch_size=args.batch_size, fc_units=args.fc_units, head=args.head,
                         optimizer=args.optimizer, schedule=args.schedule,
                         mixed_precision=args.mixed_precision,
                         jit_compile=args.jit_compile, seed=args.seed,

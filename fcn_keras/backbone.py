@@ -105,7 +105,7 @@ def _source_vgg16(backbone_weights):
         ) from e
 
 
-def load_backbone_weights(model, backbone_weights, fc_units):
+def load_backbone_weights(model, backbone_weights, fc_units, head="paper"):
     """Copy pretrained VGG16 weights into an FCN's encoder and, if present, fc6/fc7.
 
     Args:
@@ -115,6 +115,8 @@ def load_backbone_weights(model, backbone_weights, fc_units):
         fc_units: width of the model's fc6/fc7. Classifier weights are carried
             over only when it is 4096, VGG16's width; otherwise a warning says
             that fc6/fc7 keep their random initialisation.
+        head: the model's fc6 head (`fcn_keras.models.HEADS`); only the
+            paper's 7x7 fc6 can carry VGG16's fc1. Defaults to `"paper"`.
 
     Returns:
         dict with `"conv_layers"` (number of convolutions loaded) and
@@ -125,11 +127,13 @@ def load_backbone_weights(model, backbone_weights, fc_units):
         model.get_layer(name).set_weights(source.get_layer(name).get_weights())
 
     has_classifier = "fc1" in {layer.name for layer in source.layers}
-    carried = has_classifier and fc_units == VGG16_FC_UNITS
+    carried = has_classifier and fc_units == VGG16_FC_UNITS and head == "paper"
     if has_classifier and not carried:
+        why = (f"head={head!r} has no 7x7 fc6" if head != "paper" else
+               f"fc_units={fc_units} differs from VGG16's {VGG16_FC_UNITS}")
         warnings.warn(
             f"backbone_weights {backbone_weights!r} include VGG16's classifier, but "
-            f"fc_units={fc_units} differs from VGG16's {VGG16_FC_UNITS}: fc6/fc7 "
+            f"{why}: fc6/fc7 "
             "keep their random initialisation; only the 13 convolutions were loaded.",
             stacklevel=3,
         )

@@ -29,7 +29,8 @@ from fcn_keras.geometry import CropToReference, PadToMultiple
 from fcn_keras.preprocessing import CaffePreprocess
 from fcn_keras.upsampling import upsampling_layer
 
-__all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "FCNModel", "variant_of", "VARIANTS"]
+__all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "FCNModel", "variant_of", "head_of",
+           "VARIANTS", "HEADS"]
 
 # Variant name -> strides of the skip connections it fuses, coarsest first.
 VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
@@ -38,6 +39,13 @@ VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
 AT_ONCE_SKIP_SCALES = {16: 0.01, 8: 0.0001}
 
 _SKIP_NAMES = {16: "pool4", 8: "pool3"}
+
+# Head name -> fc6 kernel size. "paper": VGG16's fc1 as a 7x7 convolution (Long et al.,
+# Section 3.1), 102M of FCN-8s's 134M weights at fc_units 4096. "mobile": a 3x3 fc6, with
+# fc_units 512 by default (about 17M weights with VGG16's 14.7M): the size an app ships.
+HEADS = {"paper": 7, "mobile": 3}
+# The fc6/fc7 width each head builds when `fc_units` is not given.
+HEAD_FC_UNITS = {"paper": 4096, "mobile": 512}
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")
@@ -133,6 +141,36 @@ def variant_of(model):
     )
 
 
+def head_of(model):
+    """Name the fc6 head of an FCN from its kernel size (see `HEADS`).
+
+    Args:
+        model: a `keras.Model` built by this package (or loaded from its `.keras`).
+
+    Returns:
+        `"paper"` (7x7 fc6) or `"mobile"` (3x3 fc6).
+
+    Raises:
+        ValueError: the model's fc6 has a kernel size no head builds.
+
+    Example:
+    >>> head_of(fcn_keras.FCN8s(num_classes=11, backbone_weights=None, head="mobile"))
+    'mobile'
+    """
+    size = model.get_layer("fc6").kernel_size[0]
+    for head, kernel in HEADS.items():
+        if kernel == size:
+            return head
+    raise ValueError(f"model {model.name!r} has a {size}x{size} fc6; no head in {HEADS} builds it.")
+
+
+def resolve_fc_units(head, fc_units):
+    """`fc_units` as given, or the head's default width (`HEAD_FC_UNITS`) when None."""
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {sorted(HEADS)}; received {head!r}.")
+    return HEAD_FC_UNITS[head] if fc_units is None else fc_units
+
+
 def _validate(num_classes, input_shape, fc_units, dropout):
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(
@@ -196,9 +234,11 @@ def _build(
     dropout,
     trainable_upsampling,
     at_once=False,
+    head="paper",
     name=None,
 ):
     """Wire an FCN variant; the public builders are thin wrappers around this."""
+    fc_units = resolve_fc_units(head, fc_units)
     _validate(num_classes, input_shape, fc_units, dropout)
     skip_strides = VARIANTS[variant]
 
@@ -209,7 +249,7 @@ def _build(
 
     # === Encoder: VGG16 and its convolutionalized classifier ===
     features = vgg16_features(x)
-    x = keras.layers.Conv2D(fc_units, 7, padding="same", activation="relu", name="fc6")(
+    x = keras.layers.Conv2D(fc_units, HEADS[head], padding="same", activation="relu", name="fc6")(
         features[32]
     )
     x = keras.layers.Dropout(dropout, name="drop6")(x)
@@ -246,7 +286,7 @@ def _build(
     # === Functional model ===
     model = FCNModel(image, logits, name=name or variant + ("_atonce" if at_once else ""))
     if backbone_weights is not None:
-        load_backbone_weights(model, backbone_weights, fc_units)
+        load_backbone_weights(model, backbone_weights, fc_units, head=head)
     if weights is not None:
         _load_fcn_weights(model, weights)
     return model
@@ -264,12 +304,16 @@ _ARGS_DOC = """
             Defaults to `"imagenet"`.
         weights: optional path to a whole FCN's weights (`.weights.h5` from
             `model.save_weights`, or a `.keras` file), loaded last.
-        fc_units: width of fc6/fc7. Defaults to 4096 as in the paper; smaller
-            values make quick experiments but cannot carry VGG16's classifier.
+        fc_units: width of fc6/fc7, or None for the head's width. Defaults to
+            None: 4096 as in the paper (512 with `head="mobile"`); other widths
+            cannot carry VGG16's classifier.
         dropout: dropout rate after fc6 and fc7. Defaults to 0.5.
         trainable_upsampling: whether the bilinear-initialised upsampling
             layers are learned. Defaults to `False` (fixed, as in the
             reference implementation).
+        head: `"paper"` (fc6 a 7x7 convolution, VGG16's fc1) or `"mobile"`
+            (fc6 a 3x3 convolution, fc_units 512 unless given: the FCN an app
+            ships, about 17M parameters). Defaults to `"paper"`.
         name: optional model name."""
 
 
@@ -278,14 +322,15 @@ def FCN32s(
     input_shape=(None, None, 3),
     backbone_weights="imagenet",
     weights=None,
-    fc_units=4096,
+    fc_units=None,
     dropout=0.5,
     trainable_upsampling=False,
+    head="paper",
     name=None,
 ):
     return _build(
         "fcn32s", num_classes, input_shape, backbone_weights, weights, fc_units,
-        dropout, trainable_upsampling, name=name,
+        dropout, trainable_upsampling, head=head, name=name,
     )  # fmt: skip
 
 
@@ -294,14 +339,15 @@ def FCN16s(
     input_shape=(None, None, 3),
     backbone_weights="imagenet",
     weights=None,
-    fc_units=4096,
+    fc_units=None,
     dropout=0.5,
     trainable_upsampling=False,
+    head="paper",
     name=None,
 ):
     return _build(
         "fcn16s", num_classes, input_shape, backbone_weights, weights, fc_units,
-        dropout, trainable_upsampling, name=name,
+        dropout, trainable_upsampling, head=head, name=name,
     )  # fmt: skip
 
 
@@ -310,15 +356,16 @@ def FCN8s(
     input_shape=(None, None, 3),
     backbone_weights="imagenet",
     weights=None,
-    fc_units=4096,
+    fc_units=None,
     dropout=0.5,
     trainable_upsampling=False,
     at_once=False,
+    head="paper",
     name=None,
 ):
     return _build(
         "fcn8s", num_classes, input_shape, backbone_weights, weights, fc_units,
-        dropout, trainable_upsampling, at_once=at_once, name=name,
+        dropout, trainable_upsampling, at_once=at_once, head=head, name=name,
     )  # fmt: skip
 
 

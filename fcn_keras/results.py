@@ -97,7 +97,7 @@ SETTINGS = "settings.json"
 # rate, scale, crop size and augmentation): a finished or interrupted row is only continued
 # or reused when these equal the request. `mixed_precision` is compared as requested (e.g.
 # "auto").
-RECIPE_ARGUMENTS = ("fc_units", "dropout", "batch_size", "optimizer", "schedule",
+RECIPE_ARGUMENTS = ("fc_units", "head", "dropout", "batch_size", "optimizer", "schedule",
                     "warmup_steps", "momentum", "weight_decay", "loss", "class_weights",
                     "mixed_precision", "backbone_weights", "seed", "steps_per_epoch")  # fmt: skip
 # Everything `settings.json` records, in the order errors list it. `augment` is the

@@ -9,7 +9,7 @@ Reference: Long et al. 2015, Section 4.2 ("the new parameters are initialized
 to zero so that the net starts with unmodified predictions").
 """
 
-from fcn_keras.models import FCN8s, FCN16s, variant_of
+from fcn_keras.models import FCN8s, FCN16s, head_of, variant_of
 
 __all__ = ["transfer_weights", "fcn16s_from_fcn32s", "fcn8s_from_fcn16s"]
 
@@ -66,6 +66,7 @@ def _config_of(model):
         "num_classes": model.get_layer("score_fr").filters,
         "input_shape": tuple(model.input_shape[1:]),
         "fc_units": model.get_layer("fc6").filters,
+        "head": head_of(model),
         "dropout": model.get_layer("drop6").rate,
         "trainable_upsampling": upscore.trainable,
     }

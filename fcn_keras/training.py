@@ -485,8 +485,8 @@ def _build(variant, **kwargs):
 
 
 def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_weights=None,
-               weights=None, fc_units=4096, dropout=0.5, trainable_upsampling=False,
-               dataset_info=None):  # fmt: skip
+               weights=None, fc_units=None, dropout=0.5, trainable_upsampling=False,
+               head="paper", dataset_info=None):  # fmt: skip
     """Build the model of a run: fresh, stage-initialised, or continued from a `.keras`.
 
     Call it under the strategy's scope and the dtype policy. With `init_from`
@@ -504,9 +504,12 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
             `variant="fcn8s"`. Defaults to False.
         backbone_weights: VGG16 weights for a fresh build. Defaults to None.
         weights: optional whole-FCN weights file. Defaults to None.
-        fc_units: fc6/fc7 width of a fresh build. Defaults to 4096.
+        fc_units: fc6/fc7 width of a fresh build, or None for the head's
+            (4096 for `"paper"`, 512 for `"mobile"`). Defaults to None.
         dropout: dropout after fc6/fc7. Defaults to 0.5.
         trainable_upsampling: learn the upsampling. Defaults to False.
+        head: fc6 head of a fresh build, `"paper"` (7x7) or `"mobile"` (3x3);
+            `init_from`'s head otherwise. Defaults to `"paper"`.
         dataset_info: a `DatasetInfo` for `model.dataset_info`; None keeps
             `init_from`'s. Defaults to None.
 
@@ -516,6 +519,7 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
     Example:
     >>> model = make_model("fcn16s", 11, init_from="runs/fcn32s/best.keras")
     """
+    from fcn_keras.models import head_of
     from fcn_keras.staged import staged_from, transfer_weights
 
     init_model = init_from
@@ -526,7 +530,7 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
                         trainable_upsampling=trainable_upsampling)  # fmt: skip
     if init_model is None:
         model = _build(target, backbone_weights=backbone_weights, weights=weights,
-                       fc_units=fc_units, **build_kwargs)  # fmt: skip
+                       fc_units=fc_units, head=head, **build_kwargs)  # fmt: skip
     else:
         classes = init_model.get_layer("score_fr").filters
         if classes != num_classes:
@@ -535,7 +539,8 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
             )
         if source == target:  # continue training the same variant
             width = init_model.get_layer("fc6").filters
-            model = _build(target, backbone_weights=None, fc_units=width, **build_kwargs)
+            model = _build(target, backbone_weights=None, fc_units=width,
+                           head=head_of(init_model), **build_kwargs)  # fmt: skip
             transfer_weights(init_model, model)
             model.dataset_info = getattr(init_model, "dataset_info", None)
         else:
@@ -706,9 +711,10 @@ def train(
     at_once=False,
     backbone_weights=None,
     weights=None,
-    fc_units=4096,
+    fc_units=None,
     dropout=0.5,
     trainable_upsampling=False,
+    head="paper",
     mixed_precision=None,
     jit_compile=False,
     strategy="default",
@@ -773,10 +779,14 @@ def train(
         backbone_weights: `"imagenet"`, a VGG16 weights file, or None
             (random). Defaults to None. Ignored with `init_from`.
         weights: optional whole-FCN weights file loaded after building.
-        fc_units: fc6/fc7 width. Defaults to 4096 (the paper).
+        fc_units: fc6/fc7 width, or None for the head's: 4096 (the paper) or
+            512 (`head="mobile"`). Defaults to None.
         dropout: dropout after fc6/fc7. Defaults to 0.5.
         trainable_upsampling: learn the bilinear-initialised upsampling.
             Defaults to False.
+        head: `"paper"` (fc6 7x7, as in the paper) or `"mobile"` (fc6 3x3, the
+            FCN an app ships; see `fcn_keras.models.HEADS`). Ignored with
+            `init_from` (the head of that model is kept). Defaults to `"paper"`.
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -829,7 +839,7 @@ def train(
         model = make_model(
             variant, inputs.num_classes, init_from=init_from, at_once=at_once,
             backbone_weights=backbone_weights, weights=weights, fc_units=fc_units,
-            dropout=dropout, trainable_upsampling=trainable_upsampling,
+            dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
             dataset_info=inputs.info,
         )  # fmt: skip
         compile_model(
