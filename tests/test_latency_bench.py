@@ -1,10 +1,12 @@
-"""bench/latency.py: the rewritten forms of fc6 its `--tflite-levers` mode times compute fc6 (tiny, CPU).
+"""bench/latency.py: the rewritten forms of fc6 its `--tflite-levers` mode times compute fc6, and its ratios (tiny, CPU).
 
 The benchmark compares the speed of one convolution written four ways; the
 comparison means something only if every form computes the same "same"
 convolution with bias and ReLU. Checked here in TensorFlow on small odd and
 even kernels and odd map sizes, once through the TFLite interpreter the
 benchmark runs them in (builtin ops only), and the onnxruntime reference too.
+The ratios it prints under the latency table are checked on known latencies:
+figures only, for the engines that ran.
 """
 
 import os
@@ -89,3 +91,37 @@ def test_reduced_precision_engines_run_where_the_cpu_has_the_arithmetic(latency)
     # Named engines run whatever the CPU reports (Predictor then says why it cannot).
     engines, _ = latency._engines("onnx,tflite_half", (False, ""), False, (False, ""))
     assert engines == ["onnx", "tflite_half"]
+
+
+def test_ratio_lines_state_the_ratios_without_a_verdict(latency):
+    # Latencies of the Sapphire Rapids runs in docs/benchmarks.md (222.6 GFLOP per run, peak 342.6 GFLOP/s).
+    results = {"onnx": 0.703, "onnx_int8": 0.273, "keras": 0.862, "savedmodel": 0.829, "tflite_fp32": 1.555,
+               "tflite_fp32_fixed": 1.532, "tflite_int8": 0.144, "keras_bf16": 0.351, "savedmodel_bf16": 0.342,
+               "tflite_half": 0.817, "torch": 0.973}  # fmt: skip
+    lines = latency.ratio_lines(results, 222.6e9, 342.6)
+    assert lines == [
+        "keras / onnx: 1.23x",
+        "savedmodel / onnx: 1.18x",
+        "tflite_fp32 / onnx: 2.21x",
+        "tflite_fp32_fixed / onnx: 2.18x",
+        "onnx: 316.6 GFLOP/s, 92% of the matmul peak",
+        "keras / torch: 0.89x",
+        "savedmodel / torch: 0.85x",
+        "tflite_fp32 / torch: 1.60x",
+        "tflite_fp32_fixed / torch: 1.57x",
+        "onnx / torch: 0.72x",
+        "tflite_int8 speed-up over tflite_fp32: 10.80x",
+        "onnx_int8 speed-up over onnx: 2.58x",
+        "keras_bf16 speed-up over keras: 2.46x",
+        "savedmodel_bf16 speed-up over savedmodel: 2.42x",
+        "tflite_half speed-up over tflite_fp32_fixed: 1.88x",
+    ]
+    assert not any(word in line.lower() for line in lines for word in ("target", " met", "not met"))
+
+
+def test_ratio_lines_only_compare_engines_that_ran(latency):
+    assert latency.ratio_lines({"keras": 1.0, "tflite_int8": 0.1}, 1e9, 100.0) == []
+    assert latency.ratio_lines({"onnx": 0.5, "onnx_int8": 0.25}, 50e9, 200.0) == [
+        "onnx: 100.0 GFLOP/s, 50% of the matmul peak",
+        "onnx_int8 speed-up over onnx: 2.00x",
+    ]
