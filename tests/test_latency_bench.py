@@ -1,4 +1,4 @@
-"""bench/latency.py: the rewritten forms of fc6 its `--tflite-levers` mode times compute fc6, and its ratios (tiny, CPU).
+"""bench/latency.py: its `--tflite-levers` forms of fc6 compute fc6; its ratio lines state figures (tiny, CPU).
 
 The benchmark compares the speed of one convolution written four ways; the
 comparison means something only if every form computes the same "same"
