@@ -323,7 +323,7 @@ def cache_split(model, split, args, scale, info):
     from fcn_keras.data import load_dataset
     from fcn_keras.evaluation import logits_at_size, scale_images
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     folder = os.path.join(args.out, "cache")
     os.makedirs(folder, exist_ok=True)
@@ -799,7 +799,7 @@ def main(argv=None):
     from fcn_keras.metrics import scores_from_confusion
     from fcn_keras.models import variant_of
     from fcn_keras.results import recorded_scale
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     model = load_model(args.model)
     info = getattr(model, "dataset_info", None) or dataset_info("camvid", data_dir=args.data_dir)

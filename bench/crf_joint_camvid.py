@@ -80,7 +80,8 @@ def train_arm(arm, args, settings):
 
     from fcn_keras.crf import with_crf
     from fcn_keras.distribute import make_strategy, precision_policy, resolve_precision
-    from fcn_keras.training import compile_model, fit, make_inputs, make_model, write_json
+    from fcn_keras.files import write_json
+    from fcn_keras.training import compile_model, fit, make_inputs, make_model
 
     out_dir = os.path.join(args.out, arm)
     done = os.path.join(out_dir, "done.json")

@@ -262,7 +262,7 @@ def main(argv=None):
         parser.error(f"--epochs must be at least 1; received {args.epochs}")
 
     from fcn_keras.results import figures_only, results_to_markdown, run_stages
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     if args.quick:  # the settings recorded are the ones used
         args.fc_units, args.crop, args.epochs = 256, (128, 160), 1

@@ -15,16 +15,14 @@ Every exporter takes the model's weights into a float32 graph
 graph (TFLite refuses them, tf2onnx writes an invalid file).
 """
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 
 from fcn_keras import __version__
 from fcn_keras.data.info import DatasetInfo
+from fcn_keras.files import atomic_path, write_json
 from fcn_keras.models import variant_of
 
 __all__ = [
@@ -53,44 +51,6 @@ OUTPUT_CONVENTION = (
     "logits: float32 (batch, height, width, num_classes), same height/width as the image; "
     "classes: int32 (batch, height, width), argmax of logits"
 )
-
-
-@contextlib.contextmanager
-def atomic_path(target, directory=False):
-    """Yield a temporary path beside `target`; move it onto `target` on success.
-
-    On any exception the temporary file or directory is removed and `target`
-    is left as it was (absent, or the previous artifact).
-
-    Args:
-        target: final path of the artifact.
-        directory: whether the artifact is a directory (a SavedModel).
-            Defaults to `False`.
-
-    Yields:
-        The temporary path to write to (it does not exist yet).
-    """
-    target = os.path.abspath(os.fspath(target))
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".tmp-", dir=parent)
-    temp = os.path.join(staging, os.path.basename(target))
-    try:
-        yield temp
-        if not os.path.exists(temp):
-            raise RuntimeError(f"export produced nothing at {temp!r} (for {target!r}).")
-        if directory:
-            backup = None
-            if os.path.exists(target):
-                backup = os.path.join(staging, "previous")
-                os.rename(target, backup)
-            os.rename(temp, target)
-        else:
-            if os.path.isdir(target):
-                raise ValueError(f"cannot write file {target!r}: a directory is in the way.")
-            os.replace(temp, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def model_facts(model):
@@ -306,18 +266,3 @@ def read_metadata(path):
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"metadata file {sidecar!r} is unreadable: {e}") from e
-
-
-def write_json(path, data):
-    """Write `data` as indented JSON to `path`: the one JSON file writer of the exporters.
-
-    Args:
-        path: the file to write.
-        data: a JSON-serialisable object.
-
-    Example:
-    >>> write_json("model.tflite.json", artifact_metadata(model, "tflite"))
-    """
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")

@@ -609,7 +609,7 @@ def save_crf_settings(settings_or_layer, model_path):
     >>> save_crf_settings({"num_classes": 11, "iterations": 10}, "runs/fcn8s/best.keras")
     'runs/fcn8s/best.keras.crf.json'
     """
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     if isinstance(settings_or_layer, DenseCRF):
         settings = settings_or_layer.settings()

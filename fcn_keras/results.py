@@ -450,7 +450,8 @@ def _host():
 
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
                  scale, crop_size, augment, train_kwargs, settings, log):  # fmt: skip
-    from fcn_keras.training import train, write_json
+    from fcn_keras.files import write_json
+    from fcn_keras.training import train
 
     variant, at_once, parent = STAGES[stage]
     init_from = None
@@ -497,7 +498,7 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
 def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_widths,
                     batch_size, max_batches, log):  # fmt: skip
     from fcn_keras.evaluation import evaluate, load_model
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     final = os.path.join(stage_dir, FINAL)
     cache = os.path.join(stage_dir, f"evaluation_{split}.json")
@@ -568,7 +569,7 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     ...            source_kwargs={"data_dir": "../shared/data/camvid"}, crop_size=(352, 480),
     ...            train_kwargs={"backbone_weights": "vgg16.weights.h5"})
     """
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     stages = parse_stages(stages)
     if not 0 < float(scale) <= 1:

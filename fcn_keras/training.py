@@ -38,7 +38,6 @@ much faster than SGD (measured for the demo, see `fcn_keras/demo.py`).
 
 import dataclasses
 import inspect
-import json
 import math
 import os
 
@@ -49,6 +48,7 @@ from fcn_keras.distribute import (distribute_data, is_chief, make_strategy,
                                   multi_worker_log_reduction, precision_policy,
                                   prebuild_for_multi_worker, resolve_precision,
                                   worker_index)  # fmt: skip
+from fcn_keras.files import write_json
 from fcn_keras.losses import (CrossEntropyLovasz, DiceLoss, FocalLoss, LovaszSoftmax,
                               SegmentationCrossEntropy, median_frequency_weights)  # fmt: skip
 from fcn_keras.metrics import SegmentationMetrics
@@ -652,29 +652,6 @@ def _jsonable(value):
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         return value.tolist()  # NumPy arrays and scalars (e.g. median-frequency weights)
     return f"<{type(value).__name__}>"
-
-
-def write_json(path, data):
-    """Write `data` as indented JSON, atomically: to `path.partial`, then renamed into place.
-
-    The one JSON writer of the training side (`train_config.json` here, the
-    results files of `fcn_keras.results`): a reader never sees a half-written
-    file, and an interrupted write leaves the previous file as it was.
-
-    Args:
-        path: the JSON file to write.
-        data: a JSON-serialisable value (see `_jsonable` for arguments that
-            are not).
-
-    Returns:
-        None.
-
-    Example:
-    >>> write_json("runs/demo/stage.json", {"epochs": 20, "learning_rate": 1e-4})
-    """
-    with open(path + ".partial", "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(path + ".partial", path)
 
 
 def _write_config(out_dir, arguments, derived):
