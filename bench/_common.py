@@ -120,6 +120,10 @@ def add_camvid_training_arguments(parser, choices):
 def write_figures(result, markdown, json_path=None, markdown_path=None):
     """Write a benchmark's figures as JSON and its tables as Markdown, each where a path is given.
 
+    Figures are published beside the code: a result naming a folder of the
+    machine (`fcn_keras.results.is_machine_path`: an absolute or `~` path)
+    is refused before anything is written.
+
     Args:
         result: the JSON-able figures (no weights, no paths).
         markdown: the tables, as text.
@@ -129,16 +133,36 @@ def write_figures(result, markdown, json_path=None, markdown_path=None):
     Returns:
         None. Missing folders are created.
 
+    Raises:
+        ValueError: `result` holds a machine path (the message names where).
+
     Example:
     >>> write_figures({"mean_iu": 0.61}, "| mean IU |\\n", "/tmp/figures.json")
     """
-    import json
+    from fcn_keras.files import write_json
+    from fcn_keras.results import is_machine_path
 
-    for path, text in ((json_path, json.dumps(result, indent=2) + "\n"), (markdown_path, markdown)):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+    found = _machine_paths(result, is_machine_path)
+    if found:
+        raise ValueError(f"figures for {json_path or markdown_path!r} name folders of this machine "
+                         f"({'; '.join(found[:5])}); publish file names or relative paths only.")  # fmt: skip
+    if json_path:
+        write_json(json_path, result)
+    if markdown_path:
+        os.makedirs(os.path.dirname(os.path.abspath(markdown_path)), exist_ok=True)
+        with open(markdown_path, "w") as f:
+            f.write(markdown)
+
+
+def _machine_paths(value, is_machine_path, where="result"):
+    """`"<key path> = <value>"` for every machine path in a JSON-able value."""
+    if isinstance(value, dict):
+        return [f for key, item in value.items()
+                for f in _machine_paths(item, is_machine_path, f"{where}[{key!r}]")]  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [f for i, item in enumerate(value)
+                for f in _machine_paths(item, is_machine_path, f"{where}[{i}]")]  # fmt: skip
+    return [f"{where} = {value!r}"] if is_machine_path(value) else []
 
 
 def dtype_policy_of(model):

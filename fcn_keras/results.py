@@ -71,7 +71,7 @@ import time
 from fcn_keras.metrics import SCORE_NAMES, TRIMAP_WIDTHS
 
 __all__ = ["STAGES", "PUBLISHED_CAMVID_MEAN_IU", "run_stages", "parse_stages", "stage_finished",
-           "results_to_markdown", "figures_only", "recorded_scale",
+           "results_to_markdown", "figures_only", "is_machine_path", "recorded_scale",
            "full_split_evaluation"]  # fmt: skip
 
 # Row -> (variant, at_once, the row whose final model it starts from).
@@ -611,16 +611,20 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
 
 
 def figures_only(results):
-    """A copy of `results` without file paths, to publish beside the code (no weights, no paths).
+    """A copy of `results` without paths of the machine, to publish beside the code (no weights, no paths).
 
-    Settings holding paths (`out`, `data_dir`, `json_copy`) are dropped and
-    `backbone_weights` is reduced to its file name.
+    Settings holding paths (`out`, `data_dir`, `json_copy`) are dropped,
+    `backbone_weights` is reduced to its file name, rows lose `files` and
+    `init_from`, every report's `evaluation_settings.source_kwargs` loses its
+    `data_dir`, and any other string that is an absolute path (or starts
+    with `~`) is reduced to its file name: the copy names no folder of the
+    machine that ran it.
 
     Args:
         results: a `run_stages` result (or `results.json` as loaded).
 
     Returns:
-        A new dict; rows lose `files` and `init_from`; `results` is unchanged.
+        A new dict; `results` is unchanged.
 
     Example:
     >>> results = json.load(open("/tmp/runs/camvid/results.json"))
@@ -635,7 +639,40 @@ def figures_only(results):
     for row in copy.get("rows", {}).values():
         row.pop("files", None)
         row.pop("init_from", None)
-    return copy
+        for report in row.values():
+            recorded = report.get("evaluation_settings") if isinstance(report, dict) else None
+            if isinstance(recorded, dict) and isinstance(recorded.get("source_kwargs"), dict):
+                recorded["source_kwargs"].pop("data_dir", None)
+    return _without_absolute_paths(copy)
+
+
+def is_machine_path(value):
+    """Whether `value` is a string naming a folder of this machine: an absolute or `~` path.
+
+    Args:
+        value: any JSON value.
+
+    Returns:
+        True for strings such as `"/work/data"`, `"~/runs"` or `"C:\\data"`.
+
+    Example:
+    >>> is_machine_path("/work/shared/data/camvid"), is_machine_path("vgg16.weights.h5")
+    (True, False)
+    """
+    if not isinstance(value, str) or not value:
+        return False
+    return os.path.isabs(value) or value.startswith("~") or (len(value) > 2 and value[1:3] in (":\\", ":/"))
+
+
+def _without_absolute_paths(value):
+    """`value` with every machine path (`is_machine_path`) reduced to its file name."""
+    if isinstance(value, dict):
+        return {key: _without_absolute_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_absolute_paths(item) for item in value]
+    if is_machine_path(value):
+        return os.path.basename(value.replace("\\", "/").rstrip("/"))
+    return value
 
 
 def results_to_markdown(results, split="val"):
