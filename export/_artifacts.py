@@ -7,7 +7,8 @@ same metadata (see `artifact_metadata`), stored where its format allows:
 ONNX `metadata_props`, a `<file>.json` sidecar for TFLite, and
 `assets.extra/fcn_keras.json` inside a SavedModel. When the model carries a
 `dataset_info` (class names, ignore label, palette, dataset name), that is in
-the metadata too, so `Predictor` and `fcn-keras predict` need no retyping.
+the metadata too, so `Predictor` and `fcn-keras predict` need no retyping; so is
+the `input_scale` a model was trained at, which `Predictor` applies.
 
 Every exporter takes the model's weights into a float32 graph
 (`float32_model`): a model built or trained under `mixed_bfloat16` /
@@ -22,6 +23,7 @@ import keras
 
 from fcn_keras import __version__
 from fcn_keras.data.info import DatasetInfo
+from fcn_keras.evaluation import input_scale_of
 from fcn_keras.files import atomic_path, write_json
 from fcn_keras.models import variant_of
 
@@ -63,8 +65,10 @@ def model_facts(model):
     Returns:
         dict with `num_classes` (int), `variant` (`fcn_keras.models.variant_of`:
         `"fcn32s"`, `"fcn16s"`, `"fcn8s"`, `"fcn8s_atonce"`, or `"unknown"`
-        for a model that is not an fcn_keras FCN), `model_name`, `fc_units`
-        and `parameters`.
+        for a model that is not an fcn_keras FCN), `model_name`, `fc_units`,
+        `parameters` and `input_scale` (the factor images are resized by
+        before the network, `fcn_keras.evaluation.input_scale_of`; 1.0 for a
+        model trained at full size).
 
     Example:
     >>> model_facts(fcn_keras.FCN16s(num_classes=12, backbone_weights=None))["variant"]
@@ -88,6 +92,7 @@ def model_facts(model):
         "model_name": model.name,
         "fc_units": fc_units,
         "parameters": int(model.count_params()),
+        "input_scale": input_scale_of(model),
     }
 
 

@@ -49,10 +49,13 @@ interrupted one.
 
 Scale: with `scale < 1` the training crops and the augmentation's random
 rescale range are multiplied by `scale` (the net sees images resized by that
-factor, for slow hosts), and evaluation resizes each image by `scale`,
-predicts, and resizes the logits bilinearly back to the labels' full size
-before the argmax (`evaluate(input_scale=...)`): scores are always on
-full-size labels.
+factor, for slow hosts). The scale is saved with the model
+(`train(input_scale=scale)`, `FCNModel.input_scale`), so evaluation, export
+and prediction resize each image by it, predict, and resize the logits
+bilinearly back to the labels' full size before the argmax
+(`fcn_keras.evaluation.scaled_logits`): scores are always on full-size
+labels. Rows saved before models carried their scale are read through
+`stage.json` (`recorded_scale`, used by `fcn_keras.evaluation.load_model`).
 
 Per-epoch validation is off (`val_split=None`; it would evaluate the whole
 validation split every epoch): `best.keras` tracks the training mean IU, and
@@ -480,7 +483,7 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
     model, _ = train(variant, source, out_dir=stage_dir, source_kwargs=source_kwargs,
                      val_split=None, epochs=epochs, learning_rate=learning_rate,
                      init_from=init_from, at_once=at_once, crop_size=crop_size,
-                     augment=augment, callbacks=callbacks, **kwargs)  # fmt: skip
+                     augment=augment, callbacks=callbacks, input_scale=scale, **kwargs)  # fmt: skip
     seconds, counted = _training_seconds(times)
     config = _read_json(os.path.join(stage_dir, "train_config.json"))
     write_json(os.path.join(stage_dir, "stage.json"), {

@@ -486,7 +486,7 @@ def _build(variant, **kwargs):
 
 def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_weights=None,
                weights=None, fc_units=None, dropout=0.5, trainable_upsampling=False,
-               head="paper", dataset_info=None):  # fmt: skip
+               head="paper", dataset_info=None, input_scale=None):  # fmt: skip
     """Build the model of a run: fresh, stage-initialised, or continued from a `.keras`.
 
     Call it under the strategy's scope and the dtype policy. With `init_from`
@@ -511,6 +511,8 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
         head: fc6 head of a fresh build, `"paper"` (7x7) or `"mobile"` (3x3);
             `init_from`'s head otherwise. Defaults to `"paper"`.
         dataset_info: a `DatasetInfo` for `model.dataset_info`; None keeps
+            `init_from`'s. Defaults to None.
+        input_scale: the scale for `model.input_scale`; None keeps
             `init_from`'s. Defaults to None.
 
     Returns:
@@ -545,8 +547,11 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
             model.dataset_info = getattr(init_model, "dataset_info", None)
         else:
             model = staged_from(init_model, target)
+        model.input_scale = getattr(init_model, "input_scale", None)
     if dataset_info is not None:
         model.dataset_info = dataset_info
+    if input_scale is not None:
+        model.input_scale = input_scale
     return model
 
 
@@ -692,6 +697,7 @@ def train(
     dropout=0.5,
     trainable_upsampling=False,
     head="paper",
+    input_scale=None,
     mixed_precision=None,
     jit_compile=False,
     strategy="default",
@@ -764,6 +770,12 @@ def train(
         head: `"paper"` (fc6 7x7, as in the paper) or `"mobile"` (fc6 3x3, the
             FCN an app ships; see `fcn_keras.models.HEADS`). Ignored with
             `init_from` (the head of that model is kept). Defaults to `"paper"`.
+        input_scale: the factor the training images were resized by (a
+            run at reduced scale gives crops and augmentation already scaled),
+            saved with the model (`FCNModel.input_scale`, in `best.keras` and
+            `last.keras` too) so that evaluation and prediction shrink their
+            images the same way. Defaults to None (full size; `init_from`'s
+            scale is kept).
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -817,7 +829,7 @@ def train(
             variant, inputs.num_classes, init_from=init_from, at_once=at_once,
             backbone_weights=backbone_weights, weights=weights, fc_units=fc_units,
             dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
-            dataset_info=inputs.info,
+            dataset_info=inputs.info, input_scale=input_scale,
         )  # fmt: skip
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,
