@@ -1,6 +1,9 @@
-"""What the benchmark scripts share: the repository root, the check that keeps outputs out of it,
-the package's named choices read without importing TensorFlow, the CamVid training flags, the
+"""What the benchmark scripts share: the repository root and the shared data (`SHARED`, from
+`$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
+package's named choices read without importing TensorFlow, the CamVid training flags, the
 writing of figures, and the dtype policy a loaded model computes under.
+
+Scripts import only the package and this module, never each other.
 
 Benchmarks write weights, artifacts and data-derived files (CamVid's licence
 forbids redistributing it) only outside the repository, except where a script
@@ -73,7 +76,71 @@ def package_choices():
     return module
 
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
+# The shared data (CamVid, VGG16 weights): `$FCN_KERAS_SHARED`, else `../shared` beside the checkout.
+SHARED = os.environ.get("FCN_KERAS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+CAMVID_DIR = os.path.join(SHARED, "data", "camvid")
+VGG16_WEIGHTS = os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5")
+# The repository folder that may hold published figures.
+DOCS = os.path.join(REPO, "docs")
+# CPU flags a benchmark's JSON records with its host.
+NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "fma")
+
+
+def log(message):
+    """Print a progress line at once (benchmarks run for minutes)."""
+    print(message, flush=True)
+
+
+def pct(value):
+    """A fraction as a percentage with two decimals; "n/a" for None or NaN."""
+    return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def scores_row(result, class_names, seconds=None):
+    """A benchmark's table row from `evaluate_predictions` / `ConfusionAccumulator.result()`.
+
+    Args:
+        result: the scores (the four metrics, `per_class_iou`, `trimap_mean_iu`, `images`).
+        class_names: names of the classes, in order.
+        seconds: total seconds of the predictions, or None (then
+            `result["predict_seconds"]` when there is one).
+
+    Returns:
+        dict: the four metrics, `per_class_iou` by class name, `trimap_mean_iu`
+        by width (as a string), `images`, `seconds_per_image`.
+    """
+    seconds = result.get("predict_seconds") if seconds is None else seconds
+    return {
+        **{k: result[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")},
+        "per_class_iou": dict(zip(class_names, result["per_class_iou"])),
+        "trimap_mean_iu": {str(w): v for w, v in result["trimap_mean_iu"].items()},
+        "images": result["images"],
+        "seconds_per_image": None if seconds is None else seconds / result["images"],
+    }  # fmt: skip
+
+
+def jsonable(value):
+    """`value` with NumPy numbers as Python numbers and NaN (undefined IoU) as None (JSON null).
+
+    Args:
+        value: a result of nested dicts, lists and numbers.
+
+    Returns:
+        The same structure, JSON-serialisable (dict keys as strings).
+
+    Example:
+    >>> jsonable({2: np.float32(0.5), "iou": [float("nan")]})
+    {'2': 0.5, 'iou': [None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def add_camvid_training_arguments(parser, choices):
@@ -97,10 +164,8 @@ def add_camvid_training_arguments(parser, choices):
     >>> parser.parse_args([]).batch_size
     4
     """
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
-    parser.add_argument("--backbone-weights",
-                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"),
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
+    parser.add_argument("--backbone-weights", default=VGG16_WEIGHTS,
                         help="VGG16 ImageNet weights (Keras notop layout)")  # fmt: skip
     parser.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"),
                         help="training crop at full scale")  # fmt: skip

@@ -958,6 +958,11 @@ def tune_crf(images, logits, labels, *, grid=None, iterations=5, ignore_label=25
             crfs[key].classes(images[probe], logits[probe]).numpy()
             times.append(time.perf_counter() - start)
         costs[key] = min(times) / (probe.stop - probe.start)
+        if log:
+            log(f"DenseCRF {describe_settings(settings).split(', w1')[0]}: {costs[key]:.3f} s / image")
+    if log:
+        minutes = sum(costs[structure_key(s)] for s in settings_list) * len(images) / 60
+        log(f"grid: {len(settings_list)} settings x {len(images)} images, about {minutes:.1f} min")
     rows = []
     for number, settings in enumerate(settings_list, 1):
         crf = crfs[structure_key(settings)]

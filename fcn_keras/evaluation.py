@@ -347,14 +347,13 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     if result["images"] == 0:
         raise ValueError(f"split {split!r} of {source_name!r} yielded no images to evaluate.")
     matrix = result["confusion_matrix"]
-    scores = result
     majority, base = majority_baseline(matrix)
     finite = lambda v: None if v is None or math.isnan(v) else float(v)  # noqa: E731
-    report = {name: finite(scores[name]) for name in SCORE_NAMES}
+    report = {name: finite(result[name]) for name in SCORE_NAMES}
     report.update(
-        per_class_iou={n: finite(v) for n, v in zip(class_names, scores["per_class_iou"])},
+        per_class_iou={n: finite(v) for n, v in zip(class_names, result["per_class_iou"])},
         per_class_accuracy={n: finite(v)
-                            for n, v in zip(class_names, scores["per_class_accuracy"])},  # fmt: skip
+                            for n, v in zip(class_names, result["per_class_accuracy"])},  # fmt: skip
         pixels=result["pixels"],
         images=result["images"],
         confusion_matrix=matrix.tolist(),

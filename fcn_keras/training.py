@@ -698,6 +698,7 @@ def train(
     trainable_upsampling=False,
     head="paper",
     input_scale=None,
+    crf=None,
     mixed_precision=None,
     jit_compile=False,
     strategy="default",
@@ -776,6 +777,11 @@ def train(
             `last.keras` too) so that evaluation and prediction shrink their
             images the same way. Defaults to None (full size; `init_from`'s
             scale is kept).
+        crf: `DenseCRF` options (a dict, e.g. `fcn_keras.crf.load_crf_settings`)
+            to append the dense CRF to the FCN (`fcn_keras.crf.with_crf`) and
+            train both together, the loss on the CRF's refined logits
+            (CRF-as-RNN); the CRF computes in float32 under any precision.
+            Defaults to None (the FCN alone).
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -831,6 +837,10 @@ def train(
             dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
             dataset_info=inputs.info, input_scale=input_scale,
         )  # fmt: skip
+        if crf is not None:
+            from fcn_keras.crf import with_crf
+
+            model = with_crf(model, **dict(crf))
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,

@@ -10,7 +10,6 @@ backbone, images up to 64x80).
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
