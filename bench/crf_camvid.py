@@ -15,8 +15,9 @@ FCN-8s row of `bench/camvid_results.py`):
    val mean IU; the same for
    Krähenbühl's permutohedral CRF through pydensecrf2 (`REFERENCE_GRID`, which
    holds the three settings most used with it), when it is installed
-   (`pip install -e ".[crf-reference]"`). Each setting's cost per image is
-   measured first and the plan (settings x images x seconds) printed.
+   (`pip install -e ".[crf-reference]"`). Each traced structure's cost per
+   image is measured first and the grid's plan (settings x images x seconds)
+   printed.
 3. End-to-end fine-tuning of the CRF (`fcn_keras.crf.fine_tune_crf`: the FCN
    frozen and run in inference mode, `compatibility="learned"`, starting from
    the val-chosen settings) with `model.fit` on CamVid train crops (`FINETUNE`:
@@ -50,7 +51,8 @@ cores) on a 2-core Intel Xeon (Sapphire Rapids, AMX) VM, estimated from
 single-thread CPU seconds measured on a loaded one: FCN-8s (fc_units 1024)
 1.7 s per 480x360 image, DenseCRF 0.07 s (window 7, downsample 4) and 0.04 s
 (window 9, downsample 8), pydensecrf2 0.33 s, a fine-tuning step 0.9 s. The
-plan printed before the grid search gives the estimate for the host.
+grid's plan and the first fine-tuning checkpoint's time give the estimate for
+the host.
 
     .venv/bin/python bench/crf_camvid.py --model /tmp/fcn_keras_runs/camvid/fcn8s/final.keras \
         --out /tmp/fcn_keras_runs/crf_camvid --json docs/results/crf_camvid.json \

@@ -94,3 +94,20 @@ def test_fine_tune_crf_keeps_the_best_checkpoint_and_the_fcn():
         np.testing.assert_array_equal(after, was)
     with pytest.raises(ValueError, match=r"steps \(3\) must be a positive multiple of checkpoint \(2\)"):
         fine_tune_crf(fcn, start, train, (val_images, val_logits, val_labels), steps=3, checkpoint=2)
+
+
+def test_train_appends_the_crf_and_trains_both(tmp_path):
+    from fcn_keras.training import train
+
+    model, history = train("fcn8s", "synthetic", out_dir=str(tmp_path), fc_units=8, head="mobile",
+                           source_kwargs={"image_size": 32, "num_examples": {"train": 2, "val": 2}},
+                           batch_size=2, epochs=1, crf={"iterations": 1, "window": 3, "downsample": 2,
+                                                        "compatibility": "learned"},
+                           input_scale=0.5, mixed_precision="float32", tensorboard=False, verbose=0)  # fmt: skip
+    crf = model.get_layer("crf")
+    assert crf.settings()["iterations"] == 1 and np.isfinite(history.history["loss"]).all()
+    assert model.input_scale == 0.5 and model.dataset_info.name == "synthetic"
+    import json
+
+    with open(tmp_path / "train_config.json") as f:
+        assert json.load(f)["arguments"]["crf"]["window"] == 3
