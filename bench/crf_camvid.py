@@ -72,7 +72,6 @@ Teichmann, Cipolla, BMVC 2019 (ConvCRF: the truncated, downsampled filtering
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -188,70 +187,31 @@ def _reference_available():
 
 
 def cache_split(model, split, args, scale, info):
-    """Images, labels and full-size FCN logits of a split as read-only `.npy` memory maps.
+    """`fcn_keras.crf.cached_logits` of a CamVid split under `--out/cache` (the model in float32).
 
-    Computed once (one image at a time, the model in float32 through
-    `Predictor`, which applies the model's input scale) and reused while the
-    model file, the data directory, the input scale and the image count stay
-    the same (recorded in `<split>.json`, written last).
+    Reused while the model file, the data directory, the input scale and the
+    image count stay the same.
 
     Returns:
-        `(images uint8 (N, H, W, 3), labels (N, H, W), logits float32
-        (N, H, W, C), median seconds per image of the FCN when it ran)`.
+        `(images, labels, logits, median seconds per image of the FCN when it ran)`.
     """
-    import numpy as np
-
+    from fcn_keras.crf import cached_logits
     from fcn_keras.data import load_dataset
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.files import write_json
 
-    folder = os.path.join(args.out, "cache")
-    os.makedirs(folder, exist_ok=True)
-    paths = {name: os.path.join(folder, f"{split}_{name}.npy") for name in ("images", "labels", "logits")}
-    record = os.path.join(folder, f"{split}.json")
-    stat = os.stat(args.model)
-    key = {"model": os.path.realpath(args.model), "model_bytes": stat.st_size,
-           "model_mtime": stat.st_mtime, "data_dir": os.path.realpath(args.data_dir),
-           "split": split, "input_scale": scale, "limit": args.limit}  # fmt: skip
-    if os.path.isfile(record):
-        with open(record) as f:
-            recorded = json.load(f)
-        seconds = recorded.pop("fcn_seconds_per_image", None)
-        if recorded == key:
-            log(f"{split}: reusing the cached FCN logits in {folder}")
-            return (*(np.load(paths[n], mmap_mode="r") for n in ("images", "labels", "logits")), seconds)
-        os.remove(record)
     total = info.num_examples.get(split)
     if total is None:
         raise SystemExit(f"CamVid at {args.data_dir!r} has no split {split!r}.")
     count = total if args.limit is None else min(total, args.limit)
-    predictor = Predictor(float32_model(model), engine="keras")
+    stat = os.stat(args.model)
+    key = {"model": os.path.realpath(args.model), "model_bytes": stat.st_size,
+           "model_mtime": stat.st_mtime, "data_dir": os.path.realpath(args.data_dir),
+           "split": split, "input_scale": scale, "limit": args.limit}  # fmt: skip
+    predictor = Predictor(float32_model(model), engine="keras")  # applies the input scale
     data = load_dataset("camvid", split, batch_size=1, augment=False, shuffle=False,
                         ignore_label=info.ignore_label, data_dir=args.data_dir)  # fmt: skip
-    arrays, times = None, []
-    for index, (image, mask) in enumerate(data.take(count)):
-        image, mask = np.asarray(image)[0], np.asarray(mask)[0]
-        start = time.perf_counter()
-        logits = predictor.predict(image)  # at the model's input scale, logits at full size
-        times.append(time.perf_counter() - start)
-        if arrays is None:
-            shapes = {"images": (image.shape, np.uint8), "labels": (mask.shape, np.uint8),
-                      "logits": (logits.shape, np.float32)}  # fmt: skip
-            if int(np.max(mask)) > 255:
-                raise SystemExit(f"{split}: label ids above 255 do not fit the uint8 cache.")
-            arrays = {n: np.lib.format.open_memmap(paths[n], mode="w+", dtype=d, shape=(count, *s))
-                      for n, (s, d) in shapes.items()}  # fmt: skip
-        if image.shape != arrays["images"].shape[1:] or mask.shape != arrays["labels"].shape[1:]:
-            raise SystemExit(f"{split} image {index}: size {image.shape[:2]} differs from the first "
-                             f"image's {arrays['images'].shape[1:3]}; the cache needs one size.")  # fmt: skip
-        arrays["images"][index], arrays["labels"][index], arrays["logits"][index] = image, mask, logits
-    for array in arrays.values():
-        array.flush()
-    del arrays
-    per_image = statistics.median(times[1:] or times)
-    write_json(record, {**key, "fcn_seconds_per_image": per_image})
-    log(f"{split}: FCN logits of {count} images cached in {folder} ({per_image:.2f} s / image)")
-    return (*(np.load(paths[n], mmap_mode="r") for n in ("images", "labels", "logits")), per_image)
+    return cached_logits(predictor.predict, data, count, os.path.join(args.out, "cache"), split,
+                         key=key, log=log)  # fmt: skip
 
 
 # === Scoring and fine-tuning ===

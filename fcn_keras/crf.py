@@ -100,6 +100,7 @@ __all__ = [
     "crf_grid",
     "grid_edges",
     "split_scores",
+    "cached_logits",
     "structure_key",
     "describe_settings",
     "TracedCRF",
@@ -876,6 +877,99 @@ class TracedCRF:
         wrong = [n for n in names if not math.isclose(current[n], settings[n], rel_tol=1e-5)]
         if wrong:
             raise RuntimeError(f"DenseCRF did not take the settings {wrong}: {current}")
+
+
+def cached_logits(predict_fn, batches, count, cache_dir, name, *, key, log=None):
+    """Images, labels and logits of a split as read-only `.npy` memory maps, computed once.
+
+    What `tune_crf` and `fine_tune_crf` take: the FCN runs once per image and
+    every CRF setting reuses its logits. The arrays are written image by
+    image (memory stays small) to `cache_dir/<name>_{images,labels,logits}.npy`,
+    then `cache_dir/<name>.json` (`key` and the median seconds per image,
+    written last); a later call with an equal `key` reads them back without
+    calling `predict_fn`.
+
+    Args:
+        predict_fn: `(H, W, 3) uint8 image -> (H, W, C) float32 logits` (e.g.
+            `fcn_keras.export.Predictor(model).predict`, which applies the
+            model's input scale).
+        batches: an iterable of `(image, label)` batches of one example, all
+            of one size (e.g. `fcn_keras.load_dataset(..., batch_size=1)`).
+        count: images to take from `batches`.
+        cache_dir: the cache folder (created).
+        name: the split's name in the file names, e.g. `"val"`.
+        key: a JSON-able dict of what the logits depend on (model file, data,
+            scale, image count ...).
+        log: optional `print`-like progress function. Defaults to None.
+
+    Returns:
+        `(images uint8 (N, H, W, 3), labels uint8 (N, H, W), logits float32
+        (N, H, W, C), median seconds of `predict_fn` per image, or None when
+        read back from a cache that does not record it)`.
+
+    Raises:
+        ValueError: images of different sizes, label ids above 255, or fewer
+            than `count` images.
+
+    Example:
+    >>> predictor = fcn_keras.export.Predictor(model)
+    >>> images, labels, logits, _ = cached_logits(predictor.predict, val_batches, 101, "/tmp/cache",
+    ...                                           "val", key={"model": "final.keras"})
+    >>> tune_crf(images, logits, labels)["settings"]
+    """
+    import itertools
+    import statistics
+    import time
+
+    from fcn_keras.files import write_json
+
+    os.makedirs(cache_dir, exist_ok=True)
+    parts = ("images", "labels", "logits")
+    paths = {part: os.path.join(cache_dir, f"{name}_{part}.npy") for part in parts}
+    record = os.path.join(cache_dir, f"{name}.json")
+    key = json.loads(json.dumps(key))  # as JSON holds it, so that it compares with the record
+
+    def arrays_on_disk():
+        return tuple(np.load(paths[part], mmap_mode="r") for part in parts)
+
+    if os.path.isfile(record):
+        with open(record) as f:
+            recorded = json.load(f)
+        seconds = recorded.pop("fcn_seconds_per_image", None)
+        if recorded == key:
+            if log:
+                log(f"{name}: reusing the cached FCN logits in {cache_dir}")
+            return (*arrays_on_disk(), seconds)
+        os.remove(record)
+    arrays, times, done = None, [], 0
+    for index, (image, label) in enumerate(itertools.islice(batches, int(count))):
+        image, label = np.asarray(image)[0], np.asarray(label)[0]
+        start = time.perf_counter()
+        logits = np.asarray(predict_fn(image), dtype=np.float32)
+        times.append(time.perf_counter() - start)
+        if int(np.max(label)) > 255:
+            raise ValueError(f"{name} image {index}: label ids above 255 do not fit the uint8 cache.")
+        if arrays is None:
+            shapes = {"images": (image.shape, np.uint8), "labels": (label.shape, np.uint8),
+                      "logits": (logits.shape, np.float32)}  # fmt: skip
+            arrays = {part: np.lib.format.open_memmap(paths[part], mode="w+", dtype=dtype,
+                                                      shape=(int(count), *shape))
+                      for part, (shape, dtype) in shapes.items()}  # fmt: skip
+        if image.shape != arrays["images"].shape[1:] or label.shape != arrays["labels"].shape[1:]:
+            raise ValueError(f"{name} image {index}: size {image.shape[:2]} differs from the first "
+                             f"image's {arrays['images'].shape[1:3]}; the cache needs one size.")  # fmt: skip
+        arrays["images"][index], arrays["labels"][index], arrays["logits"][index] = image, label, logits
+        done += 1
+    if done < int(count):
+        raise ValueError(f"{name}: {done} images to cache, {count} expected.")
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    per_image = statistics.median(times[1:] or times)
+    write_json(record, {**key, "fcn_seconds_per_image": per_image})
+    if log:
+        log(f"{name}: FCN logits of {done} images cached in {cache_dir} ({per_image:.2f} s / image)")
+    return (*arrays_on_disk(), per_image)
 
 
 def split_scores(classes_fn, images, logits, labels, *, ignore_label=255, batch_size=4,

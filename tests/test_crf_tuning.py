@@ -111,3 +111,28 @@ def test_train_appends_the_crf_and_trains_both(tmp_path):
 
     with open(tmp_path / "train_config.json") as f:
         assert json.load(f)["arguments"]["crf"]["window"] == 3
+
+
+def test_cached_logits_are_computed_once_per_key(tmp_path):
+    from fcn_keras.crf import cached_logits
+
+    images, logits, labels = _split(count=3)
+    batches = [(images[i:i + 1], labels[i:i + 1]) for i in range(3)]
+    calls = []
+
+    def predict(image):
+        calls.append(image.shape)
+        index = int(np.flatnonzero([np.array_equal(image, x) for x in images])[0])
+        return logits[index]
+
+    first = cached_logits(predict, batches, 3, str(tmp_path), "val", key={"model": "a"})
+    assert len(calls) == 3 and first[3] >= 0
+    for cached, expected in zip(first[:3], (images, labels, logits)):
+        np.testing.assert_array_equal(cached, expected)
+    again = cached_logits(predict, batches, 3, str(tmp_path), "val", key={"model": "a"})
+    assert len(calls) == 3  # read back: the FCN is not run again
+    np.testing.assert_array_equal(again[2], logits)
+    cached_logits(predict, batches, 2, str(tmp_path), "val", key={"model": "b"})
+    assert len(calls) == 5  # another key computes anew
+    with pytest.raises(ValueError, match="val: 3 images to cache, 4 expected"):
+        cached_logits(predict, batches, 4, str(tmp_path), "val", key={"model": "c"})
