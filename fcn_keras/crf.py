@@ -821,6 +821,10 @@ def structure_key(settings):
 
     Returns:
         A hashable tuple.
+
+    Example:
+    >>> structure_key(crf_grid()[0])
+    (7, 4, True, False, 'potts')
     """
     window = settings["window"]
     window = tuple(window) if isinstance(window, (list, tuple)) else window
@@ -1083,6 +1087,10 @@ def describe_settings(settings):
 
     Returns:
         str.
+
+    Example:
+    >>> describe_settings(crf_grid()[0])
+    'window 7 downsample 4, w1 3 theta_alpha 10 theta_beta 5, no smoothness kernel, potts compatibility'
     """
     smooth = (f"w2 {settings['smoothness_weight']:.3g} theta_gamma {settings['smoothness_xy']:.3g}"
               if settings["smoothness_weight"] > 0 else "no smoothness kernel")  # fmt: skip
@@ -1108,6 +1116,10 @@ class FrozenFCN(keras.layers.Layer):
     Args:
         fcn: the FCN `keras.Model`.
         **kwargs: `keras.layers.Layer` arguments.
+
+    Example:
+    >>> image = keras.Input((256, 352, 3), dtype="uint8")
+    >>> frozen = FCNModel(image, FrozenFCN(fcn)(image))   # the FCN under a CRF being trained
     """
 
     def __init__(self, fcn, **kwargs):
