@@ -1,6 +1,9 @@
-"""What the benchmark scripts share: the repository root, the check that keeps outputs out of it,
-the package's named choices read without importing TensorFlow, the CamVid training flags, the
+"""What the benchmark scripts share: the repository root and the shared data (`SHARED`, from
+`$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
+package's named choices read without importing TensorFlow, the CamVid training flags, the
 writing of figures, and the dtype policy a loaded model computes under.
+
+Scripts import only the package and this module, never each other.
 
 Benchmarks write weights, artifacts and data-derived files (CamVid's licence
 forbids redistributing it) only outside the repository, except where a script
@@ -73,7 +76,71 @@ def package_choices():
     return module
 
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
+# The shared data (CamVid, VGG16 weights): `$FCN_KERAS_SHARED`, else `../shared` beside the checkout.
+SHARED = os.environ.get("FCN_KERAS_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
+CAMVID_DIR = os.path.join(SHARED, "data", "camvid")
+VGG16_WEIGHTS = os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5")
+# The repository folder that may hold published figures.
+DOCS = os.path.join(REPO, "docs")
+# CPU flags a benchmark's JSON records with its host.
+NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "fma")
+
+
+def log(message):
+    """Print a progress line at once (benchmarks run for minutes)."""
+    print(message, flush=True)
+
+
+def pct(value):
+    """A fraction as a percentage with two decimals; "n/a" for None or NaN."""
+    return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def scores_row(result, class_names, seconds=None):
+    """A benchmark's table row from `evaluate_predictions` / `ConfusionAccumulator.result()`.
+
+    Args:
+        result: the scores (the four metrics, `per_class_iou`, `trimap_mean_iu`, `images`).
+        class_names: names of the classes, in order.
+        seconds: total seconds of the predictions, or None (then
+            `result["predict_seconds"]` when there is one).
+
+    Returns:
+        dict: the four metrics, `per_class_iou` by class name, `trimap_mean_iu`
+        by width (as a string), `images`, `seconds_per_image`.
+    """
+    seconds = result.get("predict_seconds") if seconds is None else seconds
+    return {
+        **{k: result[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")},
+        "per_class_iou": dict(zip(class_names, result["per_class_iou"])),
+        "trimap_mean_iu": {str(w): v for w, v in result["trimap_mean_iu"].items()},
+        "images": result["images"],
+        "seconds_per_image": None if seconds is None else seconds / result["images"],
+    }  # fmt: skip
+
+
+def jsonable(value):
+    """`value` with NumPy numbers as Python numbers and NaN (undefined IoU) as None (JSON null).
+
+    Args:
+        value: a result of nested dicts, lists and numbers.
+
+    Returns:
+        The same structure, JSON-serialisable (dict keys as strings).
+
+    Example:
+    >>> jsonable({2: np.float32(0.5), "iou": [float("nan")]})
+    {'2': 0.5, 'iou': [None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 def add_camvid_training_arguments(parser, choices):
@@ -97,10 +164,8 @@ def add_camvid_training_arguments(parser, choices):
     >>> parser.parse_args([]).batch_size
     4
     """
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
-    parser.add_argument("--backbone-weights",
-                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"),
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
+    parser.add_argument("--backbone-weights", default=VGG16_WEIGHTS,
                         help="VGG16 ImageNet weights (Keras notop layout)")  # fmt: skip
     parser.add_argument("--crop", type=int, nargs=2, default=(352, 480), metavar=("H", "W"),
                         help="training crop at full scale")  # fmt: skip
@@ -120,6 +185,10 @@ def add_camvid_training_arguments(parser, choices):
 def write_figures(result, markdown, json_path=None, markdown_path=None):
     """Write a benchmark's figures as JSON and its tables as Markdown, each where a path is given.
 
+    Figures are published beside the code: a result naming a folder of the
+    machine (`fcn_keras.results.is_machine_path`: an absolute or `~` path)
+    is refused before anything is written.
+
     Args:
         result: the JSON-able figures (no weights, no paths).
         markdown: the tables, as text.
@@ -129,16 +198,36 @@ def write_figures(result, markdown, json_path=None, markdown_path=None):
     Returns:
         None. Missing folders are created.
 
+    Raises:
+        ValueError: `result` holds a machine path (the message names where).
+
     Example:
     >>> write_figures({"mean_iu": 0.61}, "| mean IU |\\n", "/tmp/figures.json")
     """
-    import json
+    from fcn_keras.files import write_json
+    from fcn_keras.results import is_machine_path
 
-    for path, text in ((json_path, json.dumps(result, indent=2) + "\n"), (markdown_path, markdown)):
-        if path:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(text)
+    found = _machine_paths(result, is_machine_path)
+    if found:
+        raise ValueError(f"figures for {json_path or markdown_path!r} name folders of this machine "
+                         f"({'; '.join(found[:5])}); publish file names or relative paths only.")  # fmt: skip
+    if json_path:
+        write_json(json_path, result)
+    if markdown_path:
+        os.makedirs(os.path.dirname(os.path.abspath(markdown_path)), exist_ok=True)
+        with open(markdown_path, "w") as f:
+            f.write(markdown)
+
+
+def _machine_paths(value, is_machine_path, where="result"):
+    """`"<key path> = <value>"` for every machine path in a JSON-able value."""
+    if isinstance(value, dict):
+        return [f for key, item in value.items()
+                for f in _machine_paths(item, is_machine_path, f"{where}[{key!r}]")]  # fmt: skip
+    if isinstance(value, (list, tuple)):
+        return [f for i, item in enumerate(value)
+                for f in _machine_paths(item, is_machine_path, f"{where}[{i}]")]  # fmt: skip
+    return [f"{where} = {value!r}"] if is_machine_path(value) else []
 
 
 def dtype_policy_of(model):
@@ -164,6 +253,49 @@ def dtype_policy_of(model):
     """
     names = [layer.dtype_policy.name for layer in model.layers if layer.weights]
     return max(sorted(set(names)), key=names.count) if names else model.dtype_policy.name
+
+
+def model_flops(model, height, width):
+    """Return the forward-pass FLOPs of one `height` x `width` image through `model`.
+
+    Counts the multiply-adds of every convolution, transposed convolution and
+    dense layer as 2 FLOPs each (the convention of the FLOP/s figures in
+    docs/benchmarks.md); element-wise layers (ReLU, pooling, adds, crop) are
+    left out, as they are well under 1% of an FCN's work.
+
+    Args:
+        model: a functional `keras.Model` taking `(batch, H, W, 3)` images.
+        height: int, image height in pixels.
+        width: int, image width in pixels.
+
+    Returns:
+        int, FLOPs (2 per multiply-add) of the convolution-like layers.
+
+    Example:
+    >>> model_flops(fcn_keras.FCN8s(backbone_weights=None), 512, 512) / 1e9  # ~222
+    """
+    import keras
+
+    counted = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense)
+    layers = [layer for layer in model.layers if isinstance(layer, counted)]
+    probe = keras.Model(model.inputs, [layer.output for layer in layers])
+    in_probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    shape = (1, height, width, 3)
+    outputs = probe.compute_output_shape(shape)
+    inputs = in_probe.compute_output_shape(shape)
+    total = 0
+    for layer, out_shape, in_shape in zip(layers, outputs, inputs):
+        kernel = layer.kernel.shape
+        if isinstance(layer, keras.layers.Dense):
+            total += 2 * kernel[0] * kernel[1]
+        elif isinstance(layer, keras.layers.Conv2DTranspose):
+            # Every input position scatters a kh x kw x C_out patch per input channel.
+            kh, kw, c_out, c_in = kernel
+            total += 2 * kh * kw * c_in * c_out * in_shape[1] * in_shape[2]
+        else:
+            kh, kw, c_in, c_out = kernel
+            total += 2 * kh * kw * c_in * c_out * out_shape[1] * out_shape[2]
+    return int(total)
 
 
 def check_figure_paths(parser, paths, allowed):

@@ -6,10 +6,10 @@ title row, with a legend of the class colours at the bottom. Masks are
 coloured with the model's `dataset_info` palette (CamVid's when the model
 carries none), void black; each prediction cell shows that image's mean IU
 (void ignored, `fcn_keras.metrics`). Predictions are made at full size
-(480x360, the Keras model run in float32 through `fcn_keras.export.Predictor`;
-a model trained at reduced scale gets the `scale` of the `stage.json` beside
-it, as in `fcn_keras/results.py`), then every cell is downscaled to
-`--cell` (masks with nearest neighbour) and the PNG is optimised.
+(480x360, the Keras model run in float32 through `fcn_keras.export.Predictor`,
+which applies the input scale a model trained at reduced scale carries), then
+every cell is downscaled to `--cell` (masks with nearest neighbour,
+`fcn_keras.visualize.render_grid`) and the PNG is optimised.
 
 The default images are 4 spread evenly over the split (deterministic).
 The PNG may go under docs/ (it holds no weights); anywhere else inside the
@@ -31,14 +31,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import REPO, inside_repo_error  # noqa: E402
+from _common import CAMVID_DIR, DOCS, inside_repo_error  # noqa: E402
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-DOCS = os.path.join(REPO, "docs")
 DEFAULT_IMAGES = 4
-VOID_COLOR = (0, 0, 0)
-BACKGROUND = (255, 255, 255)
-TEXT = (0, 0, 0)
 
 
 def _model_spec(text):
@@ -60,106 +55,13 @@ def _cell_size(text):
     return width, height
 
 
-def default_indices(num_examples, count=DEFAULT_IMAGES):
-    """`count` image indices spread evenly over a split of `num_examples` (deterministic).
-
-    Args:
-        num_examples: images in the split.
-        count: how many to choose. Defaults to 4.
-
-    Returns:
-        Sorted list of distinct indices, the centres of `count` equal parts.
-
-    Example:
-    >>> default_indices(233)
-    [29, 87, 145, 203]
-    """
-    count = min(count, num_examples)
-    return sorted({int((i + 0.5) * num_examples / count) for i in range(count)})
-
-
-def _predict_classes(predictor, image, scale):
-    """Class map at the image's full size; input resized by `scale`, logits resized back."""
-    import numpy as np
-
-    from fcn_keras.evaluation import logits_at_size, scale_images
-
-    if scale == 1.0:
-        return predictor.predict_classes(image)
-    logits = logits_at_size(predictor.predict(scale_images(image[None], scale).numpy()[0]),
-                            image.shape[:2])  # fmt: skip
-    return np.argmax(logits.numpy(), axis=-1).astype(np.int32)
-
-
-def _font(size):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one fixed-size default font
-        return ImageFont.load_default()
-
-
-def render_grid(rows, titles, palette, class_names, cell):
-    """Compose the figure.
-
-    Args:
-        rows: list of rows, each a list of cells `(rgb uint8 (H, W, 3), is_mask,
-            caption or None)`.
-        titles: column titles, one per cell of a row.
-        palette: `(num_classes, 3)` uint8 colours (for the legend).
-        class_names: class names (for the legend; void is added, black).
-        cell: `(width, height)` of each cell.
-
-    Returns:
-        A PIL `Image` in RGB.
-    """
-    from PIL import Image, ImageDraw
-
-    width, height = cell
-    gap, title_h = 4, 24
-    columns = len(titles)
-    font, small = _font(14), _font(11)
-    entries = [(name, tuple(int(v) for v in palette[i])) for i, name in enumerate(class_names)]
-    entries.append(("void", VOID_COLOR))
-    per_line = 6
-    legend_h = 8 + 18 * -(-len(entries) // per_line)
-    canvas_w = columns * width + (columns + 1) * gap
-    canvas_h = title_h + len(rows) * (height + gap) + gap + legend_h
-    canvas = Image.new("RGB", (canvas_w, canvas_h), BACKGROUND)
-    draw = ImageDraw.Draw(canvas)
-    for c, title in enumerate(titles):
-        x = gap + c * (width + gap)
-        text_w = draw.textlength(title, font=font)
-        draw.text((x + (width - text_w) / 2, 5), title, fill=TEXT, font=font)
-    for r, row in enumerate(rows):
-        y = title_h + r * (height + gap)
-        for c, (array, is_mask, caption) in enumerate(row):
-            x = gap + c * (width + gap)
-            tile = Image.fromarray(array).resize(
-                cell, Image.NEAREST if is_mask else Image.LANCZOS)  # never blend mask colours
-            canvas.paste(tile, (x, y))
-            if caption:
-                box = draw.textbbox((x + 4, y + height - 17), caption, font=small)
-                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
-                draw.text((x + 4, y + height - 17), caption, fill=(255, 255, 255), font=small)
-    y0 = title_h + len(rows) * (height + gap) + 4
-    slot = (canvas_w - gap) // per_line
-    for i, (name, colour) in enumerate(entries):
-        x, y = gap + (i % per_line) * slot, y0 + (i // per_line) * 18
-        draw.rectangle((x, y + 2, x + 12, y + 14), fill=colour, outline=(128, 128, 128))
-        draw.text((x + 17, y + 1), name, fill=TEXT, font=small)
-    return canvas
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--models", type=_model_spec, nargs="+", required=True, metavar="NAME=PATH",
                         help="one column per model, e.g. FCN-32s=runs/fcn32s/final.keras")
     parser.add_argument("--out", required=True, help="PNG file (outside the repo, or under docs/)")
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--split", default="test")
     parser.add_argument("--indices", type=int, nargs="+", default=None,
                         help=f"image indices in the split (default: {DEFAULT_IMAGES} spread evenly)")
@@ -190,32 +92,29 @@ def main(argv=None):
     from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.evaluation import load_model
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
-    from fcn_keras.results import recorded_scale
-    from fcn_keras.visualize import colorize
+    from fcn_keras.metrics import ConfusionAccumulator
+    from fcn_keras.visualize import FIGURE_VOID_COLOR, colorize, render_grid, spread_indices
 
     start = time.perf_counter()
     source_info = dataset_info("camvid", data_dir=args.data_dir)
     total = source_info.num_examples.get(args.split)
     if total is None:
         raise SystemExit(f"CamVid at {args.data_dir!r} has no split {args.split!r}.")
-    indices = default_indices(total) if args.indices is None else sorted(set(args.indices))
+    indices = spread_indices(total, DEFAULT_IMAGES) if args.indices is None else sorted(set(args.indices))
     if indices[-1] >= total:
         raise SystemExit(f"--indices {indices}: the {args.split} split has {total} images "
                          f"(0..{total - 1}).")  # fmt: skip
 
-    models = [(name, load_model(path), recorded_scale(path)[0]) for name, path in args.models]
-    info = next((m.dataset_info for _, m, _ in models if getattr(m, "dataset_info", None)), source_info)
-    for name, model, _ in models:
+    models = [(name, load_model(path)) for name, path in args.models]
+    info = next((m.dataset_info for _, m in models if getattr(m, "dataset_info", None)), source_info)
+    for name, model in models:
         if int(model.output_shape[-1]) != info.num_classes:
             raise SystemExit(f"--models {name}: predicts {int(model.output_shape[-1])} classes; "
                              f"CamVid has {info.num_classes}.")  # fmt: skip
     palette, ignore = np.asarray(info.palette, dtype=np.uint8), info.ignore_label
 
     def coloured(mask):
-        rgb = colorize(mask, palette, ignore_label=ignore)
-        rgb[np.asarray(mask) == ignore] = VOID_COLOR
-        return rgb
+        return colorize(mask, palette, ignore_label=ignore, ignore_color=FIGURE_VOID_COLOR)
 
     wanted, examples = set(indices), {}
     data = load_dataset("camvid", args.split, batch_size=1, augment=False, shuffle=False,
@@ -227,12 +126,14 @@ def main(argv=None):
             break
     rows = {i: [(examples[i][0], False, f"#{i}"), (coloured(examples[i][1]), True, None)]
             for i in indices}  # fmt: skip
-    for name, model, scale in models:
+    for name, model in models:
         predictor = Predictor(float32_model(model), engine="keras", num_threads=args.threads)
         for i in indices:
             image, mask = examples[i]
-            classes = _predict_classes(predictor, image, scale)
-            miou = scores_from_confusion(confusion_matrix(mask, classes, info.num_classes, ignore))
+            classes = predictor.predict_classes(image)
+            scores = ConfusionAccumulator(info.num_classes, ignore)
+            scores.update(mask, classes)
+            miou = scores.result()
             caption = f"mean IU {100 * miou['mean_iu']:.1f}"
             rows[i].append((coloured(classes), True, caption))
             print(f"{name} on {args.split} #{i}: {caption}, pixel accuracy "

@@ -16,11 +16,12 @@ precision (`Predictor(..., precision="float16")`, XNNPACK's forced FP16).
 The int8 calibration images come from CamVid's *train* split only (a seeded
 random choice), never from the evaluated split. The Keras reference runs in
 float32 (`export.float32_model`, the graph every artifact holds), whatever
-dtype policy it was trained under. A model trained at reduced scale (the
-`scale` in the `stage.json` beside it, see `fcn_keras/results.py`) is fed
-images resized by that factor, and its logits are resized bilinearly back to
-the labels' full size before the argmax, exactly as `fcn_keras.evaluate` does
-(`--input-scale` overrides it). `fcn_keras/results.py`'s cached evaluation of
+dtype policy it was trained under. A model trained at reduced scale carries
+its input scale (`--input-scale` overrides it), and so does every artifact's
+metadata: each `Predictor` resizes the images by that factor and the logits
+bilinearly back to the labels' full size before the argmax, exactly as
+`fcn_keras.evaluate` does; the int8 calibration images are resized the same
+way. Every engine is scored by `fcn_keras.evaluation.evaluate_predictions`. `fcn_keras/results.py`'s cached evaluation of
 the model is printed beside the figures only when it covers the same images
 (the whole split at that scale, see `fcn_keras.results.full_split_evaluation`).
 Artifacts go to `--out`, which must lie outside
@@ -47,9 +48,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import REPO, inside_repo_error  # noqa: E402
+from _common import CAMVID_DIR, inside_repo_error, log, write_figures  # noqa: E402
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
 TARGET_INT8_DROP_POINTS = 1.0  # the benchmark's target: int8 within 1.0 mean IU point of float32
 EXPORT_RECORD = "camvid_formats_export.json"  # calibration and export times, for --reuse
 ENGINE_NAMES = {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "TFLite", "onnx": "ONNX"}
@@ -77,16 +77,6 @@ def _parse_scale(text):
     return value
 
 
-def _resizer(scale):
-    """`(image -> model input, (logits, full size) -> full-size logits)` for an input scale."""
-    from fcn_keras.evaluation import logits_at_size, scale_images
-
-    if scale == 1.0:
-        return (lambda image: image), (lambda logits, size: logits)
-    return (lambda image: scale_images(image[None], scale).numpy()[0],
-            lambda logits, size: logits_at_size(logits, size).numpy())
-
-
 def _artifact_bytes(path):
     if os.path.isdir(path):
         return sum(os.path.getsize(os.path.join(root, name))
@@ -100,6 +90,7 @@ def _export(model, args, calibration_split, scale, log):
 
     from fcn_keras.data import load_dataset
     from fcn_keras.export import artifact_names, export_all, representative_images_from_dataset
+    from fcn_keras.files import write_json
     from fcn_keras.models import variant_of
 
     name = variant_of(model)
@@ -119,7 +110,9 @@ def _export(model, args, calibration_split, scale, log):
             return expected, recorded["timings"], recorded["calibration_images"]
         log(f"not reusing {args.out}: its int8 model was calibrated with "
             f"{', '.join(differing)} ({record})")  # fmt: skip
-    shrink, _ = _resizer(scale)
+    from fcn_keras.evaluation import scale_images
+
+    shrink = lambda image: scale_images(image[None], scale).numpy()[0]  # noqa: E731 - network input
     train = load_dataset("camvid", calibration_split, batch_size=1, augment=False, shuffle=True,
                          seed=args.seed, data_dir=args.data_dir)  # fmt: skip
     images = [shrink(image) for image in
@@ -132,10 +125,8 @@ def _export(model, args, calibration_split, scale, log):
                          num_calibration_images=len(images))  # fmt: skip
     seconds = time.perf_counter() - start
     log(f"exported {len(summary['artifacts'])} artifacts in {seconds:.0f} s")
-    with open(record, "w") as f:  # written last: --reuse trusts artifacts only with it
-        json.dump({"timings": summary["timings"], "calibration_images": len(images),
-                   "calibration_split": calibration_split, **calibration}, f,
-                  indent=2)  # fmt: skip
+    write_json(record, {"timings": summary["timings"], "calibration_images": len(images),
+                        "calibration_split": calibration_split, **calibration})  # last: --reuse trusts it
     return summary["artifacts"], summary["timings"], len(images)
 
 
@@ -188,50 +179,45 @@ def calibration_differences(recorded, requested):
             for key, value in requested.items() if recorded.get(key) != value]  # fmt: skip
 
 
-def _evaluate_engine(predictor, data, num_classes, ignore_label, scale, reference, limit):
-    """Confusion matrix, argmax agreement and seconds of one engine over a split.
+def _evaluate_engine(predictor, data, num_classes, ignore_label, reference, limit):
+    """Scores, argmax agreement and seconds of one engine over a split (`evaluate_predictions`).
 
     Args:
-        predictor: an `export.Predictor`.
+        predictor: an `export.Predictor` (it applies the model's input scale).
         data: `(image, mask)` batches of one example.
         num_classes: classes of the confusion matrix.
         ignore_label: void label id of the masks.
-        scale: model input scale (see `_resizer`).
         reference: None for the reference run, whose class maps are returned;
             else the reference's class maps, one per image, to compare with.
         limit: at most this many images, or None.
 
     Returns:
-        `(confusion matrix, argmax agreement or None, mean seconds per
-        image after the first, images, class maps of the reference run or
-        None)`.
+        `(evaluate_predictions result, argmax agreement or None, mean seconds
+        per image after the first, class maps of the reference run or None)`.
     """
     import numpy as np
 
-    from fcn_keras.metrics import confusion_matrix
+    from fcn_keras.evaluation import evaluate_predictions
 
-    shrink, grow = _resizer(scale)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    agree = pixels = images = 0
-    times = []
     maps = [] if reference is None else None
-    for index, (image, mask) in enumerate(data):
-        if limit is not None and index >= limit:
-            break
-        image, mask = np.asarray(image)[0], np.asarray(mask)[0]
+    agreement, times = [0, 0], []
+
+    def predict(images):
         start = time.perf_counter()
-        logits = predictor.predict(shrink(image))
-        classes = np.argmax(grow(logits, mask.shape), axis=-1).astype(np.uint8)
+        classes = predictor.predict_classes(np.asarray(images)).astype(np.uint8)
         times.append(time.perf_counter() - start)
-        matrix += confusion_matrix(mask, classes, num_classes, ignore_label)
         if maps is not None:
-            maps.append(classes)
+            maps.append(classes[0])
         else:
-            agree += int(np.count_nonzero(classes == reference[index]))
-            pixels += classes.size
-        images += 1
+            agreement[0] += int(np.count_nonzero(classes[0] == reference[len(times) - 1]))
+            agreement[1] += classes[0].size
+        return classes
+
+    result = evaluate_predictions(predict, data, num_classes, ignore_label=ignore_label,
+                                  max_batches=limit)  # fmt: skip
     timed = times[1:] or times  # the first call builds the engine's kernels: not timed
-    return matrix, (agree / pixels if pixels else None), sum(timed) / len(timed), images, maps
+    agree = agreement[0] / agreement[1] if agreement[1] else None
+    return result, agree, sum(timed) / len(timed), maps
 
 
 def _fmt(value, scale=100.0, digits=2):
@@ -281,8 +267,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="trained model, a .keras file")
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True, help="artifact directory, outside the repo")
     parser.add_argument("--split", default="test", help="evaluated split (not train)")
     parser.add_argument("--limit", type=int, default=None,
@@ -293,7 +278,7 @@ def main(argv=None):
                         default=("float32", "float16", "int8"),
                         help="TFLite quantizations, comma-separated (float32 and int8 required)")
     parser.add_argument("--input-scale", type=_parse_scale, default="auto",
-                        help="model input scale in (0, 1], or 'auto': the stage.json beside the model")
+                        help="model input scale in (0, 1], or 'auto': the one the model carries")
     parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the calibration choice")
     parser.add_argument("--reuse", action="store_true",
@@ -318,13 +303,11 @@ def main(argv=None):
 
     from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.distribute import cpu_model_name
-    from fcn_keras.evaluation import load_model
+    from fcn_keras.evaluation import input_scale_of, load_model, scale_images
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.metrics import scores_from_confusion
     from fcn_keras.models import variant_of
-    from fcn_keras.results import full_split_evaluation, recorded_scale
+    from fcn_keras.results import full_split_evaluation
 
-    log = lambda message: print(message, flush=True)  # noqa: E731
     wall = time.perf_counter()
     model = load_model(args.model)
     info = getattr(model, "dataset_info", None) or dataset_info("camvid", data_dir=args.data_dir)
@@ -332,10 +315,10 @@ def main(argv=None):
     if num_classes != info.num_classes:
         raise SystemExit(f"{args.model}: the model predicts {num_classes} classes; CamVid has "
                          f"{info.num_classes}.")  # fmt: skip
-    if args.input_scale == "auto":
-        scale, scale_from = recorded_scale(args.model)
-    else:
-        scale, scale_from = args.input_scale, "--input-scale"
+    scale_from = "carried by the model"
+    if args.input_scale != "auto":
+        model.input_scale, scale_from = args.input_scale, "--input-scale"  # exported with it too
+    scale = input_scale_of(model)
     log(f"model {args.model}: {variant_of(model)}, dtype policy {model.dtype_policy.name}; "
         f"input scale {scale:g} ({scale_from})")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
@@ -350,7 +333,8 @@ def main(argv=None):
     for artifact, path in artifacts.items():
         engines[artifact] = (lambda p=path: Predictor(p, num_threads=args.threads), path)
     half = _half_precision_artifact(
-        model, args, lambda: _resizer(scale)[0](np.asarray(next(iter(data()))[0])[0]).shape[:2], log)
+        model, args, lambda: tuple(scale_images(np.asarray(next(iter(data()))[0]), scale).shape[1:3]),
+        log)  # fmt: skip
     if half is not None:
         engines[f"{os.path.basename(half)} (float16 compute)"] = (
             lambda: Predictor(half, num_threads=args.threads, precision="float16"), half)
@@ -358,12 +342,14 @@ def main(argv=None):
     rows = {}
     for name, (make, path) in engines.items():
         predictor = make()  # one engine loaded at a time
-        matrix, agreement, per_image, images, maps = _evaluate_engine(
-            predictor, data(), num_classes, info.ignore_label, scale, reference, args.limit)
-        engine, precision = predictor.engine, predictor.precision
+        if predictor.input_scale != scale:
+            raise SystemExit(f"{path}: exported at input scale {predictor.input_scale:g}, the model "
+                             f"runs at {scale:g}: export again (leave out --reuse).")  # fmt: skip
+        scores, agreement, per_image, maps = _evaluate_engine(
+            predictor, data(), num_classes, info.ignore_label, reference, args.limit)
+        engine, precision, images = predictor.engine, predictor.precision, scores["images"]
         del predictor
         reference = maps if reference is None else reference
-        scores = scores_from_confusion(matrix)
         rows[name] = {
             "engine": ENGINE_NAMES[engine] + (" (float32)" if engine == "keras" else "")
                       + (" (float16 compute)" if precision == "float16" else ""),
@@ -374,7 +360,7 @@ def main(argv=None):
             "per_class_iou": dict(zip(info.class_names, scores["per_class_iou"])),
             "argmax_agreement": agreement, "images": images,
             "seconds_per_image": per_image,
-            "labelled_pixels": int(matrix.sum()),
+            "labelled_pixels": scores["pixels"],
         }  # fmt: skip
         log(f"{name}: mean IU {_fmt(scores['mean_iu'])}, pixel accuracy "
             f"{_fmt(scores['pixel_accuracy'])}, agreement {_fmt(agreement)} % "
@@ -415,10 +401,7 @@ def main(argv=None):
     print()
     print(markdown)
     print(f"wall time {result['wall_seconds']:.0f} s")
-    if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2, default=float)
+    write_figures(result, markdown, args.json)
     return 0
 
 

@@ -33,7 +33,6 @@ DeepLab-LargeFOV 61.6, Dilation8 65.3.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -41,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
 from _common import (add_camvid_training_arguments, inside_repo_error,  # noqa: E402
-                     package_choices)
+                     package_choices, write_figures)
 
 
 # Row -> (epochs, peak learning rate) of the full run (Adam, poly decay per row), chosen on
@@ -106,9 +105,7 @@ def main(argv=None):
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(markdown)
     if args.json_copy:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_copy)), exist_ok=True)
-        with open(args.json_copy, "w") as f:
-            json.dump(figures_only(results), f, indent=2)
+        write_figures(figures_only(results), markdown, args.json_copy)
     print(markdown)
     return 0
 

@@ -4,21 +4,23 @@ One command, fixed seed, from a trained CamVid model (a `.keras` file, e.g. the
 FCN-8s row of `bench/camvid_results.py`):
 
 1. FCN logits, once per image of val and test (full 480x360, the model in
-   float32; a model trained at reduced scale gets the `scale` of the
-   `stage.json` beside it, its logits resized bilinearly back to full size as
-   `fcn_keras.evaluate` does), cached with the images and labels as `.npy`
+   float32 through `fcn_keras.export.Predictor`, which applies the input scale
+   a model trained at reduced scale carries, as `fcn_keras.evaluate` does),
+   cached with the images and labels as `.npy`
    files under `--out/cache` (about 7.6 MB per image; reused by a rerun with
    the same model file, data and images), so no setting recomputes the FCN.
-2. Grid search of the `DenseCRF` settings on **val** (5 mean-field
-   iterations; `GRID`: window / downsampling, appearance bandwidths and weight,
-   smoothness kernel on or off), chosen by val mean IU; the same for
+2. Grid search of the `DenseCRF` settings on **val** (`fcn_keras.crf.tune_crf`,
+   5 mean-field iterations; `fcn_keras.crf.CRF_GRID`: window / downsampling,
+   appearance bandwidths and weight, smoothness kernel on or off), chosen by
+   val mean IU; the same for
    Krähenbühl's permutohedral CRF through pydensecrf2 (`REFERENCE_GRID`, which
    holds the three settings most used with it), when it is installed
-   (`pip install -e ".[crf-reference]"`). Each setting's cost per image is
-   measured first and the plan (settings x images x seconds) printed.
-3. End-to-end fine-tuning of the CRF (`fcn_keras.with_crf`, the FCN frozen and
-   run in inference mode, `compatibility="learned"`, starting from the
-   val-chosen settings) with `model.fit` on CamVid train crops (`FINETUNE`:
+   (`pip install -e ".[crf-reference]"`). Each traced structure's cost per
+   image is measured first and the grid's plan (settings x images x seconds)
+   printed.
+3. End-to-end fine-tuning of the CRF (`fcn_keras.crf.fine_tune_crf`: the FCN
+   frozen and run in inference mode, `compatibility="learned"`, starting from
+   the val-chosen settings) with `model.fit` on CamVid train crops (`FINETUNE`:
    batch 1, random 256x352 crops at full scale with flips, Adam); val mean IU
    every `checkpoint` steps, step 0 (the fixed CRF) included, chooses the
    number of steps.
@@ -26,7 +28,7 @@ FCN-8s row of `bench/camvid_results.py`):
    of each final configuration: no CRF, the fixed CRF (val-chosen), the
    fine-tuned CRF, pydensecrf2 (val-chosen): pixel accuracy, mean accuracy,
    mean IU, f.w. IU, per-class IoU, trimap mean IU at 2/4/8 px
-   (`fcn_keras.metrics`).
+   (`fcn_keras.evaluation.evaluate_predictions`).
 5. Speed at 480x360, 11 classes, 5 iterations, median of `--runs` runs: the
    CRF alone in Keras (`tf.function`), FCN-8s + CRF vs plain FCN-8s exported
    to ONNX (`fcn_keras.export.export_onnx`) in onnxruntime
@@ -34,9 +36,12 @@ FCN-8s row of `bench/camvid_results.py`):
 6. Figures only (no paths, no weights) to `--json`, a Markdown table to
    `--out/crf_camvid.md` (and `--markdown`), the final CRF settings (the
    fine-tuned ones when they beat the fixed ones on val, else the fixed
-   ones) next to the model with `fcn_keras.crf.save_crf_settings`
-   (`<model>.crf.json`), and with `--figure` a PNG: image | ground truth |
-   FCN-8s | FCN-8s + CRF for a few test images.
+   ones) to `--out/<model file>.crf.json` and, when asked, to
+   `--save-settings PATH` (`fcn_keras.crf.save_crf_settings`; e.g.
+   `<model>.crf.json`, which `fcn-keras evaluate/predict/export --crf` read),
+   and with `--figure` a PNG: image | ground truth | FCN-8s | FCN-8s + CRF for
+   a few test images. Nothing is written beside the model unless
+   `--save-settings` says so.
 
 The grid search and the step count look at val only; test is evaluated once
 per configuration, after every choice is made.
@@ -46,16 +51,18 @@ cores) on a 2-core Intel Xeon (Sapphire Rapids, AMX) VM, estimated from
 single-thread CPU seconds measured on a loaded one: FCN-8s (fc_units 1024)
 1.7 s per 480x360 image, DenseCRF 0.07 s (window 7, downsample 4) and 0.04 s
 (window 9, downsample 8), pydensecrf2 0.33 s, a fine-tuning step 0.9 s. The
-plan printed before the grid search gives the estimate for the host.
+grid's plan and the first fine-tuning checkpoint's time give the estimate for
+the host.
 
     .venv/bin/python bench/crf_camvid.py --model /tmp/fcn_keras_runs/camvid/fcn8s/final.keras \
         --out /tmp/fcn_keras_runs/crf_camvid --json docs/results/crf_camvid.json \
-        --markdown docs/results/crf_camvid.md --figure docs/results/crf_camvid.png
+        --markdown docs/results/crf_camvid.md --figure docs/results/crf_camvid.png \
+        --save-settings /tmp/fcn_keras_runs/camvid/fcn8s/final.keras.crf.json
     (defaults: --data-dir ../shared/data/camvid, --runs 10, --seed 0;
      --finetune-steps N shortens or lengthens the fine-tuning)
 
 Quick check (6 val and 6 test images, a 2-setting grid, 4 fine-tuning steps
-on 128x160 crops, settings saved under --out, not beside the model; minutes):
+on 128x160 crops; minutes):
     .venv/bin/python bench/crf_camvid.py --model ... --out /tmp/fcn_keras_runs/crf_quick --quick
 
 Reference: Krähenbühl, Koltun, NIPS 2011 (the dense CRF and its permutohedral
@@ -65,9 +72,6 @@ Teichmann, Cipolla, BMVC 2019 (ConvCRF: the truncated, downsampled filtering
 """
 
 import argparse
-import itertools
-import json
-import math
 import os
 import statistics
 import sys
@@ -75,26 +79,16 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, camvid_figure
-from _common import (REPO, check_figure_paths, dtype_policy_of, inside_repo_error,  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import (CAMVID_DIR, DOCS, NOTABLE_FLAGS, check_figure_paths,  # noqa: E402
+                     dtype_policy_of, inside_repo_error, jsonable, log, pct, scores_row,
                      write_figures)
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-DOCS = os.path.join(REPO, "docs")
 ITERATIONS = 5
 TRIMAP_WIDTHS = (2, 4, 8)
 EVAL_BATCH = 4  # val/test images per DenseCRF call
 
-# DenseCRF grid on val: every combination. Weights are in logit units (the layer normalises
-# each kernel per pixel); a (window, downsample) pair reaches (window // 2) * downsample
-# pixels either side: 12 and 32 px here (downsampling by 2 or 1 costs 5-10 times more).
-GRID = {
-    "structure": [{"window": 7, "downsample": 4}, {"window": 9, "downsample": 8}],
-    "appearance_xy": [10.0, 80.0],
-    "appearance_rgb": [5.0, 13.0, 30.0],
-    "appearance_weight": [3.0, 10.0, 30.0],
-    "smoothness": [{"smoothness_weight": 0.0}, {"smoothness_weight": 3.0, "smoothness_xy": 3.0}],
-}  # fmt: skip
+# The grid of a quick check (the full run searches `fcn_keras.crf.CRF_GRID`).
 QUICK_GRID = {
     "structure": [{"window": 7, "downsample": 4}],
     "appearance_xy": [80.0],
@@ -118,66 +112,9 @@ FINETUNE = {"batch_size": 1, "crop": (256, 352), "steps": 240, "checkpoint": 60,
 QUICK_FINETUNE = {"batch_size": 1, "crop": (128, 160), "steps": 4, "checkpoint": 2,
                   "learning_rate": 1e-2}  # fmt: skip
 QUICK_IMAGES = 6
-NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "fma")
-
-
-def log(message):
-    print(message, flush=True)
 
 
 # === Settings ===
-
-
-def keras_grid(grid):
-    """Every `DenseCRF` setting of a grid (see `GRID`), 5 iterations, Potts compatibility.
-
-    Args:
-        grid: dict of lists, keys `structure`, `appearance_xy`,
-            `appearance_rgb`, `appearance_weight`, `smoothness`.
-
-    Returns:
-        A list of dicts of `DenseCRF` options, structures in the grid's order.
-
-    Example:
-    >>> len(keras_grid(GRID))
-    72
-    """
-    settings = []
-    for structure, xy, rgb, weight, smooth in itertools.product(
-            grid["structure"], grid["appearance_xy"], grid["appearance_rgb"],
-            grid["appearance_weight"], grid["smoothness"]):  # fmt: skip
-        settings.append({"iterations": ITERATIONS, **structure, "appearance_weight": weight,
-                         "appearance_xy": xy, "appearance_rgb": rgb,
-                         "smoothness_weight": smooth["smoothness_weight"],
-                         "smoothness_xy": smooth.get("smoothness_xy", 3.0),
-                         "compatibility": "potts"})  # fmt: skip
-    return settings
-
-
-def grid_edges(chosen, grid):
-    """The options of `grid` (a `GRID`-like dict) chosen at their lowest or highest value.
-
-    Only options with three values or more are looked at; a choice at the
-    edge says the best setting may lie outside the grid.
-
-    Args:
-        chosen: the chosen `DenseCRF` options.
-        grid: the grid searched.
-
-    Returns:
-        A list of `"<option> <value> (grid <low>..<high>)"` texts; empty when
-        every option with three values or more was chosen inside its range.
-
-    Example:
-    >>> grid_edges({"appearance_weight": 30.0, "appearance_xy": 80.0, "appearance_rgb": 5.0}, GRID)
-    ['appearance_rgb 5 (grid 5..30)', 'appearance_weight 30 (grid 3..30)']
-    """
-    edges = []
-    for name in ("appearance_xy", "appearance_rgb", "appearance_weight"):
-        values = sorted(grid[name])
-        if len(values) > 2 and chosen[name] in (values[0], values[-1]):
-            edges.append(f"{name} {chosen[name]:g} (grid {values[0]:g}..{values[-1]:g})")
-    return edges
 
 
 def reference_settings(grid):
@@ -188,12 +125,6 @@ def reference_settings(grid):
              "gaussian_compat": gaussian_compat} for sxy, srgb, compat in grid]  # fmt: skip
 
 
-def _structure_key(settings):
-    """What a traced `DenseCRF` call depends on: the rest are variables assigned in place."""
-    return (settings["window"], settings["downsample"], settings["appearance_weight"] > 0,
-            settings["smoothness_weight"] > 0, settings["compatibility"])  # fmt: skip
-
-
 def _structure_name(key):
     """A `_structure_key` in words, e.g. "window 7 downsample 4, appearance + smoothness"."""
     window, downsample, appearance, smoothness, _ = key
@@ -202,69 +133,17 @@ def _structure_name(key):
 
 
 def _describe(settings):
+    """Settings of either CRF in words (pydensecrf2's here, `DenseCRF`'s by the package)."""
+    from fcn_keras.crf import describe_settings
+
     if "bilateral_sxy" in settings:
         return (f"bilateral sxy {settings['bilateral_sxy']:g} srgb {settings['bilateral_srgb']:g} "
                 f"compat {settings['bilateral_compat']:g}, Gaussian sxy "
                 f"{settings['gaussian_sxy']:g} compat {settings['gaussian_compat']:g}")  # fmt: skip
-    smooth = (f"w2 {settings['smoothness_weight']:.3g} theta_gamma {settings['smoothness_xy']:.3g}"
-              if settings["smoothness_weight"] > 0 else "no smoothness kernel")  # fmt: skip
-    window = settings["window"]
-    window = window[0] if isinstance(window, (list, tuple)) and window[0] == window[1] else window
-    compatibility = settings["compatibility"]
-    compatibility = compatibility if isinstance(compatibility, str) else "learned matrix"
-    return (f"window {window} downsample {settings['downsample']}, w1 "
-            f"{settings['appearance_weight']:.3g} theta_alpha {settings['appearance_xy']:.3g} "
-            f"theta_beta {settings['appearance_rgb']:.3g}, {smooth}, {compatibility} "
-            "compatibility")  # fmt: skip
+    return describe_settings(settings)
 
 
-# === The CRFs on cached logits ===
-
-
-class KerasCRF:
-    """One traced `DenseCRF` call whose parameters are reassigned per setting (no retracing).
-
-    Args:
-        num_classes: classes of the logits.
-        settings: `DenseCRF` options of the first setting; later settings
-            must share its `_structure_key`.
-        size: `(height, width)` of every image.
-        layer: an existing (built) `DenseCRF` to call instead of a new one.
-    """
-
-    def __init__(self, num_classes, settings, size, layer=None):
-        import tensorflow as tf
-
-        from fcn_keras.crf import DenseCRF
-
-        height, width = size
-        if layer is None:
-            layer = DenseCRF(num_classes, name="crf", **settings)
-            layer.build([(None, height, width, 3), (None, height, width, num_classes)])
-        self.layer, self.key = layer, _structure_key(settings)
-
-        @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.uint8),
-                                      tf.TensorSpec((None, height, width, num_classes), tf.float32)])  # fmt: skip
-        def classes(images, logits):
-            return tf.cast(tf.argmax(layer([images, logits]), axis=-1), tf.uint8)
-
-        self.classes = classes
-
-    def assign(self, settings):
-        """Set the layer's weights and bandwidths to `settings` (same structure)."""
-        if _structure_key(settings) != self.key:
-            raise ValueError(f"settings {settings} do not match the traced structure {self.key}.")
-        names = []
-        if settings["appearance_weight"] > 0:
-            names += ["appearance_weight", "appearance_xy", "appearance_rgb"]
-        if settings["smoothness_weight"] > 0:
-            names += ["smoothness_weight", "smoothness_xy"]
-        for name in names:
-            getattr(self.layer, "log_" + name).assign(math.log(settings[name]))
-        current = self.layer.settings()
-        wrong = [n for n in names if not math.isclose(current[n], settings[n], rel_tol=1e-5)]
-        if wrong:
-            raise RuntimeError(f"DenseCRF did not take the settings {wrong}: {current}")
+# === pydensecrf2, the reference ===
 
 
 def reference_classes(image, logits, settings):
@@ -308,262 +187,76 @@ def _reference_available():
 
 
 def cache_split(model, split, args, scale, info):
-    """Images, labels and full-size FCN logits of a split as read-only `.npy` memory maps.
+    """`fcn_keras.crf.cached_logits` of a CamVid split under `--out/cache` (the model in float32).
 
-    Computed once (one image at a time, the model in float32) and reused
-    while the model file, the data directory, the input scale and the image
-    count stay the same (recorded in `<split>.json`, written last).
+    Reused while the model file, the data directory, the input scale and the
+    image count stay the same.
 
     Returns:
-        `(images uint8 (N, H, W, 3), labels (N, H, W), logits float32
-        (N, H, W, C), median seconds per image of the FCN when it ran)`.
+        `(images, labels, logits, median seconds per image of the FCN when it ran)`.
     """
-    import numpy as np
-
+    from fcn_keras.crf import cached_logits
     from fcn_keras.data import load_dataset
-    from fcn_keras.evaluation import logits_at_size, scale_images
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.training import write_json
 
-    folder = os.path.join(args.out, "cache")
-    os.makedirs(folder, exist_ok=True)
-    paths = {name: os.path.join(folder, f"{split}_{name}.npy") for name in ("images", "labels", "logits")}
-    record = os.path.join(folder, f"{split}.json")
-    stat = os.stat(args.model)
-    key = {"model": os.path.realpath(args.model), "model_bytes": stat.st_size,
-           "model_mtime": stat.st_mtime, "data_dir": os.path.realpath(args.data_dir),
-           "split": split, "input_scale": scale, "limit": args.limit}  # fmt: skip
-    if os.path.isfile(record):
-        with open(record) as f:
-            recorded = json.load(f)
-        seconds = recorded.pop("fcn_seconds_per_image", None)
-        if recorded == key:
-            log(f"{split}: reusing the cached FCN logits in {folder}")
-            return (*(np.load(paths[n], mmap_mode="r") for n in ("images", "labels", "logits")), seconds)
-        os.remove(record)
     total = info.num_examples.get(split)
     if total is None:
         raise SystemExit(f"CamVid at {args.data_dir!r} has no split {split!r}.")
     count = total if args.limit is None else min(total, args.limit)
-    predictor = Predictor(float32_model(model), engine="keras")
+    stat = os.stat(args.model)
+    key = {"model": os.path.realpath(args.model), "model_bytes": stat.st_size,
+           "model_mtime": stat.st_mtime, "data_dir": os.path.realpath(args.data_dir),
+           "split": split, "input_scale": scale, "limit": args.limit}  # fmt: skip
+    predictor = Predictor(float32_model(model), engine="keras")  # applies the input scale
     data = load_dataset("camvid", split, batch_size=1, augment=False, shuffle=False,
                         ignore_label=info.ignore_label, data_dir=args.data_dir)  # fmt: skip
-    arrays, times = None, []
-    for index, (image, mask) in enumerate(data.take(count)):
-        image, mask = np.asarray(image)[0], np.asarray(mask)[0]
-        start = time.perf_counter()
-        if scale == 1.0:
-            logits = predictor.predict(image)
-        else:
-            logits = logits_at_size(predictor.predict(scale_images(image[None], scale).numpy()[0])[None],
-                                    mask.shape).numpy()[0]  # fmt: skip
-        times.append(time.perf_counter() - start)
-        if arrays is None:
-            shapes = {"images": (image.shape, np.uint8), "labels": (mask.shape, np.uint8),
-                      "logits": (logits.shape, np.float32)}  # fmt: skip
-            if int(np.max(mask)) > 255:
-                raise SystemExit(f"{split}: label ids above 255 do not fit the uint8 cache.")
-            arrays = {n: np.lib.format.open_memmap(paths[n], mode="w+", dtype=d, shape=(count, *s))
-                      for n, (s, d) in shapes.items()}  # fmt: skip
-        if image.shape != arrays["images"].shape[1:] or mask.shape != arrays["labels"].shape[1:]:
-            raise SystemExit(f"{split} image {index}: size {image.shape[:2]} differs from the first "
-                             f"image's {arrays['images'].shape[1:3]}; the cache needs one size.")  # fmt: skip
-        arrays["images"][index], arrays["labels"][index], arrays["logits"][index] = image, mask, logits
-    for array in arrays.values():
-        array.flush()
-    del arrays
-    per_image = statistics.median(times[1:] or times)
-    write_json(record, {**key, "fcn_seconds_per_image": per_image})
-    log(f"{split}: FCN logits of {count} images cached in {folder} ({per_image:.2f} s / image)")
-    return (*(np.load(paths[n], mmap_mode="r") for n in ("images", "labels", "logits")), per_image)
+    return cached_logits(predictor.predict, data, count, os.path.join(args.out, "cache"), split,
+                         key=key, log=log)  # fmt: skip
 
 
-# === Scoring ===
+# === Scoring and fine-tuning ===
 
 
-def _confusion(labels, classes, num_classes, ignore):
+def reference_val_scores(settings, images, labels, logits, ignore):
+    """`(val mean IU, pixel accuracy, seconds per image)` of pydensecrf2 with `settings`."""
     import numpy as np
 
-    from fcn_keras.metrics import confusion_matrix
+    from fcn_keras.crf import split_scores
 
-    matrix = np.zeros((num_classes, num_classes), np.int64)
-    for label, predicted in zip(labels, classes):
-        matrix += confusion_matrix(label, predicted, num_classes, ignore)
-    return matrix
-
-
-def keras_val_scores(crf, images, labels, logits, num_classes, ignore):
-    """`(val mean IU, pixel accuracy, seconds per image)` of a `KerasCRF` as set now."""
-    from fcn_keras.metrics import scores_from_confusion
-
-    start = time.perf_counter()
-    matrix = 0
-    for begin in range(0, len(images), EVAL_BATCH):
-        end = begin + EVAL_BATCH
-        classes = crf.classes(images[begin:end], logits[begin:end]).numpy()
-        matrix = matrix + _confusion(labels[begin:end], classes, num_classes, ignore)
-    scores = scores_from_confusion(matrix)
-    return scores["mean_iu"], scores["pixel_accuracy"], (time.perf_counter() - start) / len(images)
+    scores = split_scores(lambda i, l: np.stack([reference_classes(a, b, settings) for a, b in zip(i, l)]),
+                          images, logits, labels, ignore_label=ignore, batch_size=EVAL_BATCH)  # fmt: skip
+    return scores["mean_iu"], scores["pixel_accuracy"], scores["predict_seconds"] / len(images)
 
 
-def reference_val_scores(settings, images, labels, logits, num_classes, ignore):
-    """`(val mean IU, pixel accuracy, seconds per image)` of pydensecrf2 with `settings`."""
-    from fcn_keras.metrics import scores_from_confusion
+def score_test(classes_fn, test, info):
+    """Scores of `classes_fn(images, logits)` on the cached test split, trimap bands included."""
+    from fcn_keras.crf import split_scores
 
-    start = time.perf_counter()
-    classes = [reference_classes(images[i], logits[i], settings) for i in range(len(images))]
-    scores = scores_from_confusion(_confusion(labels, classes, num_classes, ignore))
-    return scores["mean_iu"], scores["pixel_accuracy"], (time.perf_counter() - start) / len(images)
-
-
-class TestScores:
-    """Confusion matrices (all pixels and trimap bands) of several configurations on one split.
-
-    The trimap bands of each label map are computed once
-    (`fcn_keras.metrics.boundary_band_mask`) and shared by every
-    configuration; each band's matrix is `trimap_confusion`'s (the
-    `confusion_matrix` of the band's pixels).
-    """
-
-    def __init__(self, labels, num_classes, ignore, class_names):
-        from fcn_keras.metrics import boundary_band_mask
-
-        self.labels, self.num_classes, self.ignore = labels, num_classes, ignore
-        self.class_names = class_names
-        self.bands = [{w: boundary_band_mask(label, w, ignore) for w in TRIMAP_WIDTHS}
-                      for label in labels]  # fmt: skip
-
-    def score(self, predict):
-        """Scores of `predict(begin, end) -> (end - begin, H, W) classes` over the split.
-
-        Returns:
-            dict: the four metrics, per-class IoU by class name, `trimap_mean_iu`
-            by width, `images`, `seconds_per_image` (of `predict`).
-        """
-        import numpy as np
-
-        from fcn_keras.metrics import confusion_matrix, scores_from_confusion
-
-        size = (self.num_classes, self.num_classes)
-        matrix = np.zeros(size, np.int64)
-        trimap = {w: np.zeros(size, np.int64) for w in TRIMAP_WIDTHS}
-        seconds = 0.0
-        for begin in range(0, len(self.labels), EVAL_BATCH):
-            end = min(begin + EVAL_BATCH, len(self.labels))
-            start = time.perf_counter()
-            classes = np.asarray(predict(begin, end))
-            seconds += time.perf_counter() - start
-            for index, predicted in zip(range(begin, end), classes):
-                label = np.asarray(self.labels[index])
-                matrix += confusion_matrix(label, predicted, self.num_classes, self.ignore)
-                for width, band in self.bands[index].items():
-                    trimap[width] += confusion_matrix(label[band], predicted[band], self.num_classes,
-                                                      ignore_label=None)  # fmt: skip
-        scores = scores_from_confusion(matrix)
-        return {
-            **{k: scores[k] for k in ("pixel_accuracy", "mean_accuracy", "mean_iu",
-                                      "frequency_weighted_iu")},
-            "per_class_iou": dict(zip(self.class_names, scores["per_class_iou"])),
-            "trimap_mean_iu": {str(w): scores_from_confusion(m)["mean_iu"] for w, m in trimap.items()},
-            "images": len(self.labels),
-            "seconds_per_image": seconds / len(self.labels),
-        }  # fmt: skip
+    images, labels, logits = test
+    result = split_scores(classes_fn, images, logits, labels, ignore_label=info.ignore_label,
+                          batch_size=EVAL_BATCH, trimap_widths=TRIMAP_WIDTHS)  # fmt: skip
+    return scores_row(result, info.class_names)
 
 
-# === Fine-tuning ===
-
-
-def finetune(fcn, settings, val, args, plan, scale, info):
-    """Train the CRF of `with_crf(frozen FCN, compatibility="learned")` on train crops.
-
-    The FCN is frozen (`trainable = False` while training, restored after)
-    and called in inference mode (its dropout off) inside a model on
-    fixed-size crops; a model trained at
-    reduced scale gets its crops resized by `scale` and its logits resized
-    back (static sizes). Val mean IU (the CRF layer on the cached val logits)
-    at step 0 and every `plan["checkpoint"]` steps chooses the step count;
-    the layer ends with the weights of the chosen step.
-
-    Returns:
-        `(trained DenseCRF layer, record dict)`.
-    """
-    import keras
-
-    from fcn_keras.crf import with_crf
+def finetune(fcn, settings, val, args, plan, info):
+    """`fcn_keras.crf.fine_tune_crf` on CamVid train crops (`plan`); returns `(layer, record)`."""
+    from fcn_keras.crf import fine_tune_crf
     from fcn_keras.data import load_dataset
-    from fcn_keras.losses import SegmentationCrossEntropy
 
-    crop_h, crop_w = plan["crop"]
-    was_trainable, fcn.trainable = fcn.trainable, False
-    image = keras.Input(shape=(crop_h, crop_w, 3), dtype=fcn.inputs[0].dtype, name="image")
-    x = image
-    if scale != 1.0:
-        small = (max(int(round(crop_h * scale)), 1), max(int(round(crop_w * scale)), 1))
-        x = keras.layers.Resizing(*small, interpolation="bilinear", antialias=True)(x)
-    x = fcn(x, training=False)
-    if scale != 1.0:
-        x = keras.layers.Resizing(crop_h, crop_w, interpolation="bilinear")(x)
-    frozen = keras.Model(image, x, name=fcn.name)
-    model = with_crf(frozen, **{**settings, "compatibility": "learned"})
-    crf = model.get_layer("crf")
-    model.compile(optimizer=keras.optimizers.Adam(plan["learning_rate"]),
-                  loss=SegmentationCrossEntropy(ignore_label=info.ignore_label))  # fmt: skip
-    train = load_dataset("camvid", "train", batch_size=plan["batch_size"], crop_size=(crop_h, crop_w),
+    train = load_dataset("camvid", "train", batch_size=plan["batch_size"], crop_size=tuple(plan["crop"]),
                          augment={"scale_range": (1.0, 1.0), "flip": True}, shuffle=True,
                          seed=args.seed, repeat=True, ignore_label=info.ignore_label,
                          data_dir=args.data_dir)  # fmt: skip
     images, labels, logits = val
-    evaluator = KerasCRF(info.num_classes, crf.settings(), images.shape[1:3], layer=crf)
-    curve = []
-
-    def checkpoint(step):
-        miou, pixel, _ = keras_val_scores(evaluator, images, labels, logits, info.num_classes,
-                                          info.ignore_label)  # fmt: skip
-        curve.append({"step": step, "val_mean_iu": miou, "val_pixel_accuracy": pixel})
-        log(f"  fine-tuning step {step}: val mean IU {100 * miou:.2f}")
-        return miou
-
-    best = [checkpoint(0), 0, crf.get_weights()]
-    history, fit_seconds = [], []
-    chunks = plan["steps"] // plan["checkpoint"]
-
-    class Checkpoints(keras.callbacks.Callback):
-        """Val mean IU after every `checkpoint` steps (one Keras epoch): keeps the best weights."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.begin = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            fit_seconds.append(time.perf_counter() - self.begin)
-            history.append(float(logs["loss"]))
-            if epoch == 0 and chunks > 1:
-                rest = (chunks - 1) * fit_seconds[0]
-                log(f"  fine-tuning: first {plan['checkpoint']} steps in {fit_seconds[0]:.0f} s "
-                    f"(tracing included); the rest about {rest / 60:.1f} min at most")  # fmt: skip
-            step = (epoch + 1) * plan["checkpoint"]
-            miou = checkpoint(step)
-            if miou > best[0]:
-                best[:] = [miou, step, crf.get_weights()]
-
-    # One fit, one iterator over the (infinite) training data: every step sees new crops.
-    start = time.perf_counter()
-    model.fit(train, steps_per_epoch=plan["checkpoint"], epochs=chunks, verbose=0, shuffle=False,
-              callbacks=[Checkpoints()])  # fmt: skip
-    seconds = time.perf_counter() - start
-    fcn.trainable = was_trainable
-    crf.set_weights(best[2])
-    train_steps = chunks * plan["checkpoint"]
-    # Seconds per training step after the first chunk (whose time includes tracing the step).
-    timed = fit_seconds[1:] or fit_seconds
+    crf, record = fine_tune_crf(fcn, settings, train, (images, logits, labels), steps=plan["steps"],
+                                checkpoint=plan["checkpoint"], learning_rate=plan["learning_rate"],
+                                ignore_label=info.ignore_label, batch_size=EVAL_BATCH, log=log)  # fmt: skip
     record = {"settings_start": settings, "plan": {**plan, "crop": list(plan["crop"])},
               "augmentation": "random crop at full scale, horizontal flip",
               "optimizer": "adam", "loss": "softmax cross-entropy, void ignored",
-              "fcn": "frozen, inference mode", "curve": curve, "chosen_step": best[1],
-              "val_mean_iu": best[0], "train_loss_per_checkpoint": history,
-              "seconds": seconds, "seconds_per_step": sum(timed) / (len(timed) * plan["checkpoint"]),
-              "settings": crf.settings()}  # fmt: skip
-    log(f"fine-tuning: {train_steps} steps in {seconds:.0f} s (val included); chosen step "
-        f"{best[1]} (val mean IU {100 * best[0]:.2f})")  # fmt: skip
+              "fcn": "frozen, inference mode", **record}  # fmt: skip
+    log(f"fine-tuning: {plan['steps']} steps in {record['seconds']:.0f} s (val included); chosen "
+        f"step {record['chosen_step']} (val mean IU {100 * record['val_mean_iu']:.2f})")  # fmt: skip
     return crf, record
 
 
@@ -620,10 +313,6 @@ def measure_speed(fcn, settings, reference, image, logits, args, runs, num_class
 # === Output ===
 
 
-def _pct(value):
-    return "n/a" if value is None or value != value else f"{100 * value:.2f}"
-
-
 def _seconds(value):
     return "" if value is None else f"{value:.3f}"
 
@@ -642,17 +331,17 @@ def to_markdown(result):
         "| --- |" + " ---: |" * (6 + len(TRIMAP_WIDTHS)),
     ]
     for name, row in test.items():
-        trimap = " | ".join(_pct(row["trimap_mean_iu"][str(w)]) for w in TRIMAP_WIDTHS)
-        lines.append(f"| {result['labels'][name]} | {_pct(row['pixel_accuracy'])} | "
-                     f"{_pct(row['mean_accuracy'])} | {_pct(row['mean_iu'])} | "
-                     f"{_pct(row['frequency_weighted_iu'])} | {trimap} | "
-                     f"{_pct(result['val_mean_iu'].get(name))} | {_seconds(row['seconds_per_image'])} |")  # fmt: skip
+        trimap = " | ".join(pct(row["trimap_mean_iu"][str(w)]) for w in TRIMAP_WIDTHS)
+        lines.append(f"| {result['labels'][name]} | {pct(row['pixel_accuracy'])} | "
+                     f"{pct(row['mean_accuracy'])} | {pct(row['mean_iu'])} | "
+                     f"{pct(row['frequency_weighted_iu'])} | {trimap} | "
+                     f"{pct(result['val_mean_iu'].get(name))} | {_seconds(row['seconds_per_image'])} |")  # fmt: skip
     names = list(next(iter(test.values()))["per_class_iou"])
     lines += ["", "Per-class IoU (test):", "",
               "| Configuration | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]  # fmt: skip
     for name, row in test.items():
         lines.append(f"| {result['labels'][name]} | "
-                     + " | ".join(_pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
+                     + " | ".join(pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
     lines += ["", "Chosen on val:", ""]
     for name, settings in result["chosen"].items():
         lines.append(f"- {result['labels'][name]}: {_describe(settings)}")
@@ -689,24 +378,23 @@ def _write_figure(path, indices, test, classes_of, names, info):
     import numpy as np
     from PIL import Image
 
-    from camvid_figure import VOID_COLOR, render_grid
-    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
-    from fcn_keras.visualize import colorize
+    from fcn_keras.metrics import ConfusionAccumulator
+    from fcn_keras.visualize import FIGURE_VOID_COLOR, colorize, render_grid
 
     images, labels, _ = test
     palette, ignore = np.asarray(info.palette, dtype=np.uint8), info.ignore_label
 
     def coloured(mask):
-        rgb = colorize(mask, palette, ignore_label=ignore)
-        rgb[np.asarray(mask) == ignore] = VOID_COLOR
-        return rgb
+        return colorize(mask, palette, ignore_label=ignore, ignore_color=FIGURE_VOID_COLOR)
 
     rows = []
     for i in indices:
         row = [(np.asarray(images[i]), False, f"#{i}"), (coloured(labels[i]), True, None)]
         for name in names:
             predicted = classes_of[name](i)
-            miou = scores_from_confusion(confusion_matrix(labels[i], predicted, info.num_classes, ignore))
+            scores = ConfusionAccumulator(info.num_classes, ignore)
+            scores.update(labels[i], predicted)
+            miou = scores.result()
             row.append((coloured(predicted), True, f"mean IU {100 * miou['mean_iu']:.1f}"))
         rows.append(row)
     figure = render_grid(rows, ["Image", "Ground truth", *names], palette, info.class_names, (240, 180))
@@ -716,19 +404,6 @@ def _write_figure(path, indices, test, classes_of, names, info):
     log(f"wrote {path}: test images {indices}")
 
 
-def _jsonable(value):
-    """`value` with NumPy numbers as Python numbers and NaN (undefined IoU) as None (JSON null)."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 # === The command ===
 
 
@@ -736,8 +411,7 @@ def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="trained CamVid FCN, a .keras file")
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True,
                         help="cache, ONNX files and results, outside the repo")
     parser.add_argument("--json", default=None,
@@ -747,6 +421,9 @@ def _parse_args(argv):
     parser.add_argument("--figure", default=None,
                         help="PNG: image | truth | FCN | FCN + CRF (outside the repo or under docs/)")
     parser.add_argument("--figure-images", type=int, default=4, help="test images in the figure")
+    parser.add_argument("--save-settings", default=None, metavar="PATH",
+                        help="also write the final CRF settings here (e.g. MODEL.crf.json, which "
+                             "fcn-keras --crf reads); they always go to --out")  # fmt: skip
     parser.add_argument("--limit", type=int, default=None,
                         help="use only the first N images of val and of test (checks, not results)")
     parser.add_argument("--runs", type=int, default=10, help="timed runs per speed figure")
@@ -760,8 +437,7 @@ def _parse_args(argv):
     parser.add_argument("--seed", type=int, default=0, help="seed of the fine-tuning data")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_IMAGES} val and test images, a 2-setting grid for each CRF, "
-                             f"{QUICK_FINETUNE['steps']} fine-tuning steps, 3 timed runs; "
-                             "settings saved under --out")  # fmt: skip
+                             f"{QUICK_FINETUNE['steps']} fine-tuning steps, 3 timed runs")  # fmt: skip
     args = parser.parse_args(argv)
     error = inside_repo_error(args.out, what="the cache and the ONNX files")
     if error:
@@ -770,6 +446,8 @@ def _parse_args(argv):
                                 ("--figure", args.figure, ".png")], DOCS)  # fmt: skip
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         parser.error(f"--model {args.model!r}: expected an existing .keras file")
+    if args.save_settings is not None and not args.save_settings.endswith(".json"):
+        parser.error(f"--save-settings {args.save_settings!r}: expected a .json file")
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
     for flag, value in (("--limit", args.limit), ("--runs", args.runs), ("--threads", args.threads),
@@ -790,16 +468,14 @@ def main(argv=None):
 
     import numpy as np
 
-    from camvid_figure import default_indices
-    from fcn_keras.crf import save_crf_settings
+    from fcn_keras.crf import CRF_GRID, TracedCRF, save_crf_settings, structure_key, tune_crf
     from fcn_keras.data import dataset_info
     from fcn_keras.distribute import cpu_flags, cpu_model_name
-    from fcn_keras.evaluation import load_model
+    from fcn_keras.evaluation import input_scale_of, load_model
     from fcn_keras.export import float32_model
-    from fcn_keras.metrics import scores_from_confusion
+    from fcn_keras.files import write_json
     from fcn_keras.models import variant_of
-    from fcn_keras.results import recorded_scale
-    from fcn_keras.training import write_json
+    from fcn_keras.visualize import spread_indices
 
     model = load_model(args.model)
     info = getattr(model, "dataset_info", None) or dataset_info("camvid", data_dir=args.data_dir)
@@ -808,12 +484,12 @@ def main(argv=None):
     if num_classes != source_info.num_classes:
         raise SystemExit(f"{args.model}: the model predicts {num_classes} classes; CamVid has "
                          f"{source_info.num_classes}.")  # fmt: skip
-    scale, scale_from = recorded_scale(args.model)
+    scale = input_scale_of(model)
     fcn = float32_model(model)
     log(f"model {args.model}: {variant_of(model)}, dtype policy {dtype_policy_of(model)} (run in "
-        f"float32), input scale {scale:g} ({scale_from})")  # fmt: skip
+        f"float32), input scale {scale:g}")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
-    grid = keras_grid(QUICK_GRID if args.quick else GRID)
+    grid = QUICK_GRID if args.quick else CRF_GRID
     reference_ok, reference_why = (False, "--no-reference") if args.no_reference else _reference_available()
     reference_grid = reference_settings(QUICK_REFERENCE_GRID if args.quick else REFERENCE_GRID)
     plan = dict(QUICK_FINETUNE if args.quick else FINETUNE)
@@ -828,113 +504,71 @@ def main(argv=None):
     *test, fcn_test_seconds = cache_split(fcn, "test", args, scale, source_info)
     size = val[0].shape[1:3]
     log(f"val {len(val[0])} images, test {len(test[0])} images, {size[1]}x{size[0]}")
-    val_fcn = scores_from_confusion(_confusion(val[1], np.argmax(val[2], axis=-1), num_classes, ignore))
-    log(f"val without CRF: mean IU {_pct(val_fcn['mean_iu'])}")
+    val_fcn = score_test(lambda i, l: np.argmax(l, axis=-1), val, source_info)
+    log(f"val without CRF: mean IU {pct(val_fcn['mean_iu'])}")
 
-    # === 2. Per-image costs and the plan ===
-    structures = {}
-    for settings in grid:
-        structures.setdefault(_structure_key(settings), settings)
-    costs = {}
-    probe = slice(0, min(EVAL_BATCH, len(val[0])))
-    crfs = {}
-    for key, settings in structures.items():
-        start = time.perf_counter()
-        crfs[key] = KerasCRF(num_classes, settings, size)
-        crfs[key].classes(val[0][probe], val[2][probe]).numpy()  # traced, and graph-optimised
-        traced = time.perf_counter() - start
-        costs[key] = min(_seconds_of(lambda c=crfs[key]: c.classes(val[0][probe], val[2][probe]).numpy())
-                         for _ in range(2)) / (probe.stop - probe.start)  # fmt: skip
-        log(f"DenseCRF {_structure_name(key)}: traced in {traced:.0f} s, {costs[key]:.3f} s / image")
-    reference_cost = None
-    if reference_ok:
-        start = time.perf_counter()
-        for i in range(probe.stop):
-            reference_classes(val[0][i], val[2][i], reference_grid[0])
-        reference_cost = (time.perf_counter() - start) / probe.stop
-        log(f"pydensecrf2: {reference_cost:.3f} s / image")
-    n_val = len(val[0])
-    keras_minutes = sum(costs[_structure_key(s)] for s in grid) * n_val / 60
-    reference_minutes = (reference_cost or 0) * n_val * len(reference_grid) / 60 if reference_ok else 0
-    slowest = max(costs.values())  # the fine-tuned CRF and the fixed one cost about as much
-    checkpoints = plan["steps"] // plan["checkpoint"] + 1
-    test_minutes = len(test[0]) * (2 * slowest + (reference_cost or 0)) / 60
-    log(f"plan: DenseCRF grid {len(grid)} settings x {n_val} val images, about "
-        f"{keras_minutes:.1f} min; pydensecrf2 grid "
-        f"{len(reference_grid) if reference_ok else 0} settings, about {reference_minutes:.1f} min; "
-        f"fine-tuning {plan['steps']} steps of batch {plan['batch_size']} on "
-        f"{plan['crop'][0]}x{plan['crop'][1]} crops, val at {checkpoints} checkpoints (about "
-        f"{checkpoints * n_val * slowest / 60:.1f} min of it); test {len(test[0])} images x "
-        f"{3 + reference_ok} configurations, about {test_minutes:.1f} min")  # fmt: skip
-
-    # === 3. Grid searches on val ===
-    rows = []
-    for number, settings in enumerate(grid, 1):
-        crf = crfs[_structure_key(settings)]
-        crf.assign(settings)
-        miou, pixel, seconds = keras_val_scores(crf, *val, num_classes, ignore)
-        rows.append({"settings": settings, "val_mean_iu": miou, "val_pixel_accuracy": pixel,
-                     "seconds_per_image": seconds})  # fmt: skip
-        log(f"  [{number}/{len(grid)}] {_describe(settings)}: val mean IU {100 * miou:.2f}")
-    best = max(rows, key=lambda r: r["val_mean_iu"])
-    fixed = best["settings"]
+    # === 2. Grid searches on val ===
+    tuned = tune_crf(val[0], val[2], val[1], grid=grid, iterations=ITERATIONS, ignore_label=ignore,
+                     batch_size=EVAL_BATCH, log=log)  # fmt: skip
+    rows, fixed, edges, crfs, costs = (tuned[k] for k in ("rows", "settings", "edges", "crfs",
+                                                          "seconds_per_image"))  # fmt: skip
+    best = {"val_mean_iu": tuned["mean_iu"]}
     log(f"DenseCRF chosen on val: {_describe(fixed)} (mean IU {100 * best['val_mean_iu']:.2f})")
-    edges = grid_edges(fixed, QUICK_GRID if args.quick else GRID)
     if edges:
         log(f"  at the edge of the grid: {', '.join(edges)}; a wider grid may do better")
-    reference_rows, reference = [], None
+    reference_rows, reference, reference_cost = [], None, None
     if reference_ok:
         for number, settings in enumerate(reference_grid, 1):
-            miou, pixel, seconds = reference_val_scores(settings, *val, num_classes, ignore)
+            miou, pixel, seconds = reference_val_scores(settings, *val, ignore)
             reference_rows.append({"settings": settings, "val_mean_iu": miou,
                                    "val_pixel_accuracy": pixel, "seconds_per_image": seconds})  # fmt: skip
             log(f"  [{number}/{len(reference_grid)}] pydensecrf2 {_describe(settings)}: val mean IU "
                 f"{100 * miou:.2f}")  # fmt: skip
         reference_best = max(reference_rows, key=lambda r: r["val_mean_iu"])
         reference = reference_best["settings"]
+        reference_cost = reference_rows[0]["seconds_per_image"]
         log(f"pydensecrf2 chosen on val: {_describe(reference)}")
 
-    # === 4. Fine-tuning ===
-    trained, fine = finetune(fcn, fixed, val, args, plan, scale, source_info)
-    tuned = {k: v for k, v in trained.settings().items() if k != "num_classes"}
+    # === 3. Fine-tuning ===
+    trained, fine = finetune(fcn, fixed, val, args, plan, source_info)
+    tuned_settings = {k: v for k, v in trained.settings().items() if k != "num_classes"}
 
-    # === 5. Test, once per configuration ===
-    scorer = TestScores(test[1], num_classes, ignore, source_info.class_names)
-    fixed_crf = crfs[_structure_key(fixed)]
+    # === 4. Test, once per configuration ===
+    fixed_crf = crfs[structure_key(fixed)]
     fixed_crf.assign(fixed)
-    tuned_crf = KerasCRF(num_classes, tuned, size, layer=trained)
+    tuned_crf = TracedCRF(num_classes, tuned_settings, size, layer=trained)
     predictors = {
-        "fcn": lambda b, e: np.argmax(test[2][b:e], axis=-1).astype(np.uint8),
-        "crf_fixed": lambda b, e: fixed_crf.classes(test[0][b:e], test[2][b:e]).numpy(),
-        "crf_finetuned": lambda b, e: tuned_crf.classes(test[0][b:e], test[2][b:e]).numpy(),
+        "fcn": lambda i, l: np.argmax(l, axis=-1).astype(np.uint8),
+        "crf_fixed": fixed_crf.classes,
+        "crf_finetuned": tuned_crf.classes,
     }  # fmt: skip
     if reference is not None:
-        predictors["pydensecrf2"] = lambda b, e: np.stack(
-            [reference_classes(test[0][i], test[2][i], reference) for i in range(b, e)])
+        predictors["pydensecrf2"] = lambda i, l: np.stack(
+            [reference_classes(a, b, reference) for a, b in zip(i, l)])
     results = {}
     for name, predict in predictors.items():
-        results[name] = scorer.score(predict)
-        log(f"test {name}: mean IU {_pct(results[name]['mean_iu'])}, pixel accuracy "
-            f"{_pct(results[name]['pixel_accuracy'])}, trimap 4 px "
-            f"{_pct(results[name]['trimap_mean_iu']['4'])}")  # fmt: skip
+        results[name] = score_test(predict, test, source_info)
+        log(f"test {name}: mean IU {pct(results[name]['mean_iu'])}, pixel accuracy "
+            f"{pct(results[name]['pixel_accuracy'])}, trimap 4 px "
+            f"{pct(results[name]['trimap_mean_iu']['4'])}")  # fmt: skip
     results["fcn"]["seconds_per_image"] = None  # the FCN's own time: `fcn_seconds_per_image`
 
-    # === 6. Speed, settings, figure ===
+    # === 5. Speed, settings, figure ===
     final_name = "crf_finetuned" if fine["val_mean_iu"] > best["val_mean_iu"] else "crf_fixed"
-    final = tuned if final_name == "crf_finetuned" else fixed
+    final = tuned_settings if final_name == "crf_finetuned" else fixed
     speed = measure_speed(fcn, final, reference, test[0][0], test[2][0], args, args.runs, num_classes)
     log(f"speed: DenseCRF {speed['keras_crf_seconds']:.3f} s, ONNX FCN {speed['onnx_fcn_seconds']:.3f} s, "
         f"ONNX FCN + CRF {speed['onnx_fcn_crf_seconds']:.3f} s (x{speed['onnx_crf_overhead_ratio']:.2f})"
         + (f", pydensecrf2 {speed['pydensecrf2_seconds']:.3f} s" if reference is not None else ""))
-    settings_target = (os.path.join(args.out, os.path.basename(args.model)) if args.quick
-                       else args.model)  # fmt: skip
-    saved = save_crf_settings({"num_classes": num_classes, **final}, settings_target)
-    log(f"saved the {final_name.replace('_', ' ')} settings to {saved}")
+    targets = [os.path.join(args.out, os.path.basename(args.model) + ".crf.json"), args.save_settings]
+    for target in filter(None, targets):
+        log(f"saved the {final_name.replace('_', ' ')} settings to "
+            f"{save_crf_settings({'num_classes': num_classes, **final}, target)}")  # fmt: skip
     variant = variant_of(model)
     labels = {"fcn": f"FCN-{variant[3:]}" if variant.startswith("fcn") else variant, "crf_fixed": "+ DenseCRF (val-chosen)",
               "crf_finetuned": "+ DenseCRF (fine-tuned)", "pydensecrf2": "+ pydensecrf2 (val-chosen)"}  # fmt: skip
     if args.figure:
-        indices = default_indices(len(test[0]), args.figure_images)
+        indices = spread_indices(len(test[0]), args.figure_images)
         final_crf = tuned_crf if final_name == "crf_finetuned" else fixed_crf
         classes_of = {
             labels["fcn"]: lambda i: np.argmax(test[2][i], axis=-1),
@@ -957,7 +591,7 @@ def main(argv=None):
                            "pydensecrf2": reference_cost},
         "reference": {"available": reference_ok, "why_not": reference_why},
         "grid": rows, "grid_edges_chosen": edges, "reference_grid": reference_rows,
-        "chosen": {"crf_fixed": fixed, "crf_finetuned": tuned,
+        "chosen": {"crf_fixed": fixed, "crf_finetuned": tuned_settings,
                    **({"pydensecrf2": reference} if reference is not None else {})},
         "val_mean_iu": {"fcn": val_fcn["mean_iu"], "crf_fixed": best["val_mean_iu"], "crf_finetuned": fine["val_mean_iu"],
                         **({"pydensecrf2": reference_best["val_mean_iu"]} if reference else {})},
@@ -971,7 +605,7 @@ def main(argv=None):
     log(f"wall time {result['wall_seconds']:.0f} s")
     with open(os.path.join(args.out, "crf_camvid.md"), "w") as f:
         f.write(markdown)
-    result = _jsonable(result)
+    result = jsonable(result)
     write_json(os.path.join(args.out, "crf_camvid.json"), result)
     write_figures(result, markdown, args.json, args.markdown)
     return 0

@@ -8,12 +8,11 @@ fine-tuned for the same epochs, on the same data in the same order, with the
 same optimiser, without the CRF.
 
 From a trained CamVid FCN-8s (`--model`, e.g. the FCN-8s row of
-`bench/camvid_results.py`) and the CRF settings `bench/crf_camvid.py` saved
-beside it (`<model>.crf.json`, a learned compatibility):
+`bench/camvid_results.py`) and the CRF settings `bench/crf_camvid.py` wrote
+(`--crf-settings`, e.g. its `--save-settings` file, a learned compatibility):
 
-1. Two arms, each `--epochs` epochs of the package's training loop
-   (`fcn_keras.training`: `make_inputs`, `make_model(init_from=--model)`,
-   `compile_model`, `fit`) with the recipe of the last FCN-8s stage: random
+1. Two arms, each `--epochs` epochs of `fcn_keras.train` (`init_from=--model`,
+   `crf=` the settings for the joint arm) with the recipe of the last FCN-8s stage: random
    352x480 crops of CamVid train with the pipeline's default augmentation,
    batch 4, Adam 1e-5 with poly decay, dropout 0.5, the FCN in the precision
    `mixed_precision="auto"` picks (bfloat16 where the CPU has it), the CRF
@@ -25,10 +24,12 @@ beside it (`<model>.crf.json`, a learned compatibility):
    Val mean IU of the arm's own output after every epoch keeps the best
    epoch (`best.keras`). An interrupted arm resumes from its backup; a
    finished one (`done.json`) is not trained again.
-2. One evaluation on **test** (233 images, full 480x360 labels, void ignored;
-   every model in float32) of: the starting FCN, the starting FCN + the saved
-   CRF, the `fcn` arm, the `fcn` arm + the saved CRF, the `joint` arm (with its
-   own CRF): the four metrics, per-class IoU, trimap mean IU at 2/4/8 px.
+2. One pass over **test** (233 images, full 480x360 labels, void ignored;
+   every model in float32 through `fcn_keras.export.Predictor`) scoring, each
+   in its own `fcn_keras.metrics.ConfusionAccumulator`: the starting FCN, the
+   starting FCN + the saved CRF, the `fcn` arm, the `fcn` arm + the saved CRF,
+   the `joint` arm (with its own CRF): the four metrics, per-class IoU, trimap
+   mean IU at 2/4/8 px.
 3. Figures only to `--json`, a Markdown table to `--out/crf_joint_camvid.md`
    (and `--markdown`).
 
@@ -36,6 +37,7 @@ Full run: about 2.5 minutes per epoch and arm plus 4 minutes of scoring on a
 2-core Intel Xeon (Sapphire Rapids, AMX) VM in bfloat16.
 
     .venv/bin/python bench/crf_joint_camvid.py --model ~/fcn_runs/camvid/fcn8s/final.keras \
+        --crf-settings ~/fcn_runs/crf_camvid/fcn8s.crf.json \
         --out ~/fcn_runs/crf_joint --json docs/results/crf_joint_camvid.json
     (defaults: --epochs 4, --data-dir ../shared/data/camvid, --seed 0)
 
@@ -54,20 +56,16 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, crf_camvid
-from _common import REPO, check_figure_paths, inside_repo_error, write_figures  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import (CAMVID_DIR, DOCS, check_figure_paths, inside_repo_error, log,  # noqa: E402
+                     scores_row, write_figures)
 
-SHARED = os.path.join(os.path.dirname(REPO), "shared")
-DOCS = os.path.join(REPO, "docs")
 ARMS = ("fcn", "joint")
 # The last FCN-8s stage of `bench/camvid_results.py`, continued.
 RECIPE = {"crop_size": (352, 480), "batch_size": 4, "optimizer": "adam", "learning_rate": 1e-5,
           "schedule": "poly", "dropout": 0.5}  # fmt: skip
 QUICK = {"crop_size": (128, 160), "steps_per_epoch": 2, "validation_steps": 2, "images": 6}
-
-
-def log(message):
-    print(message, flush=True)
+TRIMAP_WIDTHS = (2, 4, 8)
 
 
 def train_arm(arm, args, settings):
@@ -76,11 +74,8 @@ def train_arm(arm, args, settings):
     Resumes an interrupted arm from `--out/<arm>/backup`; an arm with
     `done.json` is read back, not trained.
     """
-    import keras
-
-    from fcn_keras.crf import with_crf
-    from fcn_keras.distribute import make_strategy, precision_policy, resolve_precision
-    from fcn_keras.training import compile_model, fit, make_inputs, make_model, write_json
+    from fcn_keras.files import write_json
+    from fcn_keras.training import train
 
     out_dir = os.path.join(args.out, arm)
     done = os.path.join(out_dir, "done.json")
@@ -88,28 +83,22 @@ def train_arm(arm, args, settings):
         with open(done) as f:
             log(f"{arm}: finished earlier ({out_dir})")
             return json.load(f)
-    os.makedirs(out_dir, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
     quick = QUICK if args.quick else {}
-    inputs = make_inputs("camvid", source_kwargs={"data_dir": args.data_dir},
-                         crop_size=quick.get("crop_size", RECIPE["crop_size"]),
-                         batch_size=RECIPE["batch_size"], epochs=args.epochs,
-                         steps_per_epoch=quick.get("steps_per_epoch"), schedule=RECIPE["schedule"],
-                         seed=args.seed)  # fmt: skip
-    precision = resolve_precision("auto")
-    with precision_policy(precision):
-        fcn = make_model("fcn8s", inputs.num_classes, init_from=args.model, dropout=RECIPE["dropout"],
-                         dataset_info=inputs.info)  # fmt: skip
-    # The CRF is built outside the policy: `DenseCRF` computes in float32 whatever the FCN does.
-    model = with_crf(fcn, **settings) if arm == "joint" else fcn
-    compile_model(model, inputs, optimizer=RECIPE["optimizer"], learning_rate=RECIPE["learning_rate"],
-                  schedule=RECIPE["schedule"])  # fmt: skip
     start = time.perf_counter()
-    history = fit(model, inputs, make_strategy("default"), out_dir=out_dir, epochs=args.epochs,
-                  validation_steps=quick.get("validation_steps"), tensorboard=False, verbose=2)  # fmt: skip
+    _, history = train("fcn8s", "camvid", out_dir=out_dir, source_kwargs={"data_dir": args.data_dir},
+                       init_from=args.model, crf=settings if arm == "joint" else None,
+                       crop_size=quick.get("crop_size", RECIPE["crop_size"]),
+                       batch_size=RECIPE["batch_size"], epochs=args.epochs,
+                       steps_per_epoch=quick.get("steps_per_epoch"),
+                       validation_steps=quick.get("validation_steps"),
+                       optimizer=RECIPE["optimizer"], learning_rate=RECIPE["learning_rate"],
+                       schedule=RECIPE["schedule"], dropout=RECIPE["dropout"],
+                       mixed_precision="auto", seed=args.seed, tensorboard=False, verbose=2)  # fmt: skip
+    with open(os.path.join(out_dir, "train_config.json")) as f:
+        derived = json.load(f)["derived"]
     val = [float(v) for v in history.history.get("val_mean_iu", [])]
-    record = {"arm": arm, "epochs": args.epochs, "precision": precision or "float32",
-              "steps_per_epoch": inputs.steps_per_epoch, "val_mean_iu": val,
+    record = {"arm": arm, "epochs": args.epochs, "precision": derived["precision"],
+              "steps_per_epoch": derived["steps_per_epoch"], "val_mean_iu": val,
               "best_epoch": 1 + max(range(len(val)), key=val.__getitem__) if val else None,
               "seconds": time.perf_counter() - start}  # fmt: skip
     write_json(done, record)
@@ -119,48 +108,44 @@ def train_arm(arm, args, settings):
 
 
 def score_test(args, settings):
-    """Test scores of the five configurations (every model in float32)."""
+    """Test scores of the five configurations (every model in float32), in one pass over the split."""
     import numpy as np
     import tensorflow as tf
 
-    from crf_camvid import TestScores, cache_split
     from fcn_keras.crf import DenseCRF
-    from fcn_keras.data import dataset_info
+    from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.evaluation import load_model
     from fcn_keras.export import Predictor, float32_model
+    from fcn_keras.metrics import ConfusionAccumulator
 
     info = dataset_info("camvid", data_dir=args.data_dir)
-    start_model = load_model(args.model)
-    images, labels, start_logits, _ = cache_split(start_model, "test", args, 1.0, info)
-    scores = TestScores(labels, info.num_classes, info.ignore_label, info.class_names)
     crf = DenseCRF(info.num_classes, name="crf", **settings)
     refine = tf.function(lambda image, logits: tf.argmax(crf([image, logits]), axis=-1))
-
-    def predictor(path):
-        return Predictor(float32_model(load_model(path)), engine="keras")
-
-    arm_fcn = predictor(os.path.join(args.out, "fcn", "best.keras"))
-    arm_joint = predictor(os.path.join(args.out, "joint", "best.keras"))
-    fcn_logits = {}
-
-    def arm_fcn_logits(begin, end):
-        if begin not in fcn_logits:
-            fcn_logits.clear()
-            fcn_logits[begin] = np.asarray(arm_fcn.predict(np.asarray(images[begin:end])))
-        return fcn_logits[begin]
-
+    start, arm_fcn, arm_joint = (
+        Predictor(float32_model(load_model(path)), engine="keras")
+        for path in (args.model, *(os.path.join(args.out, arm, "best.keras") for arm in ARMS)))
     configurations = {
-        "FCN-8s": lambda b, e: np.argmax(start_logits[b:e], axis=-1),
-        "FCN-8s + CRF (fine-tuned on the frozen FCN)": lambda b, e: refine(images[b:e], start_logits[b:e]),
-        "FCN-8s fine-tuned alone": lambda b, e: np.argmax(arm_fcn_logits(b, e), axis=-1),
-        "FCN-8s fine-tuned alone + the same CRF": lambda b, e: refine(images[b:e], arm_fcn_logits(b, e)),
-        "FCN-8s + CRF fine-tuned together (CRF-as-RNN)":
-            lambda b, e: np.argmax(np.asarray(arm_joint.predict(np.asarray(images[b:e]))), axis=-1),
+        "FCN-8s": lambda image, logits: np.argmax(logits["start"], axis=-1),
+        "FCN-8s + CRF (fine-tuned on the frozen FCN)": lambda image, logits: refine(image, logits["start"]),
+        "FCN-8s fine-tuned alone": lambda image, logits: np.argmax(logits["fcn"], axis=-1),
+        "FCN-8s fine-tuned alone + the same CRF": lambda image, logits: refine(image, logits["fcn"]),
+        "FCN-8s + CRF fine-tuned together (CRF-as-RNN)": lambda image, logits: np.argmax(logits["joint"], axis=-1),
     }  # fmt: skip
-    results = {}
-    for name, predict in configurations.items():
-        results[name] = scores.score(predict)
-        log(f"test: {name}: mean IU {100 * results[name]['mean_iu']:.2f}")
+    scores = {name: ConfusionAccumulator(info.num_classes, info.ignore_label, TRIMAP_WIDTHS)
+              for name in configurations}  # fmt: skip
+    data = load_dataset("camvid", "test", batch_size=1, augment=False, shuffle=False,
+                        ignore_label=info.ignore_label, data_dir=args.data_dir)  # fmt: skip
+    for index, (image, mask) in enumerate(data):
+        if args.limit is not None and index >= args.limit:
+            break
+        image = np.asarray(image)
+        logits = {"start": start.predict(image), "fcn": arm_fcn.predict(image), "joint": arm_joint.predict(image)}
+        for name, classes in configurations.items():
+            scores[name].update(np.asarray(mask), np.asarray(classes(image, logits)))
+    results = {name: scores_row(accumulator.result(), info.class_names)
+               for name, accumulator in scores.items()}  # fmt: skip
+    for name, row in results.items():
+        log(f"test: {name}: mean IU {100 * row['mean_iu']:.2f}")
     return results
 
 
@@ -192,10 +177,9 @@ def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", required=True, help="trained CamVid FCN-8s, a .keras file")
-    parser.add_argument("--crf-settings", default=None,
-                        help="CRF settings file; <model>.crf.json when not given")
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
-                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--crf-settings", required=True,
+                        help="CRF settings file (e.g. bench/crf_camvid.py's --save-settings)")
+    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True, help="checkpoints, cache and results, outside the repo")
     parser.add_argument("--json", default=None, help="figures-only JSON (outside the repo or under docs/)")
     parser.add_argument("--markdown", default=None,
@@ -212,15 +196,14 @@ def _parse_args(argv):
     check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")], DOCS)
     if not args.model.endswith(".keras") or not os.path.isfile(args.model):
         parser.error(f"--model {args.model!r}: expected an existing .keras file")
-    args.crf_settings = args.crf_settings or args.model + ".crf.json"
     if not os.path.isfile(args.crf_settings):
-        parser.error(f"no CRF settings at {args.crf_settings!r}: run bench/crf_camvid.py on the model "
-                     "first, or name a file with --crf-settings")  # fmt: skip
+        parser.error(f"--crf-settings {args.crf_settings!r} does not exist: run bench/crf_camvid.py "
+                     "with --save-settings first")  # fmt: skip
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1; received {args.epochs}")
-    args.limit = QUICK["images"] if args.quick else None  # read by crf_camvid.cache_split
+    args.limit = QUICK["images"] if args.quick else None
     return args
 
 

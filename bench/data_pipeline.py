@@ -25,7 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DEFAULT_CAMVID = REPO.parent / "shared" / "data" / "camvid"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import CAMVID_DIR  # noqa: E402
 
 
 def measure(ds, seconds, batch_size, warmup=5):
@@ -42,7 +43,7 @@ def measure(ds, seconds, batch_size, warmup=5):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data-dir", default=str(DEFAULT_CAMVID))
+    parser.add_argument("--data-dir", default=CAMVID_DIR)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop-size", type=int, default=320)
     parser.add_argument("--seconds", type=float, default=10.0, help="per configuration")

@@ -1,56 +1,19 @@
-"""Analytic FLOP count of an FCN, shared by the benchmark scripts.
+"""Analytic FLOP count of an FCN at an image size (`_common.model_flops`), from the command line.
 
 Counts the multiply-adds of every convolution, transposed convolution and
 dense layer as 2 FLOPs each (the convention of the FLOP/s figures in
-docs/benchmarks.md); element-wise layers (ReLU, pooling, adds, crop) are left
-out, as they are well under 1% of an FCN's work.
+docs/benchmarks.md).
 
 Usage:
     python bench/flops.py --variant fcn8s --size 512 512
 """
 
 import argparse
+import os
+import sys
 
-import keras
-
-__all__ = ["model_flops"]
-
-_COUNTED = (keras.layers.Conv2D, keras.layers.Conv2DTranspose, keras.layers.Dense)
-
-
-def model_flops(model, height, width):
-    """Return the forward-pass FLOPs of one `height` x `width` image through `model`.
-
-    Args:
-        model: a functional `keras.Model` taking `(batch, H, W, 3)` images.
-        height: int, image height in pixels.
-        width: int, image width in pixels.
-
-    Returns:
-        int, FLOPs (2 per multiply-add) of the convolution-like layers.
-
-    Example:
-    >>> model_flops(fcn_keras.FCN8s(backbone_weights=None), 512, 512) / 1e9  # ~222
-    """
-    layers = [layer for layer in model.layers if isinstance(layer, _COUNTED)]
-    probe = keras.Model(model.inputs, [layer.output for layer in layers])
-    in_probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    shape = (1, height, width, 3)
-    outputs = probe.compute_output_shape(shape)
-    inputs = in_probe.compute_output_shape(shape)
-    total = 0
-    for layer, out_shape, in_shape in zip(layers, outputs, inputs):
-        kernel = layer.kernel.shape
-        if isinstance(layer, keras.layers.Dense):
-            total += 2 * kernel[0] * kernel[1]
-        elif isinstance(layer, keras.layers.Conv2DTranspose):
-            # Every input position scatters a kh x kw x C_out patch per input channel.
-            kh, kw, c_out, c_in = kernel
-            total += 2 * kh * kw * c_in * c_out * in_shape[1] * in_shape[2]
-        else:
-            kh, kw, c_in, c_out = kernel
-            total += 2 * kh * kw * c_in * c_out * out_shape[1] * out_shape[2]
-    return int(total)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import model_flops  # noqa: E402
 
 
 def main():

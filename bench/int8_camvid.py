@@ -22,9 +22,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import REPO, inside_repo_error  # noqa: E402
+from _common import CAMVID_DIR, REPO, VGG16_WEIGHTS, inside_repo_error  # noqa: E402
 sys.path.insert(0, REPO)
-SHARED = os.environ.get("FCN_KERAS_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
 IGNORE = 11
 NUM_CLASSES = 11
 
@@ -81,9 +80,9 @@ def train(args, size):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"))
+    parser.add_argument("--data-dir", default=CAMVID_DIR)
     parser.add_argument("--backbone-weights",
-                        default=os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5"))
+                        default=VGG16_WEIGHTS)
     parser.add_argument("--out", default="/tmp/fcn_keras_runs/int8_camvid")
     parser.add_argument("--size", default="120x160", help="training/eval size HxW (CamVid is 360x480)")
     parser.add_argument("--fc-units", type=int, default=512)

@@ -591,7 +591,7 @@ def main():
     import tensorflow as tf
 
     import fcn_keras
-    from flops import model_flops
+    from _common import model_flops
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)

@@ -68,7 +68,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
 from _common import (add_camvid_training_arguments, inside_repo_error,  # noqa: E402
-                     package_choices)
+                     package_choices, write_figures)
 
 STAGE = "fcn8s_atonce"  # the `fcn_keras.results` row every loss trains
 
@@ -262,7 +262,7 @@ def main(argv=None):
         parser.error(f"--epochs must be at least 1; received {args.epochs}")
 
     from fcn_keras.results import figures_only, results_to_markdown, run_stages
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     if args.quick:  # the settings recorded are the ones used
         args.fc_units, args.crop, args.epochs = 256, (128, 160), 1
@@ -304,9 +304,7 @@ def main(argv=None):
     if args.json_copy:
         figures = figures_only(results)
         figures["settings"].pop("markdown", None)
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_copy)), exist_ok=True)
-        with open(args.json_copy, "w") as f:
-            json.dump(figures, f, indent=2)
+        write_figures(figures, markdown, args.json_copy)
     print(markdown)
     return 0
 

@@ -14,8 +14,8 @@ both sides of that choice on CamVid for the models given with `--models`:
    upsampling). Pixel accuracy, mean accuracy, mean IU, f.w. IU, per-class
    IoU and the trimap mean IU in bands of 2, 4, 8 and 16 px around class
    boundaries, and the wall time of the evaluation. A model trained at reduced
-   scale gets the `scale` of the `stage.json` beside it (its logits resized
-   bilinearly back to full size), as `fcn_keras/results.py` evaluates it.
+   scale is evaluated at the input scale it carries (its logits resized
+   bilinearly back to full size), as `fcn_keras.evaluate` does.
 2. Cost, each configuration in a fresh process (`multiprocessing` spawn, one
    at a time, so no measurement inherits another's allocations): the median
    latency of one 480x360 forward of the split's first image (to full-size
@@ -69,9 +69,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, crf_camvid
-from _common import check_figure_paths, dtype_policy_of, write_figures  # noqa: E402
-from crf_camvid import DOCS, NOTABLE_FLAGS, SHARED, _jsonable, _pct, log  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import (CAMVID_DIR, DOCS, NOTABLE_FLAGS, check_figure_paths,  # noqa: E402
+                     dtype_policy_of, jsonable, log, pct, write_figures)
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
 DEFAULT_FACTORS = "1,2,4"
@@ -146,9 +146,10 @@ def forward_function(model, factor, scale=1.0, full_size=True):
         factor: 1 for the model's own output, else the shift-and-stitch factor
             (`fcn_keras.shift_and_stitch.ShiftAndStitch(model, factor)`,
             upsampled bilinearly to the image).
-        scale: the model's input scale; the images are resized by it first and
-            the logits resized back (`fcn_keras.evaluation.scale_images`,
-            `logits_at_size`). Defaults to 1.0.
+        scale: the model's input scale (`fcn_keras.evaluation.input_scale_of`);
+            the images are resized by it first and the logits resized back
+            (`fcn_keras.evaluation.scaled_logits`); the coarse map is left at
+            its own size. Defaults to 1.0.
         full_size: False returns the coarse score map instead (`score_fr` of
             FCN-32s, `fuse_pool3` of FCN-8s, see `coarse_output`), made
             `factor` times denser, before any upsampling: the part whose cost
@@ -170,7 +171,7 @@ def forward_function(model, factor, scale=1.0, full_size=True):
     import keras
     import tensorflow as tf
 
-    from fcn_keras.evaluation import logits_at_size, scale_images
+    from fcn_keras.evaluation import scale_images, scaled_logits
     from fcn_keras.shift_and_stitch import ShiftAndStitch, coarse_output
 
     if factor == 1 and full_size:
@@ -183,10 +184,9 @@ def forward_function(model, factor, scale=1.0, full_size=True):
         run = lambda x: stitch(x, full_size=full_size)  # noqa: E731
 
     def logits(x):
-        if scale == 1.0:
-            return tf.cast(run(x), tf.float32)
-        y = run(scale_images(x, scale))
-        return logits_at_size(y, tf.shape(x)[1:3]) if full_size else tf.cast(y, tf.float32)
+        if full_size:
+            return tf.cast(scaled_logits(run, x, scale), tf.float32)
+        return tf.cast(run(x if scale == 1.0 else scale_images(x, scale)), tf.float32)
 
     return tf.function(logits)
 
@@ -325,11 +325,11 @@ def to_markdown(result):
         "| --- | --- |" + " ---: |" * (8 + len(widths)),
     ]
     for row in rows:
-        trimap = " | ".join(_pct(row["trimap_mean_iu"][str(w)]) for w in widths)
+        trimap = " | ".join(pct(row["trimap_mean_iu"][str(w)]) for w in widths)
         cost = row["cost"]
-        lines.append(f"| {row['model']} | {row['factor']} ({row['stride']} px) | {_pct(row['mean_iu'])} | "
-                     f"{_pct(row['pixel_accuracy'])} | {_pct(row['mean_accuracy'])} | "
-                     f"{_pct(row['frequency_weighted_iu'])} | {trimap} | {cost['seconds']:.3f} | "
+        lines.append(f"| {row['model']} | {row['factor']} ({row['stride']} px) | {pct(row['mean_iu'])} | "
+                     f"{pct(row['pixel_accuracy'])} | {pct(row['mean_accuracy'])} | "
+                     f"{pct(row['frequency_weighted_iu'])} | {trimap} | {cost['seconds']:.3f} | "
                      f"x{row['ratio_to_plain']:.2f} | x{row['coarse_ratio_to_plain']:.2f} | "
                      f"{cost['peak_delta_mb']:.0f} |")  # fmt: skip
     lines += ["", "Models:", ""]
@@ -352,7 +352,7 @@ def to_markdown(result):
               "| --- | --- |" + " ---: |" * len(names)]  # fmt: skip
     for row in rows:
         lines.append(f"| {row['model']} | {row['factor']} | "
-                     + " | ".join(_pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
+                     + " | ".join(pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
@@ -367,7 +367,7 @@ def _parse_args(argv):
     parser.add_argument("--factors", type=parse_factors, default=DEFAULT_FACTORS,
                         help="shift-and-stitch factors, comma-separated; 1 = the model's own output")
     parser.add_argument("--split", default="test", help="evaluated split")
-    parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"),
+    parser.add_argument("--data-dir", default=CAMVID_DIR,
                         help="CamVid in SegNet layout")  # fmt: skip
     parser.add_argument("--json", default=None,
                         help="figures-only JSON (outside the repo or under docs/)")
@@ -414,9 +414,8 @@ def main(argv=None):
 
     from fcn_keras.data import dataset_info
     from fcn_keras.distribute import cpu_flags, cpu_model_name
-    from fcn_keras.evaluation import evaluate, load_model
+    from fcn_keras.evaluation import evaluate, input_scale_of, load_model
     from fcn_keras.models import variant_of
-    from fcn_keras.results import recorded_scale
     from fcn_keras.shift_and_stitch import coarse_output
 
     info = dataset_info("camvid", data_dir=args.data_dir)
@@ -438,7 +437,7 @@ def main(argv=None):
             raise SystemExit(f"--factors {','.join(map(str, args.factors))}: {bad} do not divide "
                              f"the coarse stride {stride} of {name} ({variant_of(model)}, {path}); "
                              f"use factors up to {stride}.")  # fmt: skip
-        scale, scale_from = recorded_scale(path)
+        scale = input_scale_of(model)  # saved with it (or its row's stage.json, `load_model`)
         models[name] = {"model": model, "path": path, "stride": stride, "scale": scale,
                         "record": {"file": os.path.basename(path), "variant": variant_of(model),
                                    "num_classes": num_classes, "coarse_stride": stride,
@@ -447,7 +446,7 @@ def main(argv=None):
                                    "parameters": int(model.count_params()),
                                    "input_scale": scale}}  # fmt: skip
         log(f"{name}: {path}: {variant_of(model)}, dtype policy {dtype_policy_of(model)}, coarse "
-            f"stride {stride}, input scale {scale:g} ({scale_from})")  # fmt: skip
+            f"stride {stride}, input scale {scale:g}")  # fmt: skip
         for factor in sorted({1, *args.factors}):
             log(f"  cost of {name} f={factor}: a fresh process, 2 x (1 + {args.runs}) forwards ...")
             cost = measure_cost(path, factor, scale, image, args.runs)
@@ -482,7 +481,6 @@ def main(argv=None):
         start = time.perf_counter()
         report = evaluate(entry["model"], "camvid", args.split, batch_size=1,
                           source_kwargs={"data_dir": args.data_dir}, trimap_widths=TRIMAP_WIDTHS,
-                          input_scale=None if entry["scale"] == 1.0 else entry["scale"],
                           max_batches=args.limit,
                           shift_and_stitch=None if factor == 1 else factor)  # fmt: skip
         seconds = time.perf_counter() - start
@@ -499,8 +497,8 @@ def main(argv=None):
             "cost": cost, "ratio_to_plain": cost["seconds"] / costs[name, 1]["seconds"],
             "coarse_ratio_to_plain": cost["coarse_seconds"] / costs[name, 1]["coarse_seconds"],
         })  # fmt: skip
-        log(f"  {name} f={factor}: mean IU {_pct(report['mean_iu'])}, pixel accuracy "
-            f"{_pct(report['pixel_accuracy'])}, trimap 2 px {_pct(report['trimap_mean_iu'][2])}; "
+        log(f"  {name} f={factor}: mean IU {pct(report['mean_iu'])}, pixel accuracy "
+            f"{pct(report['pixel_accuracy'])}, trimap 2 px {pct(report['trimap_mean_iu'][2])}; "
             f"{seconds:.0f} s ({seconds / report['images']:.2f} s / image)")  # fmt: skip
     if len({row["images"] for row in rows}) != 1:
         raise SystemExit(f"evaluations saw different numbers of images: {[r['images'] for r in rows]}")
@@ -532,7 +530,7 @@ def main(argv=None):
         "rows": rows, "versus_own_upsampling": versus,
         "wall_seconds": time.perf_counter() - wall,
     }  # fmt: skip
-    result = _jsonable(result)
+    result = jsonable(result)
     markdown = to_markdown(result)
     print()
     print(markdown)

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import fcn_keras  # noqa: E402
-from flops import model_flops  # noqa: E402
+from _common import model_flops  # noqa: E402
 
 # Mode name -> (Keras dtype policy, jit_compile).
 MODES = {

@@ -7,7 +7,8 @@ same metadata (see `artifact_metadata`), stored where its format allows:
 ONNX `metadata_props`, a `<file>.json` sidecar for TFLite, and
 `assets.extra/fcn_keras.json` inside a SavedModel. When the model carries a
 `dataset_info` (class names, ignore label, palette, dataset name), that is in
-the metadata too, so `Predictor` and `fcn-keras predict` need no retyping.
+the metadata too, so `Predictor` and `fcn-keras predict` need no retyping; so is
+the `input_scale` a model was trained at, which `Predictor` applies.
 
 Every exporter takes the model's weights into a float32 graph
 (`float32_model`): a model built or trained under `mixed_bfloat16` /
@@ -15,16 +16,15 @@ Every exporter takes the model's weights into a float32 graph
 graph (TFLite refuses them, tf2onnx writes an invalid file).
 """
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 
 import keras
 
 from fcn_keras import __version__
 from fcn_keras.data.info import DatasetInfo
+from fcn_keras.evaluation import input_scale_of
+from fcn_keras.files import atomic_path, write_json
 from fcn_keras.models import variant_of
 
 __all__ = [
@@ -55,44 +55,6 @@ OUTPUT_CONVENTION = (
 )
 
 
-@contextlib.contextmanager
-def atomic_path(target, directory=False):
-    """Yield a temporary path beside `target`; move it onto `target` on success.
-
-    On any exception the temporary file or directory is removed and `target`
-    is left as it was (absent, or the previous artifact).
-
-    Args:
-        target: final path of the artifact.
-        directory: whether the artifact is a directory (a SavedModel).
-            Defaults to `False`.
-
-    Yields:
-        The temporary path to write to (it does not exist yet).
-    """
-    target = os.path.abspath(os.fspath(target))
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix="." + os.path.basename(target) + ".tmp-", dir=parent)
-    temp = os.path.join(staging, os.path.basename(target))
-    try:
-        yield temp
-        if not os.path.exists(temp):
-            raise RuntimeError(f"export produced nothing at {temp!r} (for {target!r}).")
-        if directory:
-            backup = None
-            if os.path.exists(target):
-                backup = os.path.join(staging, "previous")
-                os.rename(target, backup)
-            os.rename(temp, target)
-        else:
-            if os.path.isdir(target):
-                raise ValueError(f"cannot write file {target!r}: a directory is in the way.")
-            os.replace(temp, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
 def model_facts(model):
     """Read num_classes, variant and name from an FCN `keras.Model`.
 
@@ -103,8 +65,10 @@ def model_facts(model):
     Returns:
         dict with `num_classes` (int), `variant` (`fcn_keras.models.variant_of`:
         `"fcn32s"`, `"fcn16s"`, `"fcn8s"`, `"fcn8s_atonce"`, or `"unknown"`
-        for a model that is not an fcn_keras FCN), `model_name`, `fc_units`
-        and `parameters`.
+        for a model that is not an fcn_keras FCN), `model_name`, `fc_units`,
+        `parameters` and `input_scale` (the factor images are resized by
+        before the network, `fcn_keras.evaluation.input_scale_of`; 1.0 for a
+        model trained at full size).
 
     Example:
     >>> model_facts(fcn_keras.FCN16s(num_classes=12, backbone_weights=None))["variant"]
@@ -128,6 +92,7 @@ def model_facts(model):
         "model_name": model.name,
         "fc_units": fc_units,
         "parameters": int(model.count_params()),
+        "input_scale": input_scale_of(model),
     }
 
 
@@ -306,18 +271,3 @@ def read_metadata(path):
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"metadata file {sidecar!r} is unreadable: {e}") from e
-
-
-def write_json(path, data):
-    """Write `data` as indented JSON to `path`: the one JSON file writer of the exporters.
-
-    Args:
-        path: the file to write.
-        data: a JSON-serialisable object.
-
-    Example:
-    >>> write_json("model.tflite.json", artifact_metadata(model, "tflite"))
-    """
-    with open(path, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")

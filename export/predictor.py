@@ -48,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 from fcn_keras.choices import ENGINES, INFERENCE_PRECISIONS
+from fcn_keras.evaluation import input_scale_of, scaled_logits
 
 from ._artifacts import dataset_info_of, float32_model, read_metadata
 from .savedmodel import BFLOAT16_SIGNATURE_KEY, SIGNATURE_KEY, bfloat16_serving_function
@@ -155,6 +156,11 @@ class Predictor:
         class_names: tuple of class names, or `None` when not stored.
         ignore_label: the void label id of the training data, or `None`.
         palette: `(num_classes, 3)` uint8 colours, or `None`.
+        input_scale: the scale the model was trained at (metadata
+            `input_scale`, 1.0 when none): `predict` shrinks the images by it
+            and returns logits of the images' size
+            (`fcn_keras.evaluation.scaled_logits`); `input_size` is the
+            network's own.
         precision: what the engine computes in.
         jit_compile: whether the keras engine runs XLA-compiled (None for
             other engines).
@@ -210,6 +216,7 @@ class Predictor:
         else:
             getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)
         self.dataset_info = dataset_info_of(self.metadata if self.model is None else self.model)
+        self.input_scale = input_scale_of(self.metadata if self.model is None else self.model)
         if self.dataset_info is not None and self.dataset_info.num_classes != self.num_classes:
             raise ValueError(
                 f"{self.path!r}: its dataset_info {self.dataset_info.name!r} has "
@@ -465,7 +472,7 @@ class Predictor:
             `(H, W, num_classes)` arrays, following the input.
         """
         batches, kind = prepare_images(images, f"input to {self.engine} model {self.path!r}")
-        outputs = [self._run_batch(batch) for batch in batches]
+        outputs = [scaled_logits(self._run_batch, batch, self.input_scale) for batch in batches]
         if kind == "single":
             return outputs[0][0]
         if kind == "batch":

@@ -263,5 +263,5 @@ def export_savedmodel(model, filepath, version=None, input_size=None, jit_compil
         write_savedmodel(model, temp, input_size=input_size, jit_compile=jit_compile,
                          bfloat16_signature=bfloat16_signature)  # fmt: skip
         os.makedirs(os.path.join(temp, os.path.dirname(SAVEDMODEL_METADATA)), exist_ok=True)
-        write_json(os.path.join(temp, SAVEDMODEL_METADATA), meta)
+        write_json(os.path.join(temp, SAVEDMODEL_METADATA), meta, sort_keys=True)
     return target

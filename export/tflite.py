@@ -243,5 +243,5 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     with atomic_path(target + TFLITE_SIDECAR_SUFFIX) as sidecar, atomic_path(target) as temp:
         with open(temp, "wb") as f:
             f.write(buffer)
-        write_json(sidecar, meta)
+        write_json(sidecar, meta, sort_keys=True)
     return target

@@ -37,6 +37,11 @@ Thresholds (`DEFAULT_THRESHOLDS`) and why:
 
 Artifacts exported for a fixed size run on the images resized to that size
 (bilinear; labels nearest), compared with Keras on the same resized images.
+A model trained at reduced scale (`input_scale`, carried by the model and
+by every artifact's metadata) is compared the way it predicts: Keras and each
+`Predictor` shrink the image by that scale and return logits of its size
+(`fcn_keras.evaluation.scaled_logits`); a fixed-size artifact then gets the
+images at the size that shrinks to its input.
 The Keras reference is the model's float32 rebuild (`float32_model`), the
 graph every artifact was exported from, whatever dtype policy it was trained
 under. Mean IU comes from `fcn_keras.metrics` (one confusion matrix, the
@@ -49,8 +54,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from fcn_keras.evaluation import ignore_label_of
-from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+from fcn_keras.evaluation import ignore_label_of, input_scale_of, scaled_logits
+from fcn_keras.metrics import ConfusionAccumulator
 
 from ._artifacts import float32_model, model_facts
 from .predictor import Predictor, prepare_images
@@ -157,6 +162,20 @@ def _resize_pair(image, label, size):
     return resized, label
 
 
+def _full_size(size, scale):
+    """The image size that `scale` shrinks to the network input `size` (a fixed-size artifact's)."""
+    if scale == 1.0:
+        return tuple(size)
+    full = []
+    for side in size:
+        guess = int(round(side / scale))
+        match = [n for n in (guess, guess - 1, guess + 1) if n >= 1 and max(int(round(n * scale)), 1) == side]
+        if not match:
+            raise ValueError(f"no image size gives the fixed input size {tuple(size)} at input scale {scale:g}.")
+        full.append(match[0])
+    return tuple(full)
+
+
 class _Stats:
     """Streaming |delta| and agreement between two logit sources."""
 
@@ -188,16 +207,18 @@ class _Stats:
         }
 
 
-def _confusion(label, prediction, num_classes, ignore_label, what):
-    """`fcn_keras.metrics.confusion_matrix` of one label, naming it in errors."""
+def _add(accumulators, key, label, prediction, num_classes, ignore_label, what):
+    """Add one label map to `accumulators[key]` (a `ConfusionAccumulator`), naming it in errors."""
+    if key not in accumulators:
+        accumulators[key] = ConfusionAccumulator(num_classes, ignore_label)
     try:
-        return confusion_matrix(label, prediction, num_classes, ignore_label=ignore_label)
+        accumulators[key].update(label, prediction)
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
 
 
-def _mean_iu(matrix):
-    return scores_from_confusion(matrix)["mean_iu"]
+def _mean_iu(accumulator):
+    return accumulator.result()["mean_iu"]
 
 
 class VerificationReport:
@@ -338,7 +359,9 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     """
     if ignore_label is None:
         ignore_label = ignore_label_of(model)
+    scale = input_scale_of(model)
     model = float32_model(model)
+    keras_forward = lambda batch: model(batch, training=False)  # noqa: E731
     rules = {key: dict(value) for key, value in DEFAULT_THRESHOLDS.items()}
     for key, value in (thresholds or {}).items():
         if key not in rules:
@@ -382,6 +405,11 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                 f"artifact {name!r} ({path!r}) was exported for {predictor.num_classes} classes; "
                 f"the Keras model and num_classes expect {num_classes}."
             )
+        if predictor.input_scale != scale:
+            raise ValueError(
+                f"artifact {name!r} ({path!r}) runs at input scale {predictor.input_scale:g}; the "
+                f"Keras model was trained at {scale:g}: export it again from this model."
+            )
         predictors[name] = predictor
         precisions[name] = precision_of(predictor.metadata, predictor.path)
         if BFLOAT16_SIGNATURE_KEY in (predictor.metadata.get("signatures") or {}):
@@ -405,9 +433,9 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
         for i, image in enumerate(images):
             label = labels[i] if labels is not None else None
             if group is not None:
-                image, label = _resize_pair(image, label, group)
+                image, label = _resize_pair(image, label, _full_size(group, scale))
             sizes.add(tuple(image.shape[:2]))
-            reference = np.asarray(model(image[None], training=False), dtype=np.float32)[0]
+            reference = np.asarray(scaled_logits(keras_forward, image[None], scale), dtype=np.float32)[0]
             outputs = {}
             for name in names:
                 try:
@@ -425,11 +453,11 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                     )
                 stats[name].update(reference, out)
                 if label is not None:
-                    cm = _confusion(label, out.argmax(-1), num_classes, ignore_label, f"label #{i}")
-                    confusion[name] = confusion.get(name, 0) + cm
+                    _add(confusion, name, label, out.argmax(-1), num_classes, ignore_label,
+                         f"label #{i}")  # fmt: skip
             if label is not None:
-                cm = _confusion(label, reference.argmax(-1), num_classes, ignore_label, f"label #{i}")
-                keras_confusion[group] = keras_confusion.get(group, 0) + cm
+                _add(keras_confusion, group, label, reference.argmax(-1), num_classes, ignore_label,
+                     f"label #{i}")  # fmt: skip
             if pairwise:
                 for a_index, a in enumerate(names):
                     for b in names[a_index + 1 :]:

@@ -7,10 +7,11 @@ Public API:
     Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
     Layers:   CaffePreprocess, PadToMultiple, CropToReference,
               BilinearUpsampling, bilinear_kernel
-    Dense CRF: DenseCRF, with_crf (fcn_keras.crf: save_crf_settings,
-              load_crf_settings)
+    Dense CRF: DenseCRF, with_crf, tune_crf, fine_tune_crf (fcn_keras.crf:
+              save_crf_settings, load_crf_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
-    Training: train, evaluate, SegmentationCrossEntropy, FocalLoss,
+    Evaluation: evaluate, evaluate_predictions, ConfusionAccumulator
+    Training: train, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
               fcn_keras.evaluation, fcn_keras.losses, fcn_keras.metrics)
@@ -55,6 +56,7 @@ _EXPORTS = {
     "DatasetInfo": "fcn_keras.data",
     "train": "fcn_keras.training",
     "evaluate": "fcn_keras.evaluation",
+    "evaluate_predictions": "fcn_keras.evaluation",
     "SegmentationCrossEntropy": "fcn_keras.losses",
     "FocalLoss": "fcn_keras.losses",
     "LovaszSoftmax": "fcn_keras.losses",
@@ -62,11 +64,14 @@ _EXPORTS = {
     "CrossEntropyLovasz": "fcn_keras.losses",
     "median_frequency_weights": "fcn_keras.losses",
     "SegmentationMetrics": "fcn_keras.metrics",
+    "ConfusionAccumulator": "fcn_keras.metrics",
     "shift_and_stitch": "fcn_keras.shift_and_stitch",
     "dilate": "fcn_keras.shift_and_stitch",
     "DilatedMaxPooling2D": "fcn_keras.shift_and_stitch",
     "DenseCRF": "fcn_keras.crf",
     "with_crf": "fcn_keras.crf",
+    "tune_crf": "fcn_keras.crf",
+    "fine_tune_crf": "fcn_keras.crf",
 }
 
 __all__ = list(_EXPORTS)

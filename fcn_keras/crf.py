@@ -10,6 +10,13 @@ backpropagation), saves in `.keras` files and exports with the FCN to
 SavedModel, TFLite (builtin ops only) and ONNX through `fcn_keras.export`.
 `with_crf` appends it to an FCN.
 
+Tuning, as API: `tune_crf(images, logits, labels, grid=CRF_GRID)` grid-searches
+the settings on a split (val) by mean IU, each structure traced once
+(`TracedCRF`); `fine_tune_crf(fcn, settings, train_data, tuning, steps=,
+checkpoint=)` then trains the CRF end to end on a frozen FCN (`FrozenFCN`,
+inference mode, the FCN's input scale) and keeps the step the split prefers.
+`save_crf_settings(layer, path)` writes the result where the caller says.
+
 The model. With unary energies `-logits` and Gaussian pairwise kernels
 
     k(i, j) = w1 exp(-|p_i - p_j|^2 / 2 theta_alpha^2 - |I_i - I_j|^2 / 2 theta_beta^2)
@@ -88,6 +95,17 @@ __all__ = [
     "load_crf_settings",
     "settings_path",
     "with_saved_crf",
+    "tune_crf",
+    "fine_tune_crf",
+    "crf_grid",
+    "grid_edges",
+    "split_scores",
+    "cached_logits",
+    "structure_key",
+    "describe_settings",
+    "TracedCRF",
+    "FrozenFCN",
+    "CRF_GRID",
     "DEFAULTS",
     "SETTINGS_SUFFIX",
 ]
@@ -565,7 +583,8 @@ def with_crf(model, crf=None, **crf_options):
         crf = DenseCRF(num_classes, name="crf", **options)
     refined = crf([image, logits])
     return FCNModel(image, refined, name=f"{model.name}_crf",
-                    dataset_info=getattr(model, "dataset_info", None))  # fmt: skip
+                    dataset_info=getattr(model, "dataset_info", None),
+                    input_scale=getattr(model, "input_scale", None))  # fmt: skip
 
 
 # === Settings files next to a model ===
@@ -609,7 +628,7 @@ def save_crf_settings(settings_or_layer, model_path):
     >>> save_crf_settings({"num_classes": 11, "iterations": 10}, "runs/fcn8s/best.keras")
     'runs/fcn8s/best.keras.crf.json'
     """
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     if isinstance(settings_or_layer, DenseCRF):
         settings = settings_or_layer.settings()
@@ -713,3 +732,513 @@ def _checked_settings(settings, what):
     except (TypeError, ValueError) as e:
         raise ValueError(f"{what}: {e}") from None
     return settings
+
+
+# === Tuning: grid search on a split, end-to-end fine-tuning on a frozen FCN ===
+
+# The grid `tune_crf` searches by default: every combination. Weights are in logit units (the
+# layer normalises each kernel per pixel); a (window, downsample) pair reaches
+# (window // 2) * downsample pixels either side: 12 and 32 px here (downsampling by 2 or 1
+# costs 5-10 times more).
+CRF_GRID = {
+    "structure": [{"window": 7, "downsample": 4}, {"window": 9, "downsample": 8}],
+    "appearance_xy": [10.0, 80.0],
+    "appearance_rgb": [5.0, 13.0, 30.0],
+    "appearance_weight": [3.0, 10.0, 30.0],
+    "smoothness": [{"smoothness_weight": 0.0}, {"smoothness_weight": 3.0, "smoothness_xy": 3.0}],
+}  # fmt: skip
+
+
+def crf_grid(grid=None, iterations=5):
+    """Every `DenseCRF` setting of a grid (see `CRF_GRID`), Potts compatibility.
+
+    Args:
+        grid: dict of lists, keys `structure` (dicts of `window`,
+            `downsample`), `appearance_xy`, `appearance_rgb`,
+            `appearance_weight`, `smoothness` (dicts of `smoothness_weight`
+            and optionally `smoothness_xy`). Defaults to `CRF_GRID`.
+        iterations: mean-field iterations of every setting. Defaults to 5.
+
+    Returns:
+        A list of dicts of `DenseCRF` options, structures in the grid's order.
+
+    Example:
+    >>> len(crf_grid(CRF_GRID))
+    72
+    """
+    import itertools
+
+    grid = CRF_GRID if grid is None else grid
+    missing = [k for k in ("structure", "appearance_xy", "appearance_rgb", "appearance_weight",
+                           "smoothness") if not grid.get(k)]  # fmt: skip
+    if missing:
+        raise ValueError(f"CRF grid: no values for {missing}; expected the keys of CRF_GRID.")
+    settings = []
+    for structure, xy, rgb, weight, smooth in itertools.product(
+            grid["structure"], grid["appearance_xy"], grid["appearance_rgb"],
+            grid["appearance_weight"], grid["smoothness"]):  # fmt: skip
+        settings.append({"iterations": int(iterations), **structure, "appearance_weight": weight,
+                         "appearance_xy": xy, "appearance_rgb": rgb,
+                         "smoothness_weight": smooth["smoothness_weight"],
+                         "smoothness_xy": smooth.get("smoothness_xy", 3.0),
+                         "compatibility": "potts"})  # fmt: skip
+    return settings
+
+
+def grid_edges(chosen, grid=None):
+    """The options of `grid` chosen at their lowest or highest value (three values or more).
+
+    A choice at the edge says the best setting may lie outside the grid.
+
+    Args:
+        chosen: the chosen `DenseCRF` options.
+        grid: the grid searched. Defaults to `CRF_GRID`.
+
+    Returns:
+        A list of `"<option> <value> (grid <low>..<high>)"` texts.
+
+    Example:
+    >>> grid_edges({"appearance_weight": 30.0, "appearance_xy": 80.0, "appearance_rgb": 5.0})
+    ['appearance_rgb 5 (grid 5..30)', 'appearance_weight 30 (grid 3..30)']
+    """
+    grid = CRF_GRID if grid is None else grid
+    edges = []
+    for name in ("appearance_xy", "appearance_rgb", "appearance_weight"):
+        values = sorted(grid[name])
+        if len(values) > 2 and chosen[name] in (values[0], values[-1]):
+            edges.append(f"{name} {chosen[name]:g} (grid {values[0]:g}..{values[-1]:g})")
+    return edges
+
+
+def structure_key(settings):
+    """What a traced `DenseCRF` call depends on (window, downsampling, kernels on, compatibility).
+
+    Settings with the same key share one traced function (`TracedCRF`); the
+    other options are variables assigned in place.
+
+    Args:
+        settings: `DenseCRF` options.
+
+    Returns:
+        A hashable tuple.
+
+    Example:
+    >>> structure_key(crf_grid()[0])
+    (7, 4, True, False, 'potts')
+    """
+    window = settings["window"]
+    window = tuple(window) if isinstance(window, (list, tuple)) else window
+    compatibility = settings["compatibility"]
+    compatibility = compatibility if isinstance(compatibility, str) else "matrix"
+    return (window, settings["downsample"], settings["appearance_weight"] > 0,
+            settings["smoothness_weight"] > 0, compatibility)  # fmt: skip
+
+
+class TracedCRF:
+    """One traced `DenseCRF` call (images, logits -> classes) whose parameters are reassigned per setting.
+
+    Args:
+        num_classes: classes of the logits.
+        settings: `DenseCRF` options of the first setting; later settings
+            (`assign`) must share its `structure_key`.
+        size: `(height, width)` of every image.
+        layer: an existing (built) `DenseCRF` to call instead of a new one.
+            Defaults to None.
+
+    Example:
+    >>> crf = TracedCRF(11, crf_grid()[0], (360, 480))
+    >>> classes = crf.classes(images, logits).numpy()   # (N, 360, 480) uint8
+    """
+
+    def __init__(self, num_classes, settings, size, layer=None):
+        import tensorflow as tf
+
+        height, width = (int(v) for v in size)
+        if layer is None:
+            layer = DenseCRF(num_classes, name="crf", **settings)
+            layer.build([(None, height, width, 3), (None, height, width, num_classes)])
+        self.layer, self.key = layer, structure_key(settings)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.uint8),
+                                      tf.TensorSpec((None, height, width, num_classes), tf.float32)])  # fmt: skip
+        def classes(images, logits):
+            return tf.cast(tf.argmax(layer([images, logits]), axis=-1), tf.uint8)
+
+        self.classes = classes
+
+    def assign(self, settings):
+        """Set the layer's weights and bandwidths to `settings` (same `structure_key`)."""
+        if structure_key(settings) != self.key:
+            raise ValueError(f"settings {settings} do not match the traced structure {self.key}.")
+        names = []
+        if settings["appearance_weight"] > 0:
+            names += ["appearance_weight", "appearance_xy", "appearance_rgb"]
+        if settings["smoothness_weight"] > 0:
+            names += ["smoothness_weight", "smoothness_xy"]
+        for name in names:
+            getattr(self.layer, "log_" + name).assign(math.log(settings[name]))
+        current = self.layer.settings()
+        wrong = [n for n in names if not math.isclose(current[n], settings[n], rel_tol=1e-5)]
+        if wrong:
+            raise RuntimeError(f"DenseCRF did not take the settings {wrong}: {current}")
+
+
+def cached_logits(predict_fn, batches, count, cache_dir, name, *, key, log=None):
+    """Images, labels and logits of a split as read-only `.npy` memory maps, computed once.
+
+    What `tune_crf` and `fine_tune_crf` take: the FCN runs once per image and
+    every CRF setting reuses its logits. The arrays are written image by
+    image (memory stays small) to `cache_dir/<name>_{images,labels,logits}.npy`,
+    then `cache_dir/<name>.json` (`key` and the median seconds per image,
+    written last); a later call with an equal `key` reads them back without
+    calling `predict_fn`.
+
+    Args:
+        predict_fn: `(H, W, 3) uint8 image -> (H, W, C) float32 logits` (e.g.
+            `fcn_keras.export.Predictor(model).predict`, which applies the
+            model's input scale).
+        batches: an iterable of `(image, label)` batches of one example, all
+            of one size (e.g. `fcn_keras.load_dataset(..., batch_size=1)`).
+        count: images to take from `batches`.
+        cache_dir: the cache folder (created).
+        name: the split's name in the file names, e.g. `"val"`.
+        key: a JSON-able dict of what the logits depend on (model file, data,
+            scale, image count ...).
+        log: optional `print`-like progress function. Defaults to None.
+
+    Returns:
+        `(images uint8 (N, H, W, 3), labels uint8 (N, H, W), logits float32
+        (N, H, W, C), median seconds of `predict_fn` per image, or None when
+        read back from a cache that does not record it)`.
+
+    Raises:
+        ValueError: images of different sizes, label ids above 255, or fewer
+            than `count` images.
+
+    Example:
+    >>> predictor = fcn_keras.export.Predictor(model)
+    >>> images, labels, logits, _ = cached_logits(predictor.predict, val_batches, 101, "/tmp/cache",
+    ...                                           "val", key={"model": "final.keras"})
+    >>> tune_crf(images, logits, labels)["settings"]
+    """
+    import itertools
+    import statistics
+    import time
+
+    from fcn_keras.files import write_json
+
+    os.makedirs(cache_dir, exist_ok=True)
+    parts = ("images", "labels", "logits")
+    paths = {part: os.path.join(cache_dir, f"{name}_{part}.npy") for part in parts}
+    record = os.path.join(cache_dir, f"{name}.json")
+    key = json.loads(json.dumps(key))  # as JSON holds it, so that it compares with the record
+
+    def arrays_on_disk():
+        return tuple(np.load(paths[part], mmap_mode="r") for part in parts)
+
+    if os.path.isfile(record):
+        with open(record) as f:
+            recorded = json.load(f)
+        seconds = recorded.pop("fcn_seconds_per_image", None)
+        if recorded == key:
+            if log:
+                log(f"{name}: reusing the cached FCN logits in {cache_dir}")
+            return (*arrays_on_disk(), seconds)
+        os.remove(record)
+    arrays, times, done = None, [], 0
+    for index, (image, label) in enumerate(itertools.islice(batches, int(count))):
+        image, label = np.asarray(image)[0], np.asarray(label)[0]
+        start = time.perf_counter()
+        logits = np.asarray(predict_fn(image), dtype=np.float32)
+        times.append(time.perf_counter() - start)
+        if int(np.max(label)) > 255:
+            raise ValueError(f"{name} image {index}: label ids above 255 do not fit the uint8 cache.")
+        if arrays is None:
+            shapes = {"images": (image.shape, np.uint8), "labels": (label.shape, np.uint8),
+                      "logits": (logits.shape, np.float32)}  # fmt: skip
+            arrays = {part: np.lib.format.open_memmap(paths[part], mode="w+", dtype=dtype,
+                                                      shape=(int(count), *shape))
+                      for part, (shape, dtype) in shapes.items()}  # fmt: skip
+        if image.shape != arrays["images"].shape[1:] or label.shape != arrays["labels"].shape[1:]:
+            raise ValueError(f"{name} image {index}: size {image.shape[:2]} differs from the first "
+                             f"image's {arrays['images'].shape[1:3]}; the cache needs one size.")  # fmt: skip
+        arrays["images"][index], arrays["labels"][index], arrays["logits"][index] = image, label, logits
+        done += 1
+    if done < int(count):
+        raise ValueError(f"{name}: {done} images to cache, {count} expected.")
+    for array in arrays.values():
+        array.flush()
+    del arrays
+    per_image = statistics.median(times[1:] or times)
+    write_json(record, {**key, "fcn_seconds_per_image": per_image})
+    if log:
+        log(f"{name}: FCN logits of {done} images cached in {cache_dir} ({per_image:.2f} s / image)")
+    return (*arrays_on_disk(), per_image)
+
+
+def split_scores(classes_fn, images, logits, labels, *, ignore_label=255, batch_size=4,
+                 trimap_widths=()):  # fmt: skip
+    """Scores of `classes_fn(images, logits)` on a split held as arrays (`evaluate_predictions`).
+
+    Args:
+        classes_fn: `(images (B, H, W, 3), logits (B, H, W, C)) -> classes (B, H, W)`
+            (or logits), e.g. `TracedCRF.classes`.
+        images: `(N, H, W, 3)` uint8 images (arrays or memory maps).
+        logits: `(N, H, W, C)` float32 FCN logits.
+        labels: `(N, H, W)` label maps.
+        ignore_label: void label. Defaults to 255.
+        batch_size: images per call. Defaults to 4.
+        trimap_widths: band widths of the trimap mean IU. Defaults to none.
+
+    Returns:
+        `fcn_keras.evaluation.evaluate_predictions`'s result.
+
+    Example:
+    >>> split_scores(lambda i, l: np.argmax(l, -1), images, logits, labels)["mean_iu"]
+    """
+    from fcn_keras.evaluation import evaluate_predictions
+
+    if not len(images) == len(logits) == len(labels):
+        raise ValueError(f"split_scores: {len(images)} images, {len(logits)} logits and "
+                         f"{len(labels)} labels; expected one of each per image.")  # fmt: skip
+    batches = (((images[b:b + batch_size], logits[b:b + batch_size]), labels[b:b + batch_size])
+               for b in range(0, len(images), batch_size))  # fmt: skip
+    return evaluate_predictions(lambda pair: classes_fn(*pair), batches, int(logits.shape[-1]),
+                                ignore_label=ignore_label, trimap_widths=trimap_widths)  # fmt: skip
+
+
+def tune_crf(images, logits, labels, *, grid=None, iterations=5, ignore_label=255, batch_size=4,
+             log=None):  # fmt: skip
+    """Grid search of `DenseCRF` settings on a split (e.g. val), chosen by mean IU.
+
+    The FCN's logits are computed once by the caller (e.g. with
+    `fcn_keras.export.Predictor(model).predict`, which applies the model's
+    input scale); each structure of the grid (`structure_key`) is traced
+    once and its settings assigned in place.
+
+    Args:
+        images: `(N, H, W, 3)` uint8 images of the split (arrays or memory maps).
+        logits: `(N, H, W, C)` float32 FCN logits of those images.
+        labels: `(N, H, W)` label maps.
+        grid: the grid (see `crf_grid`). Defaults to `CRF_GRID`.
+        iterations: mean-field iterations. Defaults to 5.
+        ignore_label: void label. Defaults to 255.
+        batch_size: images per CRF call. Defaults to 4.
+        log: optional `print`-like progress function. Defaults to None.
+
+    Returns:
+        Dict: `settings` (the chosen `DenseCRF` options), `mean_iu` (its
+        split mean IU), `rows` (`{"settings", "val_mean_iu",
+        "val_pixel_accuracy", "seconds_per_image"}` per setting, in grid
+        order), `edges` (`grid_edges` of the choice), `crfs` (`{structure_key:
+        TracedCRF}`, reusable), and `seconds_per_image` (`{structure_key:
+        seconds}`, the best of two timed calls on the first batch).
+
+    Example:
+    >>> tuned = tune_crf(val_images, val_logits, val_labels)
+    >>> model = with_crf(fcn, **tuned["settings"])
+    """
+    import time
+
+    settings_list = crf_grid(grid, iterations)
+    num_classes, size = int(logits.shape[-1]), tuple(images.shape[1:3])
+    crfs, costs = {}, {}
+    probe = slice(0, min(batch_size, len(images)))
+    for settings in settings_list:
+        key = structure_key(settings)
+        if key in crfs:
+            continue
+        crfs[key] = TracedCRF(num_classes, settings, size)
+        crfs[key].classes(images[probe], logits[probe]).numpy()  # traced
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            crfs[key].classes(images[probe], logits[probe]).numpy()
+            times.append(time.perf_counter() - start)
+        costs[key] = min(times) / (probe.stop - probe.start)
+        if log:
+            log(f"DenseCRF {describe_settings(settings).split(', w1')[0]}: {costs[key]:.3f} s / image")
+    if log:
+        minutes = sum(costs[structure_key(s)] for s in settings_list) * len(images) / 60
+        log(f"grid: {len(settings_list)} settings x {len(images)} images, about {minutes:.1f} min")
+    rows = []
+    for number, settings in enumerate(settings_list, 1):
+        crf = crfs[structure_key(settings)]
+        crf.assign(settings)
+        scores = split_scores(crf.classes, images, logits, labels, ignore_label=ignore_label,
+                              batch_size=batch_size)  # fmt: skip
+        rows.append({"settings": settings, "val_mean_iu": scores["mean_iu"],
+                     "val_pixel_accuracy": scores["pixel_accuracy"],
+                     "seconds_per_image": scores["predict_seconds"] / len(images)})  # fmt: skip
+        if log:
+            log(f"  [{number}/{len(settings_list)}] {describe_settings(settings)}: mean IU "
+                f"{100 * scores['mean_iu']:.2f}")  # fmt: skip
+    best = max(rows, key=lambda r: r["val_mean_iu"])
+    return {"settings": best["settings"], "mean_iu": best["val_mean_iu"], "rows": rows,
+            "edges": grid_edges(best["settings"], CRF_GRID if grid is None else grid),
+            "crfs": crfs, "seconds_per_image": costs}  # fmt: skip
+
+
+def describe_settings(settings):
+    """`DenseCRF` options in words, e.g. "window 7 downsample 4, w1 10 theta_alpha 80 ...".
+
+    Args:
+        settings: `DenseCRF` options.
+
+    Returns:
+        str.
+
+    Example:
+    >>> describe_settings(crf_grid()[0])
+    'window 7 downsample 4, w1 3 theta_alpha 10 theta_beta 5, no smoothness kernel, potts compatibility'
+    """
+    smooth = (f"w2 {settings['smoothness_weight']:.3g} theta_gamma {settings['smoothness_xy']:.3g}"
+              if settings["smoothness_weight"] > 0 else "no smoothness kernel")  # fmt: skip
+    window = settings["window"]
+    window = window[0] if isinstance(window, (list, tuple)) and window[0] == window[1] else window
+    compatibility = settings["compatibility"]
+    compatibility = compatibility if isinstance(compatibility, str) else "learned matrix"
+    return (f"window {window} downsample {settings['downsample']}, w1 "
+            f"{settings['appearance_weight']:.3g} theta_alpha {settings['appearance_xy']:.3g} "
+            f"theta_beta {settings['appearance_rgb']:.3g}, {smooth}, {compatibility} "
+            "compatibility")  # fmt: skip
+
+
+@keras.saving.register_keras_serializable(package="fcn_keras")
+class FrozenFCN(keras.layers.Layer):
+    """A trained FCN as a layer: called in inference mode at its input scale, logits at the image size.
+
+    What `fine_tune_crf` puts under the CRF: the FCN's weights stay as they
+    are (`trainable` off while fine-tuning), dropout is off, and a model
+    trained at reduced scale sees its images the way it predicts
+    (`fcn_keras.evaluation.scaled_logits`).
+
+    Args:
+        fcn: the FCN `keras.Model`.
+        **kwargs: `keras.layers.Layer` arguments.
+
+    Example:
+    >>> image = keras.Input((256, 352, 3), dtype="uint8")
+    >>> frozen = FCNModel(image, FrozenFCN(fcn)(image))   # the FCN under a CRF being trained
+    """
+
+    def __init__(self, fcn, **kwargs):
+        super().__init__(**kwargs)
+        self.fcn = fcn
+
+    def call(self, images):
+        from fcn_keras.evaluation import input_scale_of, scaled_logits
+
+        return scaled_logits(lambda x: self.fcn(x, training=False), images, input_scale_of(self.fcn))
+
+    def compute_output_shape(self, input_shape):
+        return (*tuple(input_shape)[:3], int(self.fcn.outputs[0].shape[-1]))
+
+
+def fine_tune_crf(fcn, settings, train_data, tuning, *, steps, checkpoint, learning_rate=1e-2,
+                  ignore_label=255, batch_size=4, log=None):  # fmt: skip
+    """Train the CRF of `with_crf(frozen FCN, compatibility="learned")` end to end; keep the best step.
+
+    The FCN is frozen (`trainable = False` while training, restored after)
+    and runs in inference mode at its input scale (`FrozenFCN`) inside a
+    model on the training crops; Adam on the softmax cross-entropy (void
+    ignored). The split mean IU of the CRF layer on `tuning`'s cached logits
+    at step 0 (the starting settings) and every `checkpoint` steps chooses
+    the step count: the layer ends with the weights of the best checkpoint.
+
+    Args:
+        fcn: the trained FCN `keras.Model`.
+        settings: the starting `DenseCRF` options (e.g. `tune_crf`'s choice);
+            `compatibility` becomes `"learned"`.
+        train_data: a repeating `tf.data.Dataset` of `(uint8 images, masks)`
+            batches of one fixed crop size (e.g. `fcn_keras.load_dataset(...,
+            crop_size=..., repeat=True)`).
+        tuning: `(images, logits, labels)` arrays of the split that chooses
+            the step (as `tune_crf` takes them).
+        steps: training steps; a multiple of `checkpoint`.
+        checkpoint: steps between two evaluations on `tuning`.
+        learning_rate: Adam learning rate (the CRF's parameters are log
+            weights, log bandwidths and the compatibility matrix, all O(1)).
+            Defaults to 1e-2.
+        ignore_label: void label. Defaults to 255.
+        batch_size: images per CRF call on `tuning`. Defaults to 4.
+        log: optional `print`-like progress function. Defaults to None.
+
+    Returns:
+        `(layer, record)`: the trained `DenseCRF` and a dict with `curve`
+        (`{"step", "val_mean_iu", "val_pixel_accuracy"}` per checkpoint),
+        `chosen_step`, `val_mean_iu`, `train_loss_per_checkpoint`, `seconds`,
+        `seconds_per_step` (after the first checkpoint, whose time includes
+        tracing) and `settings` (the layer's final `settings()`).
+
+    Example:
+    >>> layer, record = fine_tune_crf(fcn, tuned["settings"], train, (images, logits, labels),
+    ...                               steps=240, checkpoint=60)
+    >>> save_crf_settings(layer, "runs/fcn8s/final.keras.crf.json")
+
+    Reference: Zheng et al., ICCV 2015 (CRF-as-RNN, end-to-end training).
+    """
+    import time
+
+    from fcn_keras.losses import SegmentationCrossEntropy
+    from fcn_keras.models import FCNModel
+
+    if checkpoint < 1 or steps < checkpoint or steps % checkpoint:
+        raise ValueError(f"fine_tune_crf: steps ({steps}) must be a positive multiple of checkpoint "
+                         f"({checkpoint}).")  # fmt: skip
+    crop_h, crop_w = (int(v) for v in train_data.element_spec[0].shape[1:3])
+    was_trainable, fcn.trainable = fcn.trainable, False
+    image = keras.Input(shape=(crop_h, crop_w, 3), dtype=fcn.inputs[0].dtype, name="image")
+    frozen = FCNModel(image, FrozenFCN(fcn, name="frozen_fcn")(image), name=fcn.name)
+    model = with_crf(frozen, **{**settings, "compatibility": "learned"})
+    crf = model.get_layer("crf")
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss=SegmentationCrossEntropy(ignore_label=ignore_label))  # fmt: skip
+    images, logits, labels = tuning
+    evaluator = TracedCRF(crf.num_classes, crf.settings(), images.shape[1:3], layer=crf)
+    curve, history, fit_seconds = [], [], []
+
+    def evaluate_step(step):
+        scores = split_scores(evaluator.classes, images, logits, labels, ignore_label=ignore_label,
+                              batch_size=batch_size)  # fmt: skip
+        curve.append({"step": step, "val_mean_iu": scores["mean_iu"],
+                      "val_pixel_accuracy": scores["pixel_accuracy"]})  # fmt: skip
+        if log:
+            log(f"  fine-tuning step {step}: mean IU {100 * scores['mean_iu']:.2f}")
+        return scores["mean_iu"]
+
+    best = [evaluate_step(0), 0, crf.get_weights()]
+    chunks = steps // checkpoint
+
+    class Checkpoints(keras.callbacks.Callback):
+        """Split mean IU after every `checkpoint` steps (one Keras epoch): keeps the best weights."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            fit_seconds.append(time.perf_counter() - self.begin)
+            history.append(float(logs["loss"]))
+            if epoch == 0 and chunks > 1 and log:
+                log(f"  fine-tuning: first {checkpoint} steps in {fit_seconds[0]:.0f} s (tracing "
+                    f"included); the rest about {(chunks - 1) * fit_seconds[0] / 60:.1f} min at most")  # fmt: skip
+            step = (epoch + 1) * checkpoint
+            miou = evaluate_step(step)
+            if miou > best[0]:
+                best[:] = [miou, step, crf.get_weights()]
+
+    # One fit, one iterator over the (infinite) training data: every step sees new crops.
+    start = time.perf_counter()
+    try:
+        model.fit(train_data, steps_per_epoch=checkpoint, epochs=chunks, verbose=0, shuffle=False,
+                  callbacks=[Checkpoints()])  # fmt: skip
+    finally:
+        fcn.trainable = was_trainable
+    seconds = time.perf_counter() - start
+    crf.set_weights(best[2])
+    timed = fit_seconds[1:] or fit_seconds
+    record = {"curve": curve, "chosen_step": best[1], "val_mean_iu": best[0],
+              "train_loss_per_checkpoint": history, "seconds": seconds,
+              "seconds_per_step": sum(timed) / (len(timed) * checkpoint),
+              "settings": crf.settings()}  # fmt: skip
+    return crf, record

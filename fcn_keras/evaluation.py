@@ -16,9 +16,17 @@ batches; on another named source they are that source's own.
 (the one it carries, else 255).
 With `trimap_widths` the report also gives the mean IU within bands of those
 widths around ground-truth class boundaries (`fcn_keras.metrics.trimap_confusion`).
-With `input_scale` the images are resized by that factor before the model
-and the logits resized bilinearly back to the labels' size before the argmax,
-so a model trained at reduced scale is always scored on full-size labels.
+A model trained at reduced scale carries its `input_scale`
+(`fcn_keras.models.FCNModel`, saved with it; `load_model` reads the
+`stage.json` of an older results row instead): `scaled_logits`, the one place
+that applies it, resizes the images by that factor before the model and the
+logits bilinearly back to the labels' size before the argmax, so such a model
+is always scored on full-size labels (`evaluate(input_scale=)` overrides it).
+
+One loop: `evaluate_predictions(predict_fn, batches, num_classes)` runs any
+predict function over `(inputs, labels)` batches into one
+`fcn_keras.metrics.ConfusionAccumulator`; `evaluate` (and the export
+verification and the benchmarks) are built on it.
 With `shift_and_stitch=f` the model's coarse score map is made `f` times denser
 by shift-and-stitch (`fcn_keras.shift_and_stitch`, the paper's Section 3.2)
 and upsampled bilinearly to the image in place of the model's own upsampling.
@@ -30,11 +38,12 @@ import os
 
 import numpy as np
 
-from fcn_keras.metrics import (SCORE_NAMES, confusion_matrix, scores_from_confusion,
-                               trimap_confusion)  # fmt: skip
+from fcn_keras.metrics import SCORE_NAMES, ConfusionAccumulator, scores_from_confusion
+from fcn_keras.models import checked_input_scale
 
-__all__ = ["evaluate", "load_model", "majority_baseline", "ignore_label_of", "report_to_markdown",
-           "report_to_json", "scale_images", "logits_at_size"]  # fmt: skip
+__all__ = ["evaluate", "evaluate_predictions", "load_model", "majority_baseline", "ignore_label_of",
+           "input_scale_of", "scaled_logits", "report_to_markdown", "report_to_json",
+           "scale_images", "logits_at_size"]  # fmt: skip
 
 DEFAULT_IGNORE_LABEL = 255
 
@@ -59,8 +68,7 @@ def scale_images(images, input_scale):
     """
     import tensorflow as tf
 
-    if not 0 < float(input_scale) <= 1:
-        raise ValueError(f"input_scale must be in (0, 1]; received {input_scale!r}.")
+    input_scale = checked_input_scale(input_scale) or 1.0
     size = tf.shape(images)[1:3]
     small = tf.maximum(tf.cast(tf.round(tf.cast(size, tf.float32) * float(input_scale)), tf.int32), 1)
     resized = tf.image.resize(tf.cast(images, tf.float32), small, antialias=True)
@@ -84,6 +92,63 @@ def logits_at_size(logits, size):
     import tensorflow as tf
 
     return tf.image.resize(tf.cast(logits, tf.float32), size, method="bilinear")
+
+
+def input_scale_of(model_or_metadata):
+    """The input scale a model was trained at: the one its config or an artifact's metadata carries.
+
+    Args:
+        model_or_metadata: a `keras.Model` (an `FCNModel`'s `input_scale`), a
+            `fcn_keras.export.Predictor`, or an artifact's metadata dict
+            (`read_metadata`, its `input_scale` entry).
+
+    Returns:
+        The scale as a float in (0, 1]; 1.0 when none is recorded.
+
+    Example:
+    >>> input_scale_of(keras.saving.load_model("runs/camvid_half/fcn8s/final.keras"))
+    0.5
+    """
+    if isinstance(model_or_metadata, dict):
+        scale = model_or_metadata.get("input_scale")
+    else:
+        scale = getattr(model_or_metadata, "input_scale", None)
+    scale = checked_input_scale(scale, "the model's metadata" if isinstance(model_or_metadata, dict)
+                                else f"model {getattr(model_or_metadata, 'name', '')!r}")  # fmt: skip
+    return 1.0 if scale is None else scale
+
+
+def scaled_logits(forward, images, input_scale=None):
+    """Logits of `forward` for `images` at `input_scale`: the one place a model's scale is applied.
+
+    With a scale below 1 the images are shrunk (`scale_images`), run through
+    `forward`, and the logits resized bilinearly back to the images' size
+    (`logits_at_size`), so predictions always have the input's size.
+
+    Args:
+        forward: `images -> logits` (a Keras call, an engine's batch runner ...).
+        images: `(batch, H, W, 3)` images, a `tf.Tensor` or a NumPy array.
+        input_scale: the model's scale (`input_scale_of`), or None / 1.0 for
+            full size. Defaults to None.
+
+    Returns:
+        `(batch, H, W, num_classes)` logits; a NumPy array when `images` is one
+        (a scaled call), else what `forward` returns.
+
+    Example:
+    >>> logits = scaled_logits(lambda x: model(x, training=False), images, input_scale_of(model))
+    """
+    scale = checked_input_scale(input_scale)
+    if scale is None or scale == 1.0:
+        return forward(images)
+    small = scale_images(images, scale)
+    numpy = isinstance(images, np.ndarray)
+    logits = forward(small.numpy() if numpy else small)
+    if numpy:
+        return logits_at_size(logits, images.shape[1:3]).numpy()
+    import tensorflow as tf
+
+    return logits_at_size(logits, tf.shape(images)[1:3])
 
 
 def ignore_label_of(model, default=DEFAULT_IGNORE_LABEL):
@@ -124,7 +189,13 @@ def load_model(path=None, *, variant=None, num_classes=None, fc_units=4096, **bu
         **build_kwargs: other `build_fcn` arguments (e.g. `trainable_upsampling`).
 
     Returns:
-        A `keras.Model`.
+        A `keras.Model`. A `.keras` FCN that records no `input_scale` (saved
+        before models carried it) gets the `scale` of a results row's
+        `stage.json` beside it, when there is one.
+
+    Example:
+    >>> model = load_model("runs/camvid/fcn8s/final.keras")
+    >>> model = load_model("fcn8s.weights.h5", variant="fcn8s", num_classes=11, fc_units=1024)
     """
     import keras
 
@@ -132,7 +203,13 @@ def load_model(path=None, *, variant=None, num_classes=None, fc_units=4096, **bu
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model file not found: {path!r}.")
     if path.endswith(".keras"):
-        return keras.saving.load_model(path, compile=False)
+        model = keras.saving.load_model(path, compile=False)
+        stage = os.path.join(os.path.dirname(os.path.abspath(path)), "stage.json")
+        if hasattr(model, "input_scale") and model.input_scale is None and os.path.isfile(stage):
+            from fcn_keras.results import recorded_scale
+
+            model.input_scale = recorded_scale(path)[0]
+        return model
     if path.endswith(".weights.h5"):
         if variant is None or num_classes is None:
             raise ValueError(
@@ -191,7 +268,8 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
             trimap mean IU near class boundaries. Defaults to none.
         input_scale: resize factor of the model's input (e.g. 0.5 for a
             model trained on half-size images); logits are resized back
-            bilinearly to the labels' size. Defaults to None (full size).
+            bilinearly to the labels' size (`scaled_logits`). Defaults to
+            None: the scale the model carries (`input_scale_of`, 1.0 when none).
         shift_and_stitch: densification factor `f` (a power of 2 dividing the
             model's coarse stride: 32 for FCN-32s, 16 for FCN-16s, 8 for
             FCN-8s): the coarse scores are computed on the `f x f` shifted
@@ -225,8 +303,7 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
     model_classes = int(model.output_shape[-1])
     carried = getattr(model, "dataset_info", None)
     trimap_widths = tuple(int(w) for w in trimap_widths or ())
-    if input_scale is not None and not 0 < float(input_scale) <= 1:
-        raise ValueError(f"input_scale must be in (0, 1]; received {input_scale!r}.")
+    checked_input_scale(input_scale)  # before any data is read
     source_name = source
     if isinstance(source, str):
         from fcn_keras.data.sources import resolve_source
@@ -261,39 +338,24 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
 
         stitch = ShiftAndStitch(model, shift_and_stitch)  # validates the factor
         forward = lambda x: stitch(x, full_size=True)  # noqa: E731
-
-    def logits_of(x):
-        if input_scale is None or float(input_scale) == 1.0:
-            return forward(x)
-        logits = forward(scale_images(x, input_scale))
-        return logits_at_size(logits, tf.shape(x)[1:3])
-
-    predict = tf.function(lambda x: tf.argmax(logits_of(x), axis=-1), reduce_retracing=True)
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    trimaps = {w: np.zeros_like(matrix) for w in trimap_widths}
-    images = 0
-    for index, (x, y) in enumerate(data):
-        if max_batches is not None and index >= max_batches:
-            break
-        predictions = predict(x).numpy()
-        labels = np.asarray(y)
-        matrix += confusion_matrix(labels, predictions, num_classes, ignore_label)
-        for width in trimap_widths:
-            trimaps[width] += trimap_confusion(labels, predictions, num_classes, width,
-                                               ignore_label)  # fmt: skip
-        images += int(predictions.shape[0])
-    if images == 0:
+    scale = input_scale_of(model) if input_scale is None else checked_input_scale(input_scale)
+    predict = tf.function(lambda x: tf.argmax(scaled_logits(forward, x, scale), axis=-1),
+                          reduce_retracing=True)  # fmt: skip
+    result = evaluate_predictions(lambda x: predict(x).numpy(), data, num_classes,
+                                  ignore_label=ignore_label, trimap_widths=trimap_widths,
+                                  max_batches=max_batches)  # fmt: skip
+    if result["images"] == 0:
         raise ValueError(f"split {split!r} of {source_name!r} yielded no images to evaluate.")
-    scores = scores_from_confusion(matrix)
+    matrix = result["confusion_matrix"]
     majority, base = majority_baseline(matrix)
     finite = lambda v: None if v is None or math.isnan(v) else float(v)  # noqa: E731
-    report = {name: finite(scores[name]) for name in SCORE_NAMES}
+    report = {name: finite(result[name]) for name in SCORE_NAMES}
     report.update(
-        per_class_iou={n: finite(v) for n, v in zip(class_names, scores["per_class_iou"])},
+        per_class_iou={n: finite(v) for n, v in zip(class_names, result["per_class_iou"])},
         per_class_accuracy={n: finite(v)
-                            for n, v in zip(class_names, scores["per_class_accuracy"])},  # fmt: skip
-        pixels=int(matrix.sum()),
-        images=images,
+                            for n, v in zip(class_names, result["per_class_accuracy"])},  # fmt: skip
+        pixels=result["pixels"],
+        images=result["images"],
         confusion_matrix=matrix.tolist(),
         shift_and_stitch=shift_and_stitch,
         baseline={"class": class_names[majority],
@@ -302,10 +364,57 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
         split=split,
     )
     if trimap_widths:
-        report["trimap_mean_iu"] = {w: finite(scores_from_confusion(m)["mean_iu"])
-                                    for w, m in trimaps.items()}  # fmt: skip
-        report["trimap_pixels"] = {w: int(m.sum()) for w, m in trimaps.items()}
+        report["trimap_mean_iu"] = {w: finite(v) for w, v in result["trimap_mean_iu"].items()}
+        report["trimap_pixels"] = dict(result["trimap_pixels"])
     return report
+
+
+def evaluate_predictions(predict_fn, batches, num_classes, *, ignore_label=DEFAULT_IGNORE_LABEL,
+                         trimap_widths=(), max_batches=None):  # fmt: skip
+    """The evaluation loop: `predict_fn` over `(inputs, labels)` batches into one confusion matrix.
+
+    Every evaluation in the package runs through here (`evaluate`, the
+    export verification's ground-truth scores, the benchmarks' engines, CRFs
+    and post-processings): only the predict function differs.
+
+    Args:
+        predict_fn: `inputs -> predictions` for one batch: class maps
+            `(B, H, W)`, or logits `(B, H, W, num_classes)` (one axis more
+            than the labels: the argmax is taken).
+        batches: an iterable of `(inputs, labels)`; `inputs` is whatever
+            `predict_fn` takes (images, or e.g. `(images, logits)`), `labels`
+            integer maps `(B, H, W)`.
+        num_classes: number of classes.
+        ignore_label: void label, not counted. Defaults to 255.
+        trimap_widths: band widths for the trimap mean IU. Defaults to none.
+        max_batches: stop after this many batches. Defaults to all.
+
+    Returns:
+        `fcn_keras.metrics.ConfusionAccumulator.result()`: the four metrics,
+        per-class IoU / accuracy lists, `confusion_matrix`, `pixels`,
+        `images`, `trimap_mean_iu`, `trimap_pixels`; plus `predict_seconds`,
+        the time spent in `predict_fn`.
+
+    Example:
+    >>> result = evaluate_predictions(lambda x: predictor.predict_classes(x), batches, 11,
+    ...                               trimap_widths=(2, 4, 8))
+    >>> result["mean_iu"], result["trimap_mean_iu"][4]
+    """
+    import time
+
+    accumulator = ConfusionAccumulator(num_classes, ignore_label, trimap_widths)
+    seconds = 0.0
+    for index, (inputs, labels) in enumerate(batches):
+        if max_batches is not None and index >= max_batches:
+            break
+        start = time.perf_counter()
+        predictions = np.asarray(predict_fn(inputs))
+        seconds += time.perf_counter() - start
+        labels = np.asarray(labels)
+        if predictions.ndim == labels.ndim + 1:
+            predictions = np.argmax(predictions, axis=-1)
+        accumulator.update(labels, predictions)
+    return {**accumulator.result(), "predict_seconds": seconds}
 
 
 _LABELS = {"pixel_accuracy": "Pixel accuracy", "mean_accuracy": "Mean accuracy",

@@ -32,8 +32,11 @@ reports it.
 
 NumPy confusion matrices: `confusion_matrix(labels, predictions,
 num_classes, ignore_label)` and `scores_from_confusion(matrix)` are the one
-NumPy path from label maps to the metrics (the export verification uses them
-too).
+NumPy path from label maps to the metrics. `ConfusionAccumulator` streams
+them over batches (`update(labels, predictions)`, then `result()`, trimap
+bands included): the one accumulator behind `fcn_keras.evaluate`,
+`fcn_keras.evaluation.evaluate_predictions`, the export verification and the
+benchmarks.
 
 The Keras metric's confusion matrix is a float64 variable (exact counts up to 2**53 pixels)
 with SUM aggregation, so replicas' counts add up under `tf.distribute`.
@@ -43,8 +46,9 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["SegmentationMetrics", "confusion_matrix", "scores_from_confusion",
-           "boundary_band_mask", "trimap_confusion", "TRIMAP_WIDTHS"]  # fmt: skip
+__all__ = ["SegmentationMetrics", "ConfusionAccumulator", "confusion_matrix",
+           "scores_from_confusion", "boundary_band_mask", "trimap_confusion",
+           "TRIMAP_WIDTHS"]  # fmt: skip
 
 SCORE_NAMES = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
 TRIMAP_WIDTHS = (2, 4, 8, 16)
@@ -201,6 +205,90 @@ def trimap_confusion(labels, predictions, num_classes, width, ignore_label=255):
             f"of shape {labels.shape}."
         )
     return confusion_matrix(labels[band], predictions[band], num_classes, ignore_label=None)
+
+
+class ConfusionAccumulator:
+    """Confusion matrix of label maps, streamed over batches, with the trimap bands' matrices.
+
+    `update(labels, predictions)` adds a batch (`confusion_matrix`, and
+    `trimap_confusion` for every band width); `result()` gives the scores.
+    The NumPy counterpart of `SegmentationMetrics` (which runs inside
+    `model.fit`), for evaluation loops over predictions made any way.
+
+    Args:
+        num_classes: number of classes.
+        ignore_label: void label, not counted (nor a boundary), or None.
+            Defaults to 255.
+        trimap_widths: band half-widths in pixels for the trimap mean IU
+            (e.g. `(2, 4, 8, 16)`). Defaults to none.
+
+    Attributes:
+        matrix: int64 `(num_classes, num_classes)` counts, rows truth.
+        trimaps: `{width: matrix}` of the pixels in each band.
+        images: label maps counted so far.
+
+    Example:
+    >>> accumulator = ConfusionAccumulator(11, ignore_label=255, trimap_widths=(2, 4))
+    >>> for images, labels in batches:
+    ...     accumulator.update(labels, np.argmax(model.predict(images), axis=-1))
+    >>> accumulator.result()["mean_iu"], accumulator.result()["trimap_mean_iu"][4]
+
+    Reference: Long et al. 2015, Section 5 (the four metrics); Kohli et al.
+    2009 (the trimap bands).
+    """
+
+    def __init__(self, num_classes, ignore_label=255, trimap_widths=()):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"ConfusionAccumulator: num_classes must be an int >= 1; received {num_classes!r}.")
+        self.num_classes = int(num_classes)
+        self.ignore_label = None if ignore_label is None else int(ignore_label)
+        self.trimap_widths = tuple(int(w) for w in trimap_widths or ())
+        self.matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
+        self.trimaps = {w: np.zeros_like(self.matrix) for w in self.trimap_widths}
+        self.images = 0
+
+    def update(self, labels, predictions):
+        """Add a batch `(B, H, W)` (or one map `(H, W)`) of labels and predicted classes.
+
+        Args:
+            labels: integer label maps.
+            predictions: predicted classes, same shape.
+
+        Returns:
+            None.
+
+        Raises:
+            ValueError: shapes differ, or a label is neither a class nor void.
+        """
+        labels, predictions = np.asarray(labels), np.asarray(predictions)
+        if labels.shape != predictions.shape or labels.ndim not in (2, 3):
+            raise ValueError(
+                f"ConfusionAccumulator.update: labels {labels.shape} and predictions "
+                f"{predictions.shape} must be the same (H, W) or (B, H, W) shape."
+            )
+        self.matrix += confusion_matrix(labels, predictions, self.num_classes, self.ignore_label)
+        for width in self.trimap_widths:
+            self.trimaps[width] += trimap_confusion(labels, predictions, self.num_classes, width,
+                                                    self.ignore_label)  # fmt: skip
+        self.images += 1 if labels.ndim == 2 else labels.shape[0]
+
+    def result(self):
+        """The scores of everything added so far.
+
+        Returns:
+            `scores_from_confusion(matrix)` (the four metrics, `per_class_iou`,
+            `per_class_accuracy`; NaN where undefined) plus `confusion_matrix`
+            (the int64 array), `pixels` (counted), `images`, and
+            `trimap_mean_iu` / `trimap_pixels` (`{width: value}`, empty
+            without trimap widths).
+        """
+        result = scores_from_confusion(self.matrix)
+        result.update(
+            confusion_matrix=self.matrix.copy(), pixels=int(self.matrix.sum()), images=self.images,
+            trimap_mean_iu={w: scores_from_confusion(m)["mean_iu"] for w, m in self.trimaps.items()},
+            trimap_pixels={w: int(m.sum()) for w, m in self.trimaps.items()},
+        )  # fmt: skip
+        return result
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")

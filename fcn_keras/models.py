@@ -30,7 +30,7 @@ from fcn_keras.preprocessing import CaffePreprocess
 from fcn_keras.upsampling import upsampling_layer
 
 __all__ = ["FCN32s", "FCN16s", "FCN8s", "build_fcn", "FCNModel", "variant_of", "head_of",
-           "VARIANTS", "HEADS"]
+           "checked_input_scale", "VARIANTS", "HEADS"]
 
 # Variant name -> strides of the skip connections it fuses, coarsest first.
 VARIANTS = {"fcn32s": (), "fcn16s": (16,), "fcn8s": (16, 8)}
@@ -59,10 +59,18 @@ class FCNModel(keras.Model):
     the colours from the model instead of asking the user to retype them.
     `fcn_keras.train` sets it; every builder returns an `FCNModel`.
 
+    `input_scale`: the factor the training images were resized by (a model
+    trained at reduced scale, e.g. 0.5), or None when not recorded (full
+    size). Saved the same way; evaluation and prediction
+    (`fcn_keras.evaluation.scaled_logits`, `fcn_keras.export.Predictor`) shrink
+    the images by it and bring the logits back to the image size, and the
+    exporters write it into every artifact's metadata.
+
     Args:
         *args, **kwargs: those of a functional `keras.Model` (inputs, outputs, name).
         dataset_info: a `fcn_keras.DatasetInfo`, its `to_config()` dict, or None.
             Defaults to None.
+        input_scale: a float in (0, 1], or None. Defaults to None.
 
     Example:
     >>> model = fcn_keras.FCN8s(num_classes=6, backbone_weights=None, fc_units=64)
@@ -72,9 +80,19 @@ class FCNModel(keras.Model):
     ('background', 'disc')
     """
 
-    def __init__(self, *args, dataset_info=None, **kwargs):
+    def __init__(self, *args, dataset_info=None, input_scale=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.dataset_info = dataset_info
+        self.input_scale = input_scale
+
+    @property
+    def input_scale(self):
+        """The resize factor of the training images (float in (0, 1]), or None when not recorded."""
+        return self._input_scale
+
+    @input_scale.setter
+    def input_scale(self, scale):
+        object.__setattr__(self, "_input_scale", checked_input_scale(scale, f"model {self.name!r}"))
 
     @property
     def dataset_info(self):
@@ -102,17 +120,45 @@ class FCNModel(keras.Model):
     def get_config(self):
         config = super().get_config()
         config["dataset_info"] = None if self.dataset_info is None else self.dataset_info.to_config()
+        config["input_scale"] = self.input_scale
         return config
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         info = config.pop("dataset_info", None)
+        scale = config.pop("input_scale", None)
         # keras.Model.from_config rebuilds a functional graph for a subclass whose
         # constructor takes (*args, **kwargs), as this one does.
         model = super().from_config(config, custom_objects=custom_objects)
         model.dataset_info = info
+        model.input_scale = scale
         return model
+
+
+def checked_input_scale(scale, what="input_scale"):
+    """`scale` as a float in (0, 1], or None; anything else is a `ValueError` naming `what`.
+
+    Args:
+        scale: an input scale (a number, or None for "not recorded").
+        what: how to name its owner in the error. Defaults to `"input_scale"`.
+
+    Returns:
+        A float, or None.
+
+    Example:
+    >>> checked_input_scale(0.5), checked_input_scale(None)
+    (0.5, None)
+    """
+    if scale is None:
+        return None
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if isinstance(scale, bool) or not 0 < value <= 1:
+        raise ValueError(f"{what}: input_scale must be a number in (0, 1] or None; received {scale!r}.")
+    return value
 
 
 def variant_of(model):

@@ -49,10 +49,13 @@ interrupted one.
 
 Scale: with `scale < 1` the training crops and the augmentation's random
 rescale range are multiplied by `scale` (the net sees images resized by that
-factor, for slow hosts), and evaluation resizes each image by `scale`,
-predicts, and resizes the logits bilinearly back to the labels' full size
-before the argmax (`evaluate(input_scale=...)`): scores are always on
-full-size labels.
+factor, for slow hosts). The scale is saved with the model
+(`train(input_scale=scale)`, `FCNModel.input_scale`), so evaluation, export
+and prediction resize each image by it, predict, and resize the logits
+bilinearly back to the labels' full size before the argmax
+(`fcn_keras.evaluation.scaled_logits`): scores are always on full-size
+labels. Rows saved before models carried their scale are read through
+`stage.json` (`recorded_scale`, used by `fcn_keras.evaluation.load_model`).
 
 Per-epoch validation is off (`val_split=None`; it would evaluate the whole
 validation split every epoch): `best.keras` tracks the training mean IU, and
@@ -71,7 +74,7 @@ import time
 from fcn_keras.metrics import SCORE_NAMES, TRIMAP_WIDTHS
 
 __all__ = ["STAGES", "PUBLISHED_CAMVID_MEAN_IU", "run_stages", "parse_stages", "stage_finished",
-           "results_to_markdown", "figures_only", "recorded_scale",
+           "results_to_markdown", "figures_only", "is_machine_path", "recorded_scale",
            "full_split_evaluation"]  # fmt: skip
 
 # Row -> (variant, at_once, the row whose final model it starts from).
@@ -450,7 +453,8 @@ def _host():
 
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
                  scale, crop_size, augment, train_kwargs, settings, log):  # fmt: skip
-    from fcn_keras.training import train, write_json
+    from fcn_keras.files import write_json
+    from fcn_keras.training import train
 
     variant, at_once, parent = STAGES[stage]
     init_from = None
@@ -479,7 +483,7 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
     model, _ = train(variant, source, out_dir=stage_dir, source_kwargs=source_kwargs,
                      val_split=None, epochs=epochs, learning_rate=learning_rate,
                      init_from=init_from, at_once=at_once, crop_size=crop_size,
-                     augment=augment, callbacks=callbacks, **kwargs)  # fmt: skip
+                     augment=augment, callbacks=callbacks, input_scale=scale, **kwargs)  # fmt: skip
     seconds, counted = _training_seconds(times)
     config = _read_json(os.path.join(stage_dir, "train_config.json"))
     write_json(os.path.join(stage_dir, "stage.json"), {
@@ -497,7 +501,7 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
 def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_widths,
                     batch_size, max_batches, log):  # fmt: skip
     from fcn_keras.evaluation import evaluate, load_model
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     final = os.path.join(stage_dir, FINAL)
     cache = os.path.join(stage_dir, f"evaluation_{split}.json")
@@ -568,7 +572,7 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     ...            source_kwargs={"data_dir": "../shared/data/camvid"}, crop_size=(352, 480),
     ...            train_kwargs={"backbone_weights": "vgg16.weights.h5"})
     """
-    from fcn_keras.training import write_json
+    from fcn_keras.files import write_json
 
     stages = parse_stages(stages)
     if not 0 < float(scale) <= 1:
@@ -610,16 +614,20 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
 
 
 def figures_only(results):
-    """A copy of `results` without file paths, to publish beside the code (no weights, no paths).
+    """A copy of `results` without paths of the machine, to publish beside the code (no weights, no paths).
 
-    Settings holding paths (`out`, `data_dir`, `json_copy`) are dropped and
-    `backbone_weights` is reduced to its file name.
+    Settings holding paths (`out`, `data_dir`, `json_copy`) are dropped,
+    `backbone_weights` is reduced to its file name, rows lose `files` and
+    `init_from`, every report's `evaluation_settings.source_kwargs` loses its
+    `data_dir`, and any other string that is an absolute path (or starts
+    with `~`) is reduced to its file name: the copy names no folder of the
+    machine that ran it.
 
     Args:
         results: a `run_stages` result (or `results.json` as loaded).
 
     Returns:
-        A new dict; rows lose `files` and `init_from`; `results` is unchanged.
+        A new dict; `results` is unchanged.
 
     Example:
     >>> results = json.load(open("/tmp/runs/camvid/results.json"))
@@ -634,7 +642,40 @@ def figures_only(results):
     for row in copy.get("rows", {}).values():
         row.pop("files", None)
         row.pop("init_from", None)
-    return copy
+        for report in row.values():
+            recorded = report.get("evaluation_settings") if isinstance(report, dict) else None
+            if isinstance(recorded, dict) and isinstance(recorded.get("source_kwargs"), dict):
+                recorded["source_kwargs"].pop("data_dir", None)
+    return _without_absolute_paths(copy)
+
+
+def is_machine_path(value):
+    """Whether `value` is a string naming a folder of this machine: an absolute or `~` path.
+
+    Args:
+        value: any JSON value.
+
+    Returns:
+        True for strings such as `"/work/data"`, `"~/runs"` or `"C:\\data"`.
+
+    Example:
+    >>> is_machine_path("/work/shared/data/camvid"), is_machine_path("vgg16.weights.h5")
+    (True, False)
+    """
+    if not isinstance(value, str) or not value:
+        return False
+    return os.path.isabs(value) or value.startswith("~") or (len(value) > 2 and value[1:3] in (":\\", ":/"))
+
+
+def _without_absolute_paths(value):
+    """`value` with every machine path (`is_machine_path`) reduced to its file name."""
+    if isinstance(value, dict):
+        return {key: _without_absolute_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_absolute_paths(item) for item in value]
+    if is_machine_path(value):
+        return os.path.basename(value.replace("\\", "/").rstrip("/"))
+    return value
 
 
 def results_to_markdown(results, split="val"):

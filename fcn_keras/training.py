@@ -38,7 +38,6 @@ much faster than SGD (measured for the demo, see `fcn_keras/demo.py`).
 
 import dataclasses
 import inspect
-import json
 import math
 import os
 
@@ -49,6 +48,7 @@ from fcn_keras.distribute import (distribute_data, is_chief, make_strategy,
                                   multi_worker_log_reduction, precision_policy,
                                   prebuild_for_multi_worker, resolve_precision,
                                   worker_index)  # fmt: skip
+from fcn_keras.files import write_json
 from fcn_keras.losses import (CrossEntropyLovasz, DiceLoss, FocalLoss, LovaszSoftmax,
                               SegmentationCrossEntropy, median_frequency_weights)  # fmt: skip
 from fcn_keras.metrics import SegmentationMetrics
@@ -486,7 +486,7 @@ def _build(variant, **kwargs):
 
 def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_weights=None,
                weights=None, fc_units=None, dropout=0.5, trainable_upsampling=False,
-               head="paper", dataset_info=None):  # fmt: skip
+               head="paper", dataset_info=None, input_scale=None):  # fmt: skip
     """Build the model of a run: fresh, stage-initialised, or continued from a `.keras`.
 
     Call it under the strategy's scope and the dtype policy. With `init_from`
@@ -511,6 +511,8 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
         head: fc6 head of a fresh build, `"paper"` (7x7) or `"mobile"` (3x3);
             `init_from`'s head otherwise. Defaults to `"paper"`.
         dataset_info: a `DatasetInfo` for `model.dataset_info`; None keeps
+            `init_from`'s. Defaults to None.
+        input_scale: the scale for `model.input_scale`; None keeps
             `init_from`'s. Defaults to None.
 
     Returns:
@@ -545,8 +547,11 @@ def make_model(variant, num_classes, *, init_from=None, at_once=False, backbone_
             model.dataset_info = getattr(init_model, "dataset_info", None)
         else:
             model = staged_from(init_model, target)
+        model.input_scale = getattr(init_model, "input_scale", None)
     if dataset_info is not None:
         model.dataset_info = dataset_info
+    if input_scale is not None:
+        model.input_scale = input_scale
     return model
 
 
@@ -654,29 +659,6 @@ def _jsonable(value):
     return f"<{type(value).__name__}>"
 
 
-def write_json(path, data):
-    """Write `data` as indented JSON, atomically: to `path.partial`, then renamed into place.
-
-    The one JSON writer of the training side (`train_config.json` here, the
-    results files of `fcn_keras.results`): a reader never sees a half-written
-    file, and an interrupted write leaves the previous file as it was.
-
-    Args:
-        path: the JSON file to write.
-        data: a JSON-serialisable value (see `_jsonable` for arguments that
-            are not).
-
-    Returns:
-        None.
-
-    Example:
-    >>> write_json("runs/demo/stage.json", {"epochs": 20, "learning_rate": 1e-4})
-    """
-    with open(path + ".partial", "w") as f:
-        json.dump(data, f, indent=2)
-    os.replace(path + ".partial", path)
-
-
 def _write_config(out_dir, arguments, derived):
     write_json(os.path.join(out_dir, "train_config.json"),
                {"arguments": _jsonable(arguments), "derived": _jsonable(derived)})  # fmt: skip
@@ -715,6 +697,8 @@ def train(
     dropout=0.5,
     trainable_upsampling=False,
     head="paper",
+    input_scale=None,
+    crf=None,
     mixed_precision=None,
     jit_compile=False,
     strategy="default",
@@ -787,6 +771,17 @@ def train(
         head: `"paper"` (fc6 7x7, as in the paper) or `"mobile"` (fc6 3x3, the
             FCN an app ships; see `fcn_keras.models.HEADS`). Ignored with
             `init_from` (the head of that model is kept). Defaults to `"paper"`.
+        input_scale: the factor the training images were resized by (a
+            run at reduced scale gives crops and augmentation already scaled),
+            saved with the model (`FCNModel.input_scale`, in `best.keras` and
+            `last.keras` too) so that evaluation and prediction shrink their
+            images the same way. Defaults to None (full size; `init_from`'s
+            scale is kept).
+        crf: `DenseCRF` options (a dict, e.g. `fcn_keras.crf.load_crf_settings`)
+            to append the dense CRF to the FCN (`fcn_keras.crf.with_crf`) and
+            train both together, the loss on the CRF's refined logits
+            (CRF-as-RNN); the CRF computes in float32 under any precision.
+            Defaults to None (the FCN alone).
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -840,8 +835,12 @@ def train(
             variant, inputs.num_classes, init_from=init_from, at_once=at_once,
             backbone_weights=backbone_weights, weights=weights, fc_units=fc_units,
             dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
-            dataset_info=inputs.info,
+            dataset_info=inputs.info, input_scale=input_scale,
         )  # fmt: skip
+        if crf is not None:
+            from fcn_keras.crf import with_crf
+
+            model = with_crf(model, **dict(crf))
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,

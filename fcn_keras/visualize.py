@@ -3,14 +3,20 @@
 The PASCAL VOC palette (the bit-interleaved colour map of the VOC devkit's
 `labelcolormap.m`) is the default: it is what VOC's palette PNGs store and
 what most segmentation tools draw. Ignored pixels are drawn in a fixed colour.
+`render_grid` composes a figure of images, ground truths and predictions
+(one row per image, one column per model or configuration) with a legend;
+`spread_indices` picks the images of such a figure.
 """
 
 import numpy as np
 
-__all__ = ["voc_palette", "colorize", "overlay", "IGNORE_COLOR"]
+__all__ = ["voc_palette", "colorize", "overlay", "render_grid", "spread_indices", "IGNORE_COLOR",
+           "FIGURE_VOID_COLOR"]  # fmt: skip
 
 # Colour of ignored / void pixels (VOC draws its void boundaries in this cream colour).
 IGNORE_COLOR = (224, 224, 192)
+# Colour of void pixels in `render_grid` figures (CamVid's own void colour).
+FIGURE_VOID_COLOR = (0, 0, 0)
 
 
 def voc_palette(num_colors=256):
@@ -41,14 +47,15 @@ def voc_palette(num_colors=256):
     return palette
 
 
-def colorize(mask, palette=None, ignore_label=255):
+def colorize(mask, palette=None, ignore_label=255, ignore_color=IGNORE_COLOR):
     """Map a class-id mask to an RGB image.
 
     Args:
         mask: integer array `(H, W)` of class ids.
         palette: optional `(N, 3)` uint8 colours indexed by class id.
             Defaults to `voc_palette()`.
-        ignore_label: class id drawn in `IGNORE_COLOR`. Defaults to 255.
+        ignore_label: class id drawn in `ignore_color`. Defaults to 255.
+        ignore_color: RGB colour of ignored pixels. Defaults to `IGNORE_COLOR`.
 
     Returns:
         uint8 array `(H, W, 3)`.
@@ -68,7 +75,7 @@ def colorize(mask, palette=None, ignore_label=255):
             f"outside the palette's {len(palette)} colours."
         )
     rgb = palette[np.where(valid, mask, 0)]
-    rgb[~valid] = IGNORE_COLOR
+    rgb[~valid] = ignore_color
     return rgb
 
 
@@ -98,3 +105,92 @@ def overlay(image, mask, palette=None, alpha=0.5, ignore_label=255):
     blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
     blended[mask == ignore_label] = image[mask == ignore_label]
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def spread_indices(num_examples, count=4):
+    """`count` image indices spread evenly over a split of `num_examples` (deterministic).
+
+    Args:
+        num_examples: images in the split.
+        count: how many to choose. Defaults to 4.
+
+    Returns:
+        Sorted list of distinct indices, the centres of `count` equal parts.
+
+    Example:
+    >>> spread_indices(233)
+    [29, 87, 145, 203]
+    """
+    count = min(count, num_examples)
+    return sorted({int((i + 0.5) * num_examples / count) for i in range(count)})
+
+
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size default font
+        return ImageFont.load_default()
+
+
+def render_grid(rows, titles, palette, class_names, cell=(240, 180)):
+    """Compose a figure: one row per image, one titled column per cell, and a legend of the classes.
+
+    Args:
+        rows: list of rows, each a list of cells `(rgb uint8 (H, W, 3),
+            is_mask, caption or None)`; masks are resized with nearest
+            neighbour (never blending colours), images with Lanczos.
+        titles: column titles, one per cell of a row.
+        palette: `(num_classes, 3)` uint8 colours (for the legend).
+        class_names: class names (for the legend; void is added in
+            `FIGURE_VOID_COLOR`).
+        cell: `(width, height)` of each cell. Defaults to `(240, 180)`.
+
+    Returns:
+        A PIL `Image` in RGB.
+
+    Example:
+    >>> mask = np.array([[0, 1], [1, 255]])
+    >>> rgb = colorize(mask, palette, ignore_label=255, ignore_color=FIGURE_VOID_COLOR)
+    >>> render_grid([[(image, False, "#0"), (rgb, True, None)]], ["Image", "Truth"],
+    ...             palette, ["Sky", "Road"]).save("figure.png")
+    """
+    from PIL import Image, ImageDraw
+
+    width, height = cell
+    gap, title_h = 4, 24
+    columns = len(titles)
+    if any(len(row) != columns for row in rows):
+        raise ValueError(f"render_grid: every row needs {columns} cells (one per title); received "
+                         f"rows of {sorted({len(row) for row in rows})}.")  # fmt: skip
+    font, small = _font(14), _font(11)
+    entries = [(name, tuple(int(v) for v in palette[i])) for i, name in enumerate(class_names)]
+    entries.append(("void", FIGURE_VOID_COLOR))
+    per_line = 6
+    legend_h = 8 + 18 * -(-len(entries) // per_line)
+    canvas_w = columns * width + (columns + 1) * gap
+    canvas_h = title_h + len(rows) * (height + gap) + gap + legend_h
+    canvas = Image.new("RGB", (canvas_w, canvas_h), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for c, title in enumerate(titles):
+        x = gap + c * (width + gap)
+        text_w = draw.textlength(title, font=font)
+        draw.text((x + (width - text_w) / 2, 5), title, fill=(0, 0, 0), font=font)
+    for r, row in enumerate(rows):
+        y = title_h + r * (height + gap)
+        for c, (array, is_mask, caption) in enumerate(row):
+            x = gap + c * (width + gap)
+            tile = Image.fromarray(array).resize(tuple(cell), Image.NEAREST if is_mask else Image.LANCZOS)
+            canvas.paste(tile, (x, y))
+            if caption:
+                box = draw.textbbox((x + 4, y + height - 17), caption, font=small)
+                draw.rectangle((box[0] - 2, box[1] - 2, box[2] + 2, box[3] + 2), fill=(0, 0, 0))
+                draw.text((x + 4, y + height - 17), caption, fill=(255, 255, 255), font=small)
+    y0 = title_h + len(rows) * (height + gap) + 4
+    slot = (canvas_w - gap) // per_line
+    for i, (name, colour) in enumerate(entries):
+        x, y = gap + (i % per_line) * slot, y0 + (i // per_line) * 18
+        draw.rectangle((x, y + 2, x + 12, y + 14), fill=colour, outline=(128, 128, 128))
+        draw.text((x + 17, y + 1), name, fill=(0, 0, 0), font=small)
+    return canvas
