@@ -9,6 +9,7 @@ Public API:
               BilinearUpsampling, bilinear_kernel
     Dense CRF: DenseCRF, with_crf (fcn_keras.crf: save_crf_settings,
               load_crf_settings)
+    Test-time augmentation: with_tta (fcn_keras.tta: tta_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Training: train, evaluate, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
@@ -67,6 +68,7 @@ _EXPORTS = {
     "DilatedMaxPooling2D": "fcn_keras.shift_and_stitch",
     "DenseCRF": "fcn_keras.crf",
     "with_crf": "fcn_keras.crf",
+    "with_tta": "fcn_keras.tta",
 }
 
 __all__ = list(_EXPORTS)
