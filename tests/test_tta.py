@@ -180,3 +180,32 @@ def test_exports_carry_the_tta_settings_and_builtin_ops_only(exported):
     out = runner(image=np.zeros((1, 64, 64, 3), np.uint8))
     assert out["logits"].shape == (1, 64, 64, NUM_CLASSES)
 
+
+
+def test_predict_and_export_with_tta(fcn, tmp_path, capsys):
+    from PIL import Image
+
+    from fcn_keras.cli import main
+    from fcn_keras.export import Predictor, read_metadata
+
+    path = tmp_path / "m.keras"
+    fcn.save(path)
+    image = np.random.default_rng(7).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    Image.fromarray(image).save(tmp_path / "a.png")
+    assert main(["predict", str(tmp_path / "a.png"), "--model", str(path), "--out", str(tmp_path / "out"),
+                 "--tta", "--tta-scales", "0.75,1", "--no-jit-compile"]) == 0  # fmt: skip
+    assert "test-time augmentation: scales 0.75, 1, with mirror images" in capsys.readouterr().out
+    written = np.asarray(Image.open(tmp_path / "out" / "a_classes.png"))
+    tta = fcn_keras.with_tta(fcn, scales=(0.75, 1.0), flip=True)
+    expected = np.argmax(_np(tta(image[None].astype("float32")))[0], axis=-1)
+    assert (written == expected).mean() >= 0.999  # XLA-free Keras engine: near-ties only may flip
+    # Exported with --tta, the artifact carries the views inside its graph.
+    assert main(["export", "--model", str(path), "--out", str(tmp_path / "exp"), "--formats", "onnx", "--tta",
+                 "--tta-scales", "0.75,1"]) == 0  # fmt: skip
+    onnx_path = tmp_path / "exp" / "fcn8s_tta.onnx"
+    assert read_metadata(onnx_path)["tta"]["scales"] == [0.75, 1.0]
+    assert (Predictor(str(onnx_path)).predict_classes(image) == expected).mean() >= 0.999
+    # An exported artifact's graph is fixed: --tta on it is refused with what to do instead.
+    assert main(["predict", str(tmp_path / "a.png"), "--model", str(onnx_path), "--out",
+                 str(tmp_path / "out2"), "--tta"]) == 2  # fmt: skip
+    assert "export the model with it (fcn-keras export --tta)" in capsys.readouterr().err
