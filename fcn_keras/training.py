@@ -715,6 +715,7 @@ def train(
     dropout=0.5,
     trainable_upsampling=False,
     head="paper",
+    crf=None,
     mixed_precision=None,
     jit_compile=False,
     strategy="default",
@@ -787,6 +788,12 @@ def train(
         head: `"paper"` (fc6 7x7, as in the paper) or `"mobile"` (fc6 3x3, the
             FCN an app ships; see `fcn_keras.models.HEADS`). Ignored with
             `init_from` (the head of that model is kept). Defaults to `"paper"`.
+        crf: train the FCN with a dense CRF appended (`fcn_keras.with_crf`,
+            the CRF-as-RNN of Zheng et al. 2015): the loss is taken on the
+            CRF's refined logits and both learn. True for the `DenseCRF`
+            defaults, or a dict of `DenseCRF` options (e.g.
+            `{"compatibility": "learned"}`); the saved models are FCN + CRF.
+            Defaults to None (the FCN alone).
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -842,6 +849,12 @@ def train(
             dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
             dataset_info=inputs.info,
         )  # fmt: skip
+        if crf is not None and crf is not False:
+            from fcn_keras.crf import with_crf
+
+            if crf is not True and not isinstance(crf, dict):
+                raise ValueError(f"crf must be True or a dict of DenseCRF options; received {crf!r}.")
+            model = with_crf(model, **({} if crf is True else crf))  # the CRF computes in float32
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,
