@@ -8,7 +8,8 @@ after --warmup untimed ones). Printed per engine: both latencies, their
 ratio, and the ratio the pixels alone predict (the sum over views of
 `scaled_h * scaled_w / (H * W)`: one FCN pass per view, each on its own
 pixels); the excess over it is the resizes, the averaging and the fixed
-cost per pass.
+cost per pass. On a machine other jobs share, `--clock cpu --threads 1`
+times the process's CPU time instead of wall time (as bench/latency.py).
 
 Usage:
     .venv/bin/python bench/tta_latency.py                      # FCN-8s fc_units 1024, 360x480, keras
@@ -53,6 +54,9 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--work", default="/tmp/fcn_keras_runs/tta_latency", help="artifact folder")
     parser.add_argument("--quick", action="store_true", help="fc_units 64, 180x240, 3 repeats")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time, or the process's CPU time (with --threads 1 on a busy "
+                             "machine; bench/latency.py's clock)")  # fmt: skip
     args = parser.parse_args()
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
@@ -74,7 +78,13 @@ def main():
     import tensorflow as tf
 
     import fcn_keras
+    import latency
     from latency import _median_round_robin, build_runner, cpu_description
+
+    if args.clock == "cpu":
+        import time
+
+        latency.CLOCK[0] = time.process_time
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)
@@ -89,7 +99,8 @@ def main():
     print(f"{model.name}: {model.count_params():,} parameters; {height}x{width}; TTA scales "
           f"{','.join(f'{s:g}' for s in scales)}{' + flip' if not args.no_flip else ''} "
           f"({len(scales) * (1 if args.no_flip else 2)} views, {predicted:.2f}x the pixels)")
-    print(f"machine: {cpu_description()}; {args.threads} threads; median of {repeats}")
+    print(f"machine: {cpu_description()}; {args.threads} threads; median of {repeats} "
+          f"({args.clock} clock)")
     runners = {}
     for engine in engines:
         for name, m in (("plain", model), ("tta", tta)):

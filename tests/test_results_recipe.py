@@ -446,6 +446,7 @@ def test_benchmark_outputs_stay_outside_the_repository(monkeypatch):
         == ["seed 0 (requested 1)", "calibration_images_requested 100 (requested 8)"]
 
 
+@pytest.mark.slow
 def test_lever_rows_finish_the_staged_fcn8s_and_score_it_at_evaluation(tmp_path, counted_train):
     schedules = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5), "fcn8s": (1, 1e-5),
                  "fcn8s_lovasz": (1, 1e-5), "fcn8s_crf": (1, 1e-5)}  # fmt: skip

@@ -150,6 +150,7 @@ def exported(fcn, tmp_path_factory):
     return tta, paths, images
 
 
+@pytest.mark.slow
 def test_exports_match_keras(exported):
     from fcn_keras import export
 
@@ -164,6 +165,7 @@ def test_exports_match_keras(exported):
         assert figures["argmax_agreement"] >= 0.9999, (name, figures)
 
 
+@pytest.mark.slow
 def test_exports_carry_the_tta_settings_and_builtin_ops_only(exported):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -182,6 +184,7 @@ def test_exports_carry_the_tta_settings_and_builtin_ops_only(exported):
 
 
 
+@pytest.mark.slow
 def test_predict_and_export_with_tta(fcn, tmp_path, capsys):
     from PIL import Image
 
