@@ -5,9 +5,10 @@ weights) and one image size, each engine runs the plain model and
 `fcn_keras.with_tta(model, scales, flip)` on the same uint8 batch, timed
 round-robin (bench/latency.py's runners and timing: median of --repeats runs
 after --warmup untimed ones). Printed per engine: both latencies, their
-ratio, and the ratio the pixels alone predict (the sum over views of
+ratio, and the ratios the pixels alone predict (the sum over views of
 `scaled_h * scaled_w / (H * W)`: one FCN pass per view, each on its own
-pixels); the excess over it is the resizes, the averaging and the fixed
+pixels; and the same after each is padded to a multiple of 32, as the FCN
+does); the excess over them is the resizes, the averaging and the fixed
 cost per pass. On a machine other jobs share, `--clock cpu --threads 1`
 times the process's CPU time instead of wall time (as bench/latency.py).
 
@@ -31,24 +32,34 @@ from _common import inside_repo_error  # noqa: E402
 ENGINES = ("keras", "keras_plain", "onnx", "tflite_fp32", "savedmodel")
 
 
-def pixel_ratio(height, width, scales, flip):
-    """The TTA model's pixels over the plain model's: sum over views of the scaled image's area."""
+def pixel_ratio(height, width, scales, flip, multiple=1):
+    """The TTA model's pixels over the plain model's: sum over views of the scaled image's area.
+
+    With `multiple=32`, the areas after the FCN's padding to a multiple of 32.
+    """
     from fcn_keras.tta import scaled_size
 
-    views = sum(int(scaled_size(height, s)) * int(scaled_size(width, s)) for s in scales)
-    return views * (2 if flip else 1) / (height * width)
+    def padded(n):
+        return -(-n // multiple) * multiple
+
+    views = sum(padded(int(scaled_size(height, s))) * padded(int(scaled_size(width, s)))
+                for s in scales)  # fmt: skip
+    return views * (2 if flip else 1) / (padded(height) * padded(width))
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help="a .keras model (default: a reduced FCN-8s, random weights)")
-    parser.add_argument("--fc-units", type=int, default=None, help="built model's fc6/fc7 width (default 1024; --quick 64)")
+    parser.add_argument("--model", default=None,
+                        help="a .keras model (default: a reduced FCN-8s, random weights)")
+    parser.add_argument("--fc-units", type=int, default=None,
+                        help="built model's fc6/fc7 width (default 1024; --quick 64)")
     parser.add_argument("--num-classes", type=int, default=11)
     parser.add_argument("--height", type=int, default=None, help="image height (default 360; --quick 180)")
     parser.add_argument("--width", type=int, default=None, help="image width (default 480; --quick 240)")
     parser.add_argument("--scales", default="0.75,1,1.25", help="TTA scales (default 0.75,1,1.25)")
     parser.add_argument("--no-flip", action="store_true", help="TTA without mirror images")
-    parser.add_argument("--engines", default="keras", help=f"comma-separated subset of {', '.join(ENGINES)}")
+    parser.add_argument("--engines", default="keras",
+                        help=f"comma-separated subset of {', '.join(ENGINES)}")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs (default 5; --quick 3)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -61,7 +72,8 @@ def main():
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     unknown = [e for e in engines if e not in ENGINES]
     if unknown or not engines:
-        parser.error(f"--engines: unknown or empty {unknown or args.engines!r}; expected a subset of {ENGINES}.")
+        parser.error(f"--engines: unknown or empty {unknown or args.engines!r}; "
+                     f"expected a subset of {ENGINES}.")
     try:
         scales = tuple(float(s) for s in args.scales.split(","))
     except ValueError:
@@ -96,9 +108,11 @@ def main():
     tta = fcn_keras.with_tta(model, scales=scales, flip=not args.no_flip)
     batch = np.random.default_rng(0).integers(0, 256, (1, height, width, 3), dtype=np.uint8)
     predicted = pixel_ratio(height, width, scales, not args.no_flip)
+    padded = pixel_ratio(height, width, scales, not args.no_flip, multiple=32)
     print(f"{model.name}: {model.count_params():,} parameters; {height}x{width}; TTA scales "
           f"{','.join(f'{s:g}' for s in scales)}{' + flip' if not args.no_flip else ''} "
-          f"({len(scales) * (1 if args.no_flip else 2)} views, {predicted:.2f}x the pixels)")
+          f"({len(scales) * (1 if args.no_flip else 2)} views, {predicted:.2f}x the pixels, "
+          f"{padded:.2f}x padded to multiples of 32)")
     print(f"machine: {cpu_description()}; {args.threads} threads; median of {repeats} "
           f"({args.clock} clock)")
     runners = {}
@@ -109,11 +123,12 @@ def main():
             run = build_runner(engine, m, work, args.threads, height, None, reexport=True)
             runners[(engine, name)] = lambda run=run: run(batch)
     times = _median_round_robin(runners, repeats, args.warmup)
-    print("\n| engine | plain (s) | TTA (s) | TTA / plain | pixels ratio |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    print("\n| engine | plain (s) | TTA (s) | TTA / plain | pixels ratio | padded pixels ratio |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for engine in engines:
         plain, with_tta = times[(engine, "plain")], times[(engine, "tta")]
-        print(f"| {engine} | {plain:.3f} | {with_tta:.3f} | {with_tta / plain:.2f}x | {predicted:.2f}x |")
+        print(f"| {engine} | {plain:.3f} | {with_tta:.3f} | {with_tta / plain:.2f}x | {predicted:.2f}x "
+              f"| {padded:.2f}x |")
 
 
 if __name__ == "__main__":

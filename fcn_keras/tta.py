@@ -69,7 +69,8 @@ def _static_scaled(size, scale):
 
 
 def _check_scale(scale, what):
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale) or scale <= 0:
+    if (isinstance(scale, bool) or not isinstance(scale, (int, float)) or not math.isfinite(scale)
+            or scale <= 0):  # fmt: skip
         raise ValueError(f"{what} must be a positive finite number; received {scale!r}.")
     return float(scale)
 
@@ -165,7 +166,9 @@ def _checked_scales(scales):
     try:
         scales = tuple(scales)
     except TypeError:
-        raise ValueError(f"with_tta scales must be a sequence of positive numbers; received {scales!r}.") from None
+        raise ValueError(
+            f"with_tta scales must be a sequence of positive numbers; received {scales!r}."
+        ) from None
     if not scales:
         raise ValueError("with_tta scales is empty; give at least one scale, e.g. (1.0,).")
     scales = tuple(_check_scale(s, f"with_tta scale {s!r} in {scales!r}") for s in scales)
@@ -211,7 +214,8 @@ def with_tta(model, scales=(0.75, 1.0, 1.25), flip=True):
     if not isinstance(flip, bool):
         raise ValueError(f"with_tta flip must be True or False; received {flip!r}.")
     inputs, outputs = getattr(model, "inputs", None), getattr(model, "outputs", None)
-    if not isinstance(model, keras.Model) or not inputs or not outputs or len(inputs) != 1 or len(outputs) != 1:
+    if (not isinstance(model, keras.Model) or not inputs or not outputs or len(inputs) != 1
+            or len(outputs) != 1):  # fmt: skip
         raise ValueError(
             "with_tta needs a functional keras.Model with one image input and one logits output "
             f"(an fcn_keras FCN); received {type(model).__name__}."

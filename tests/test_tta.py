@@ -26,8 +26,9 @@ NUM_CLASSES = 5
 def fcn():
     keras.utils.set_random_seed(0)
     model = fcn_keras.FCN8s(num_classes=NUM_CLASSES, fc_units=16, backbone_weights=None)
-    model.dataset_info = fcn_keras.DatasetInfo("toy", NUM_CLASSES, [f"c{i}" for i in range(NUM_CLASSES)],
-                                               ignore_label=255, palette=np.arange(15).reshape(5, 3))  # fmt: skip
+    names = [f"c{i}" for i in range(NUM_CLASSES)]
+    model.dataset_info = fcn_keras.DatasetInfo("toy", NUM_CLASSES, names, ignore_label=255,
+                                               palette=np.arange(15).reshape(5, 3))  # fmt: skip
     return randomize_score_layers(model, seed=0, scale=0.01)
 
 
