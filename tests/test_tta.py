@@ -213,3 +213,18 @@ def test_predict_and_export_with_tta(fcn, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "a.png"), "--model", str(onnx_path), "--out",
                  str(tmp_path / "out2"), "--tta"]) == 2  # fmt: skip
     assert "export the model with it (fcn-keras export --tta)" in capsys.readouterr().err
+
+
+def test_latency_bench_states_the_pixels_ratio():
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
+    from tta_latency import pixel_ratio
+
+    # 270x360 + 360x480 + 450x600, twice (flip), over 360x480.
+    assert pixel_ratio(360, 480, (0.75, 1.0, 1.25), True) == 6.25
+    # Padded to 32: 288x384 + 384x480 + 480x608, twice, over 384x480.
+    assert pixel_ratio(360, 480, (0.75, 1.0, 1.25), True, multiple=32) == pytest.approx(
+        2 * (288 * 384 + 384 * 480 + 480 * 608) / (384 * 480), rel=1e-12)  # fmt: skip
+    assert pixel_ratio(97, 131, (1.0,), False) == 1.0
