@@ -825,6 +825,8 @@ def train(
     # The arguments exactly as given, before anything below rebinds a name (bound to the
     # signature captured at import, so a wrapper replacing `train` changes nothing here).
     arguments = dict(_TRAIN_SIGNATURE.bind(**locals()).arguments)
+    if crf not in (None, False, True) and not isinstance(crf, dict):
+        raise ValueError(f"crf must be True or a dict of DenseCRF options; received {crf!r}.")
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy or "default")
     precision = resolve_precision(mixed_precision)
@@ -852,8 +854,6 @@ def train(
         if crf is not None and crf is not False:
             from fcn_keras.crf import with_crf
 
-            if crf is not True and not isinstance(crf, dict):
-                raise ValueError(f"crf must be True or a dict of DenseCRF options; received {crf!r}.")
             model = with_crf(model, **({} if crf is True else crf))  # the CRF computes in float32
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,

@@ -535,3 +535,11 @@ def test_final_recipe_combines_the_kept_levers(tmp_path, train_arguments):
         _run(tmp_path / "other", "fcn8s+tta", {})
     with pytest.raises(ValueError, match=r"test rows \['fcn8s'\] are not among the requested"):
         _run(tmp_path / "other", "fcn32s", {"fcn32s": (1, 1e-4)}, test="fcn8s")
+
+
+def test_train_with_a_crf_takes_true_or_options(tmp_path):
+    import fcn_keras
+
+    with pytest.raises(ValueError, match="crf must be True or a dict of DenseCRF options; received 'yes'"):
+        fcn_keras.train("fcn8s", "synthetic", out_dir=str(tmp_path), crf="yes")
+    assert not os.listdir(tmp_path)  # refused before anything is written
