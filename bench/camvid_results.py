@@ -24,6 +24,17 @@ Full run (GPU):
      --stages fcn32s,fcn16s,fcn8s,fcn8s_atonce, --mixed-precision auto)
 Slow host: add `--scale 0.5` (training and evaluation input at half size;
 scores always on the full 480x360 labels).
+
+The levers, one at a time on val (`fcn_keras.results.LEVERS`; `--stages levers`
+is the staged rows, `fcn8s+tta`, `fcn8s+sas2`, the `_long`, `_fc4096` and
+`_whole` chains, `fcn8s_lovasz` and `fcn8s_crf`), into the same `--out` as the
+staged rows they are compared with (finished rows are reused):
+    python bench/camvid_results.py --out /tmp/fcn_keras_runs/camvid --stages levers
+The final recipe, the levers val kept combined, scored once on test beside the
+staged FCN-8s (e.g. if val kept long, whole, lovasz and tta):
+    python bench/camvid_results.py --out /tmp/fcn_keras_runs/camvid --stages fcn8s,final \
+        --final-levers long,whole,lovasz,tta --test-rows fcn8s,final \
+        --json-copy docs/results/camvid_final.json
 CPU check at reduced scale (minutes, not a result):
     python bench/camvid_results.py --quick --out /tmp/fcn_keras_runs/camvid_quick
 
@@ -54,7 +65,15 @@ from _common import (add_camvid_training_arguments, inside_repo_error,  # noqa: 
 # rate: the comparison of the two ways of training FCN-8s that the PAMI version makes.
 SCHEDULES = {"fcn32s": (16, 1e-4), "fcn16s": (6, 1e-5), "fcn8s": (6, 1e-5),
              "fcn8s_atonce": (28, 1e-4)}  # fmt: skip
-QUICK = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5), "fcn8s": (1, 1e-5), "fcn8s_atonce": (1, 1e-4)}
+# Lever rows. `long`: 1.5x every staged row (24 / 9 / 9). fc4096 and whole images: the staged
+# schedule, so that only their lever differs. The finishing stages (from the staged FCN-8s):
+# 4 epochs at the last stage's rate, the budget of the CRF-as-RNN fine-tuning measured before
+# (bench/crf_joint_camvid.py). The final rows take their levers' rows' schedules.
+for _variant, (_epochs, _rate) in list(SCHEDULES.items())[:3]:
+    SCHEDULES[f"{_variant}_long"] = (_epochs * 3 // 2, _rate)
+    SCHEDULES[f"{_variant}_fc4096"] = SCHEDULES[f"{_variant}_whole"] = (_epochs, _rate)
+SCHEDULES.update({"fcn8s_lovasz": (4, 1e-5), "fcn8s_crf": (4, 1e-5)})
+QUICK = {stage: (1, rate) for stage, (_, rate) in SCHEDULES.items()}
 
 
 def main(argv=None):
@@ -66,7 +85,13 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="run directory, outside the repo")
     parser.add_argument("--stages", default="fcn32s,fcn16s,fcn8s,fcn8s_atonce",
                         help="rows to run, in order")  # fmt: skip
-    parser.add_argument("--test", action="store_true", help="also evaluate on CamVid test")
+    parser.add_argument("--test", action="store_true", help="also evaluate every row on CamVid test")
+    parser.add_argument("--test-rows", default=None,
+                        help="evaluate only these rows on CamVid test ('final': the final "
+                             "recipe's scored row)")  # fmt: skip
+    parser.add_argument("--final-levers", default="",
+                        help="the levers the final recipe ('final' in --stages) combines, from "
+                             "long, fc4096, whole, lovasz, crf, tta, sas2")  # fmt: skip
     parser.add_argument("--json-copy", default=None,
                         help="also write the figures (no weights, no paths) to this JSON file")
     parser.add_argument("--scale", type=float, default=1.0,
@@ -96,12 +121,14 @@ def main(argv=None):
     results = run_stages(
         args.out, args.stages, schedules=QUICK if args.quick else SCHEDULES, source="camvid",
         source_kwargs={"data_dir": args.data_dir}, scale=args.scale,
-        crop_size=tuple(args.crop), test=args.test,
+        crop_size=tuple(args.crop), test=True if args.test else args.test_rows,
+        final_levers=args.final_levers,
         max_eval_batches=4 if args.quick else None, train_kwargs=train_kwargs,
         settings={**vars(args), "quick": args.quick},
     )  # fmt: skip
     markdown = "".join(results_to_markdown(results, split) + "\n"
-                       for split in (("val", "test") if args.test else ("val",)))  # fmt: skip
+                       for split in (("val", "test") if args.test or args.test_rows
+                                     else ("val",)))  # fmt: skip
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(markdown)
     if args.json_copy:

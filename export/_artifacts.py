@@ -68,7 +68,8 @@ def model_facts(model):
         for a model that is not an fcn_keras FCN), `model_name`, `fc_units`,
         `parameters` and `input_scale` (the factor images are resized by
         before the network, `fcn_keras.evaluation.input_scale_of`; 1.0 for a
-        model trained at full size).
+        model trained at full size); a `with_tta` model is described by the
+        FCN it wraps, plus `tta` (`fcn_keras.tta.tta_settings`: scales, flip).
 
     Example:
     >>> model_facts(fcn_keras.FCN16s(num_classes=12, backbone_weights=None))["variant"]
@@ -80,13 +81,16 @@ def model_facts(model):
             f"model {model.name!r} must output (batch, H, W, num_classes) logits; "
             f"received output shape {output_shape}."
         )
+    from fcn_keras.tta import tta_settings, wrapped_model
+
+    fcn = wrapped_model(model) or model
     try:
-        variant = variant_of(model)
+        variant = variant_of(fcn)
     except ValueError:  # any segmentation model with the same input/output contract exports
         variant = "unknown"
-    names = {layer.name for layer in model.layers}
-    fc_units = model.get_layer("fc6").filters if "fc6" in names else None
-    return {
+    names = {layer.name for layer in fcn.layers}
+    fc_units = fcn.get_layer("fc6").filters if "fc6" in names else None
+    facts = {
         "num_classes": int(output_shape[-1]),
         "variant": variant,
         "model_name": model.name,
@@ -94,6 +98,10 @@ def model_facts(model):
         "parameters": int(model.count_params()),
         "input_scale": input_scale_of(model),
     }
+    tta = tta_settings(model)
+    if tta is not None:
+        facts["tta"] = tta
+    return facts
 
 
 # DatasetInfo fields stored in artifacts: what predicting needs (not sizes, nor the

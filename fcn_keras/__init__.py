@@ -9,6 +9,7 @@ Public API:
               BilinearUpsampling, bilinear_kernel
     Dense CRF: DenseCRF, with_crf, tune_crf, fine_tune_crf (fcn_keras.crf:
               save_crf_settings, load_crf_settings)
+    Test-time augmentation: with_tta (fcn_keras.tta: tta_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Evaluation: evaluate, evaluate_predictions, ConfusionAccumulator
     Training: train, SegmentationCrossEntropy, FocalLoss,
@@ -72,6 +73,7 @@ _EXPORTS = {
     "with_crf": "fcn_keras.crf",
     "tune_crf": "fcn_keras.crf",
     "fine_tune_crf": "fcn_keras.crf",
+    "with_tta": "fcn_keras.tta",
 }
 
 __all__ = list(_EXPORTS)

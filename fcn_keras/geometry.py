@@ -21,12 +21,18 @@ the image with per-layer offsets (19, 27, 31, ...). With Keras's VGG16 ("same"
 
 `tests/test_models.py::test_skip_fusions_are_aligned_with_the_image` checks
 this exactly with hand-set weights.
+
+Resizing outside the network (`resize_bilinear`, `sample_bilinear`) is
+written as gathers and a lerp (Range, Floor, Gather, Mul, Add: TFLite
+builtins, plain ONNX) rather than `keras.ops.image.resize` or a bilinear
+`UpSampling2D`, which do not trace with a dynamic height and width in Keras
+3.14-3.15.1.
 """
 
 import keras
 from keras import ops
 
-__all__ = ["PadToMultiple", "CropToReference"]
+__all__ = ["PadToMultiple", "CropToReference", "resize_bilinear", "sample_bilinear"]
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")
@@ -91,3 +97,67 @@ class CropToReference(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         scores_shape, reference_shape = input_shape
         return (scores_shape[0], reference_shape[1], reference_shape[2], scores_shape[3])
+
+
+# === Resizing with dynamic sizes ===
+
+
+def sample_bilinear(x, size, step, offset):
+    """Sample a map bilinearly on a regular grid: output pixel `y` reads input cell `(y - offset) / step`.
+
+    Positions are clamped to the map (edge values extend past its borders),
+    rows first, then columns. Works on dynamic sizes and exports as Range,
+    Floor, Gather and arithmetic (TFLite builtins, ONNX).
+
+    Args:
+        x: `(batch, h, w, C)` tensor; computed in float32.
+        size: `(H, W)` of the output (ints or scalar int tensors).
+        step: output pixels per input cell, a number or a pair `(rows, columns)`
+            (floats or float32 scalar tensors).
+        offset: output position of input cell 0, a number or a pair like `step`.
+
+    Returns:
+        float32 tensor `(batch, H, W, C)`.
+
+    Example:
+    >>> sample_bilinear(keras.ops.ones((1, 3, 4, 2)), (6, 8), 2.0, 0.5).shape
+    TensorShape([1, 6, 8, 2])
+    """
+    steps = step if isinstance(step, (tuple, list)) else (step, step)
+    offsets = offset if isinstance(offset, (tuple, list)) else (offset, offset)
+    x = ops.cast(x, "float32")
+    for axis, length, step_, offset_ in ((1, size[0], steps[0], offsets[0]),
+                                         (2, size[1], steps[1], offsets[1])):  # fmt: skip
+        cells = ops.shape(x)[axis]
+        where = (ops.cast(ops.arange(length), "float32") - offset_) / step_
+        where = ops.clip(where, 0.0, ops.cast(cells - 1, "float32"))
+        low = ops.cast(ops.floor(where), "int32")
+        high = ops.minimum(low + 1, cells - 1)
+        weight = ops.reshape(where - ops.cast(low, "float32"), (1, -1, 1, 1) if axis == 1
+                             else (1, 1, -1, 1))  # fmt: skip
+        x = ops.take(x, low, axis=axis) * (1.0 - weight) + ops.take(x, high, axis=axis) * weight
+    return x
+
+
+def resize_bilinear(x, size):
+    """Resize a `(batch, h, w, C)` map to `size` with half-pixel-centred bilinear interpolation.
+
+    The convention of `tf.image.resize(x, size, "bilinear")` without
+    antialiasing: output pixel `y` reads input position `(y + 0.5) * h / H - 0.5`,
+    clamped to the map. Sizes may be dynamic (scalar tensors).
+
+    Args:
+        x: `(batch, h, w, C)` tensor; computed in float32.
+        size: `(H, W)` of the output (ints or scalar int tensors).
+
+    Returns:
+        float32 tensor `(batch, H, W, C)`.
+
+    Example:
+    >>> resize_bilinear(keras.ops.ones((1, 97, 131, 3)), (73, 98)).shape
+    TensorShape([1, 73, 98, 3])
+    """
+    shape = ops.shape(x)
+    steps = tuple(ops.cast(size[i], "float32") / ops.cast(shape[i + 1], "float32") for i in (0, 1))
+    # (y + 0.5) * h / H - 0.5 == (y - (H / h - 1) / 2) / (H / h)
+    return sample_bilinear(x, size, steps, tuple((s - 1.0) / 2.0 for s in steps))

@@ -11,6 +11,31 @@ Rows (`STAGES`): `fcn32s` (from the backbone), `fcn16s` (`init_from` the
 fcn32s row's final model), `fcn8s` (from the fcn16s row's) and
 `fcn8s_atonce` (the at-once FCN-8s, one stage from the backbone).
 
+Lever rows (`LEVERS`) each change one thing of the staged recipe, to be
+compared on val with the row they change:
+
+- training levers, a whole staged chain `fcn32s_<lever>` -> `fcn16s_<lever>`
+  -> `fcn8s_<lever>`: `long` (the same recipe; the lever is the longer
+  schedule `schedules` gives these rows), `fc4096` (fc6/fc7 4096 wide, the
+  paper's width), `whole` (whole images instead of crops: `crop_size` None);
+- finishing levers, one more stage from the staged `fcn8s`: `fcn8s_lovasz`
+  (cross-entropy + Lovász-softmax, `make_loss("cross_entropy+lovasz")`) and
+  `fcn8s_crf` (the FCN-8s fine-tuned with a dense CRF in the loop, CRF-as-RNN:
+  `train(crf=...)`);
+- evaluation levers, no training: `<row>+tta` (the row's final model under
+  `with_tta`, scales 0.75/1/1.25 and flips) and `<row>+sas2` (shift-and-stitch,
+  f = 2), scored from `<row>`'s `final.keras` (cached as
+  `evaluation_<split>+<lever>.json` beside it).
+
+`stages="levers"` names them all (with the staged rows they are compared to).
+The final recipe combines the levers val kept (`final_levers`): the chain
+`final32s` -> `final16s` -> `final8s` with every kept training lever
+(schedules of the `_long` rows when `long` is kept), then each kept finishing
+stage (`final8s_lovasz`, `final8s_crf`), then at most one kept evaluation
+lever (`<last row>+tta`); `stages="final"` names that chain, and `"final"` in
+`test` its scored row. `test` may name rows, so that only the final row (and
+the row it is compared with) is scored on test.
+
 Resuming: rerunning the same call skips every finished row and continues an
 interrupted one.
 
@@ -73,8 +98,10 @@ import time
 
 from fcn_keras.metrics import SCORE_NAMES, TRIMAP_WIDTHS
 
-__all__ = ["STAGES", "PUBLISHED_CAMVID_MEAN_IU", "run_stages", "parse_stages", "stage_finished",
-           "results_to_markdown", "figures_only", "is_machine_path", "recorded_scale",
+__all__ = ["STAGES", "LEVERS", "EVALUATION_LEVERS", "PUBLISHED_CAMVID_MEAN_IU", "run_stages",
+           "parse_stages", "stage_finished", "final_rows", "row_plan",
+           "results_to_markdown", "figures_only", "is_machine_path",
+           "recorded_scale",
            "full_split_evaluation"]  # fmt: skip
 
 # Row -> (variant, at_once, the row whose final model it starts from).
@@ -84,6 +111,32 @@ STAGES = {
     "fcn8s": ("fcn8s", False, "fcn16s"),
     "fcn8s_atonce": ("fcn8s", True, None),
 }
+
+# Lever -> what it changes in the staged recipe: `crop_size` (None: whole images) and
+# `train_kwargs` entries for training levers, the evaluation options for evaluation levers.
+LEVERS = {
+    "long": {"kind": "training", "changes": {}},  # the lever is the schedule given to its rows
+    "fc4096": {"kind": "training", "changes": {"train_kwargs": {"fc_units": 4096}}},
+    "whole": {"kind": "training", "changes": {"crop_size": None}},
+    "lovasz": {"kind": "finishing", "changes": {"train_kwargs": {"loss": "cross_entropy+lovasz"}}},
+    "crf": {"kind": "finishing",
+            "changes": {"train_kwargs": {"crf": {"compatibility": "learned"}}}},
+    "tta": {"kind": "evaluation", "changes": {"tta": {"scales": [0.75, 1.0, 1.25], "flip": True}}},
+    "sas2": {"kind": "evaluation", "changes": {"shift_and_stitch": 2}},
+}  # fmt: skip
+EVALUATION_LEVERS = tuple(name for name, lever in LEVERS.items() if lever["kind"] == "evaluation")
+_CHAIN = (("fcn32s", "32s"), ("fcn16s", "16s"), ("fcn8s", "8s"))
+for _lever, _spec in LEVERS.items():
+    if _spec["kind"] == "training":
+        for _i, (_variant, _) in enumerate(_CHAIN):
+            STAGES[f"{_variant}_{_lever}"] = (_variant, False,
+                                               f"{_CHAIN[_i - 1][0]}_{_lever}" if _i else None)
+    elif _spec["kind"] == "finishing":
+        STAGES[f"fcn8s_{_lever}"] = ("fcn8s", False, "fcn8s")
+# Every lever row with the staged rows they are compared with (`stages="levers"`).
+LEVER_ROWS = ("fcn32s", "fcn16s", "fcn8s",
+              *[f"fcn8s+{lever}" for lever in EVALUATION_LEVERS],
+              *[name for name in STAGES if "_" in name and name != "fcn8s_atonce"])  # fmt: skip
 
 # Published CamVid 11-class test mean IU (%), printed beside the rows.
 PUBLISHED_CAMVID_MEAN_IU = {
@@ -102,7 +155,8 @@ SETTINGS = "settings.json"
 # "auto").
 RECIPE_ARGUMENTS = ("fc_units", "head", "dropout", "batch_size", "optimizer", "schedule",
                     "warmup_steps", "momentum", "weight_decay", "loss", "class_weights",
-                    "mixed_precision", "backbone_weights", "seed", "steps_per_epoch")  # fmt: skip
+                    "mixed_precision", "backbone_weights", "seed", "steps_per_epoch",
+                    "crf")  # fmt: skip
 # Everything `settings.json` records, in the order errors list it. `augment` is the
 # augmentation asked for (at full scale), `train_augment` the one `train` gets (its random
 # rescale range multiplied by `scale`), as `crop_size` / `train_crop_size`.
@@ -110,11 +164,101 @@ ROW_SETTINGS = ("epochs", "learning_rate", "scale", "crop_size", "train_crop_siz
                 "train_augment", *RECIPE_ARGUMENTS)  # fmt: skip
 
 
-def parse_stages(text):
-    """Parse `"fcn32s,fcn16s,fcn8s,fcn8s_atonce"` into a tuple of row names (validated).
+def final_rows(final_levers=()):
+    """The final recipe's rows for the levers val kept: `{row: (variant, at_once, parent, changes)}`.
+
+    Args:
+        final_levers: names from `LEVERS` (a comma-separated string or a list).
+
+    Returns:
+        Ordered dict: `final32s`, `final16s`, `final8s` with every kept training
+        lever's changes, then each kept finishing stage (`final8s_<lever>`,
+        from the previous row), then `<last>+<lever>` for a kept evaluation
+        lever (its `changes` are the evaluation options). The last entry is
+        the row scored on test.
+
+    Example:
+    >>> list(final_rows("whole,lovasz,tta"))
+    ['final32s', 'final16s', 'final8s', 'final8s_lovasz', 'final8s_lovasz+tta']
+    """
+    levers = _names(final_levers)
+    unknown = [name for name in levers if name not in LEVERS]
+    if unknown:
+        raise ValueError(f"final levers: unknown {unknown}; expected a subset of {list(LEVERS)}.")
+    evaluation = [name for name in levers if LEVERS[name]["kind"] == "evaluation"]
+    if len(evaluation) > 1:
+        raise ValueError(
+            f"final levers: at most one evaluation lever ({', '.join(EVALUATION_LEVERS)}) can score "
+            f"a row; received {evaluation}."
+        )
+    changes = {}
+    for name in levers:
+        if LEVERS[name]["kind"] == "training":
+            changes = _merged(changes, LEVERS[name]["changes"])
+    rows, parent = {}, None
+    for variant, short in _CHAIN:
+        rows[f"final{short}"] = (variant, False, parent, changes)
+        parent = f"final{short}"
+    for name in levers:
+        if LEVERS[name]["kind"] == "finishing":
+            row = f"{parent}_{name}"
+            rows[row] = ("fcn8s", False, parent, _merged(changes, LEVERS[name]["changes"]))
+            parent = row
+    for name in evaluation:
+        rows[f"{parent}+{name}"] = ("fcn8s", False, parent, LEVERS[name]["changes"])
+    return rows
+
+
+def row_plan(final_levers=()):
+    """Every row `run_stages` can run: `{row: (variant, at_once, parent, changes)}`.
+
+    The `STAGES` rows (lever rows with their `LEVERS` changes, staged rows with
+    none), `final_rows(final_levers)`, and `<row>+<lever>` for every trained
+    row and evaluation lever (parent: the row it scores).
+
+    Args:
+        final_levers: the final recipe's levers. Defaults to none.
+
+    Returns:
+        Dict as described.
+
+    Example:
+    >>> row_plan()["fcn16s_whole"]
+    ('fcn16s', False, 'fcn32s_whole', {'crop_size': None})
+    """
+    plan = {}
+    for row, (variant, at_once, parent) in STAGES.items():
+        lever = row.split("_", 1)[1] if "_" in row else None
+        plan[row] = (variant, at_once, parent, LEVERS[lever]["changes"] if lever in LEVERS else {})
+    plan.update(final_rows(final_levers))
+    for row in [name for name in plan if "+" not in name]:
+        for lever in EVALUATION_LEVERS:
+            plan.setdefault(f"{row}+{lever}", (plan[row][0], plan[row][1], row,
+                                               LEVERS[lever]["changes"]))  # fmt: skip
+    return plan
+
+
+def _names(text):
+    names = text.split(",") if isinstance(text, str) else list(text or ())
+    return [n.strip().lower() for n in names if n.strip()]
+
+
+def _merged(changes, more):
+    """`changes` with `more` applied (`train_kwargs` merged key by key)."""
+    merged = dict(changes, **{key: value for key, value in more.items() if key != "train_kwargs"})
+    if "train_kwargs" in changes or "train_kwargs" in more:
+        merged["train_kwargs"] = {**changes.get("train_kwargs", {}), **more.get("train_kwargs", {})}
+    return merged
+
+
+def parse_stages(text, final_levers=()):
+    """Parse `"fcn32s,fcn16s,fcn8s,fcn8s+tta"` into a tuple of row names (validated).
+
+    `levers` stands for `LEVER_ROWS`, `final` for `final_rows(final_levers)`.
 
     Args:
         text: comma-separated row names, or a list of them.
+        final_levers: the final recipe's levers (for `final`). Defaults to none.
 
     Returns:
         Tuple of names in the given order (duplicates removed).
@@ -123,13 +267,17 @@ def parse_stages(text):
     >>> parse_stages("fcn32s,fcn16s")
     ('fcn32s', 'fcn16s')
     """
-    names = text.split(",") if isinstance(text, str) else list(text)
-    names = [n.strip().lower() for n in names if n.strip()]
-    unknown = [n for n in names if n not in STAGES]
+    names = []
+    for name in _names(text):
+        names += (list(LEVER_ROWS) if name == "levers"
+                  else list(final_rows(final_levers)) if name == "final" else [name])  # fmt: skip
+    plan = row_plan(final_levers)
+    unknown = [n for n in names if n not in plan]
     if unknown or not names:
         raise ValueError(
             f"stages: unknown or empty {unknown or text!r}; expected a comma-separated "
-            f"subset of {list(STAGES)}."
+            f"subset of {list(STAGES)}, a row and an evaluation lever (e.g. fcn8s+tta; levers "
+            f"{list(EVALUATION_LEVERS)}), 'levers' or 'final'."
         )
     return tuple(dict.fromkeys(names))
 
@@ -452,11 +600,11 @@ def _host():
 
 
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
-                 scale, crop_size, augment, train_kwargs, settings, log):  # fmt: skip
+                 scale, crop_size, augment, train_kwargs, settings, log, row=None):  # fmt: skip
     from fcn_keras.files import write_json
     from fcn_keras.training import train
 
-    variant, at_once, parent = STAGES[stage]
+    variant, at_once, parent = row or STAGES[stage]
     init_from = None
     if parent is not None:
         init_from = os.path.join(out_dir, parent, FINAL)
@@ -499,16 +647,21 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
 
 
 def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_widths,
-                    batch_size, max_batches, log):  # fmt: skip
+                    batch_size, max_batches, log, lever=None):  # fmt: skip
+    """Evaluate a row's final model on `split` (cached); `lever` names an evaluation lever."""
     from fcn_keras.evaluation import evaluate, load_model
     from fcn_keras.files import write_json
 
     final = os.path.join(stage_dir, FINAL)
-    cache = os.path.join(stage_dir, f"evaluation_{split}.json")
+    cache = os.path.join(stage_dir, f"evaluation_{split}{'+' + lever if lever else ''}.json")
     key = {**_source_setting(source, source_kwargs), "split": split, "scale": float(scale),
            "batch_size": int(batch_size),
            "max_batches": None if max_batches is None else int(max_batches),
            "trimap_widths": [int(w) for w in trimap_widths or ()]}  # fmt: skip
+    options = {}
+    if lever:
+        options = json.loads(json.dumps(LEVERS[lever]["changes"]))
+        key["lever"] = {"name": lever, **options}
     if os.path.isfile(cache) and os.path.getmtime(cache) >= os.path.getmtime(final):
         cached = _read_json(cache)
         if cached.get("evaluation_settings") == key:
@@ -517,15 +670,22 @@ def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_wi
             f"{cached.get('evaluation_settings', 'unrecorded settings')}, requested {key}: "
             "evaluating again")  # fmt: skip
     start = time.perf_counter()
-    report = evaluate(load_model(final), source, split, batch_size=batch_size,
+    model = load_model(final)
+    if "tta" in options:
+        from fcn_keras.tta import with_tta
+
+        model = with_tta(model, **options["tta"])
+    report = evaluate(model, source, split, batch_size=batch_size,
                       source_kwargs=source_kwargs, trimap_widths=trimap_widths,
-                      input_scale=None if scale == 1.0 else scale,
-                      max_batches=max_batches)  # fmt: skip
+                      input_scale=None if scale == 1.0 else scale, max_batches=max_batches,
+                      **({"shift_and_stitch": options["shift_and_stitch"]}
+                         if "shift_and_stitch" in options else {}))  # fmt: skip
     report.pop("confusion_matrix", None)
     report["evaluate_seconds"] = time.perf_counter() - start
     report["evaluation_settings"] = key
     write_json(cache, report)
-    log(f"{os.path.basename(stage_dir)} on {split}: mean IU {report['mean_iu']:.4f}, "
+    log(f"{os.path.basename(stage_dir)}{'+' + lever if lever else ''} on {split}: "
+        f"mean IU {report['mean_iu']:.4f}, "
         f"pixel accuracy {report['pixel_accuracy']:.4f}")  # fmt: skip
     return _read_json(cache)  # JSON's view (trimap widths as strings), as when reused
 
@@ -533,14 +693,18 @@ def _evaluate_stage(stage_dir, split, *, source, source_kwargs, scale, trimap_wi
 def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=None, scale=1.0,
                crop_size=None, augment=None, test=False, val_split="val", test_split="test",
                trimap_widths=TRIMAP_WIDTHS, eval_batch_size=1, max_eval_batches=None,
-               train_kwargs=None, settings=None, log=print):  # fmt: skip
+               train_kwargs=None, settings=None, log=print, final_levers=()):  # fmt: skip
     """Train and evaluate the requested rows, skipping finished ones; write `results.json`.
 
     Args:
         out_dir: run directory (weights, logs, results); created.
-        stages: row names or a comma-separated string (see `STAGES`), run in
-            the given order.
-        schedules: `{stage: (epochs, learning_rate)}` for every requested row.
+        stages: row names or a comma-separated string (see `STAGES`, `LEVERS`,
+            `parse_stages`), run in the given order; `<row>+<lever>` is
+            scored after `<row>`, which it needs finished or requested.
+        schedules: `{stage: (epochs, learning_rate)}` for every requested
+            trained row; the final rows default to their levers' rows'
+            (`final8s`: `fcn8s_long` when `long` is kept, else `fcn8s`;
+            `final8s_lovasz`: `fcn8s_lovasz` ...).
         source: data source name. Defaults to `"camvid"`.
         source_kwargs: the source's options (`data_dir` ...).
         scale: image scale of training and evaluation input, in (0, 1].
@@ -548,7 +712,9 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
         crop_size: training crop at full scale (int or `(h, w)`), or None.
         augment: training augmentation as a dict of `Augment` fields, or
             None (the default augmentation).
-        test: also evaluate every finished row on `test_split`. Defaults to False.
+        test: also evaluate every row on `test_split` (True), or only the rows
+            named (a list or comma-separated string; `final` is the final
+            recipe's scored row). Defaults to False.
         val_split: split evaluated for choosing. Defaults to `"val"`.
         test_split: the held-out split. Defaults to `"test"`.
         trimap_widths: band widths of the trimap mean IU. Defaults to (2, 4, 8, 16).
@@ -560,11 +726,14 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
         settings: dict recorded as `settings` in results.json (e.g. the
             command line). Defaults to None.
         log: progress printer. Defaults to `print`.
+        final_levers: the levers the final recipe combines (see
+            `final_rows`). Defaults to none.
 
     Returns:
         The results dict written to `out_dir/results.json`: `settings`,
         `host`, and `rows` (`{stage: {"variant", "epochs", "learning_rate",
-        "train_seconds", "precision", "scale", "val": report, "test": report}}`).
+        "train_seconds", "precision", "scale", "val": report, "test": report}}`;
+        an evaluation lever's row adds `evaluated_from` and `evaluation`).
 
     Example:
     >>> run_stages("/tmp/runs/camvid", "fcn32s,fcn16s,fcn8s",
@@ -574,43 +743,101 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     """
     from fcn_keras.files import write_json
 
-    stages = parse_stages(stages)
+    plan = row_plan(final_levers)
+    stages = parse_stages(stages, final_levers)
     if not 0 < float(scale) <= 1:
         raise ValueError(f"scale must be in (0, 1]; received {scale!r}.")
     scale = float(scale)
-    missing = [s for s in stages if s not in schedules]
+    trained = [s for s in stages if "+" not in s]
+    schedules = _with_final_schedules(schedules, trained, final_levers)
+    missing = [s for s in trained if s not in schedules]
     if missing:
         raise ValueError(f"schedules has no (epochs, learning_rate) for {missing}.")
-    requested = {stage: _requested_settings(*schedules[stage], scale, crop_size, augment,
-                                            train_kwargs)
-                 for stage in stages}  # fmt: skip
-    for stage in stages:  # before any training: a mismatch later on would waste the rows before
+    for stage in stages:
+        parent = plan[stage][2]
+        if "+" in stage and parent not in stages and not stage_finished(os.path.join(out_dir, parent)):
+            raise ValueError(
+                f"row {stage!r} scores {parent}'s final model, which is neither finished in "
+                f"{out_dir!r} nor requested: add {parent} before it in the stages."
+            )
+    test_rows = _test_rows(test, stages, final_levers)
+    row_crop, row_kwargs = {}, {}
+    for stage in trained:
+        changes = plan[stage][3]
+        row_crop[stage] = changes["crop_size"] if "crop_size" in changes else crop_size
+        row_kwargs[stage] = {**(train_kwargs or {}), **changes.get("train_kwargs", {})}
+    requested = {stage: _requested_settings(*schedules[stage], scale, row_crop[stage], augment,
+                                            row_kwargs[stage])
+                 for stage in trained}  # fmt: skip
+    for stage in trained:  # before any training: a mismatch later on would waste the rows before
         _check_settings(stage, os.path.join(out_dir, stage), requested[stage])
     os.makedirs(out_dir, exist_ok=True)
     results = {"settings": dict(settings or {}), "host": _host(), "rows": {}}
+    if final_levers:
+        results["settings"].setdefault("final_levers", _names(final_levers))
     results_path = os.path.join(out_dir, "results.json")
     for stage in stages:
-        stage_dir = os.path.join(out_dir, stage)
-        epochs, learning_rate = schedules[stage]
-        if stage_finished(stage_dir):
+        variant, at_once, parent, changes = plan[stage]
+        lever = stage.split("+", 1)[1] if "+" in stage else None
+        stage_dir = os.path.join(out_dir, parent if lever else stage)
+        if lever:
+            log(f"{stage}: {parent}'s final model scored with {lever} {changes}")
+        elif stage_finished(stage_dir):
             log(f"{stage}: finished earlier ({os.path.join(stage_dir, FINAL)}); skipped")
         else:
+            epochs, learning_rate = schedules[stage]
             _train_stage(stage, stage_dir, out_dir, source=source, source_kwargs=source_kwargs,
                          epochs=epochs, learning_rate=learning_rate, scale=scale,
-                         crop_size=crop_size, augment=augment, train_kwargs=train_kwargs,
-                         settings=requested[stage], log=log)  # fmt: skip
+                         crop_size=row_crop[stage], augment=augment,
+                         train_kwargs=row_kwargs[stage], settings=requested[stage], log=log,
+                         row=(variant, at_once, parent))  # fmt: skip
         row = _read_json(os.path.join(stage_dir, "stage.json"))
-        splits = [val_split] + ([test_split] if test else [])
+        if lever:
+            row.update(evaluated_from=parent, evaluation={"lever": lever, **changes})
+        splits = [val_split] + ([test_split] if stage in test_rows else [])
         for split in splits:
             row[split] = _evaluate_stage(stage_dir, split, source=source,
                                          source_kwargs=source_kwargs, scale=scale,
                                          trimap_widths=trimap_widths,
                                          batch_size=eval_batch_size,
-                                         max_batches=max_eval_batches, log=log)  # fmt: skip
+                                         max_batches=max_eval_batches, log=log,
+                                         lever=lever)  # fmt: skip
         row["files"] = {"model": os.path.join(stage_dir, FINAL), "logs": stage_dir}
         results["rows"][stage] = row
         write_json(results_path, results)  # after every row: partial runs keep their figures
     return results
+
+
+def _with_final_schedules(schedules, trained, final_levers):
+    """`schedules` completed with the final rows' defaults: the schedule of each one's lever row."""
+    levers = _names(final_levers)
+    schedules = dict(schedules)
+    base = {"final32s": "fcn32s", "final16s": "fcn16s", "final8s": "fcn8s"}
+    for stage in trained:
+        if stage in schedules or not stage.startswith("final"):
+            continue
+        if stage in base:
+            source = base[stage] + ("_long" if "long" in levers else "")
+        else:  # a finishing stage: final8s_<lever>[_<lever>]; its own lever is the last
+            source = f"fcn8s_{stage.rsplit('_', 1)[1]}"
+        if source in schedules:
+            schedules[stage] = schedules[source]
+    return schedules
+
+
+def _test_rows(test, stages, final_levers):
+    """The rows scored on the test split: all (`test` True), none, or those named."""
+    if test is True:
+        return set(stages)
+    if not test:
+        return set()
+    names = set()
+    for name in _names(test):
+        names.add(list(final_rows(final_levers))[-1] if name == "final" else name)
+    unknown = sorted(names - set(stages))
+    if unknown:
+        raise ValueError(f"test rows {unknown} are not among the requested stages {list(stages)}.")
+    return names
 
 
 def figures_only(results):

@@ -43,6 +43,7 @@ rarefaction".
 import keras
 from keras import ops
 
+from fcn_keras.geometry import sample_bilinear
 from fcn_keras.models import variant_of
 
 __all__ = ["shift_and_stitch", "ShiftAndStitch", "dilate", "upsample_dense_scores",
@@ -237,19 +238,7 @@ def upsample_dense_scores(scores, size, factor, coarse_stride=32):
 
     Reference: Long et al. 2015, Section 3.2 (output cells at receptive-field centres).
     """
-    step = coarse_stride / factor
-    offset = (coarse_stride - 1) / 2.0
-    x = ops.cast(scores, "float32")
-    for axis, length in ((1, size[0]), (2, size[1])):
-        cells = ops.shape(x)[axis]
-        where = (ops.cast(ops.arange(length), "float32") - offset) / step
-        where = ops.clip(where, 0.0, ops.cast(cells - 1, "float32"))
-        low = ops.cast(ops.floor(where), "int32")
-        high = ops.minimum(low + 1, cells - 1)
-        weight = ops.reshape(where - ops.cast(low, "float32"), (1, -1, 1, 1) if axis == 1
-                             else (1, 1, -1, 1))  # fmt: skip
-        x = ops.take(x, low, axis=axis) * (1.0 - weight) + ops.take(x, high, axis=axis) * weight
-    return x
+    return sample_bilinear(scores, size, coarse_stride / factor, (coarse_stride - 1) / 2.0)
 
 
 # === Filter rarefaction ===

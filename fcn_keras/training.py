@@ -777,11 +777,13 @@ def train(
             `last.keras` too) so that evaluation and prediction shrink their
             images the same way. Defaults to None (full size; `init_from`'s
             scale is kept).
-        crf: `DenseCRF` options (a dict, e.g. `fcn_keras.crf.load_crf_settings`)
-            to append the dense CRF to the FCN (`fcn_keras.crf.with_crf`) and
-            train both together, the loss on the CRF's refined logits
-            (CRF-as-RNN); the CRF computes in float32 under any precision.
-            Defaults to None (the FCN alone).
+        crf: train the FCN with a dense CRF appended (`fcn_keras.with_crf`,
+            the CRF-as-RNN of Zheng et al. 2015): the loss is taken on the
+            CRF's refined logits and both learn. True for the `DenseCRF`
+            defaults, or a dict of `DenseCRF` options (e.g.
+            `{"compatibility": "learned"}`); the saved models are FCN + CRF;
+            the CRF computes in float32 under any precision. Defaults to None
+            (the FCN alone).
         mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
             loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
             CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
@@ -813,6 +815,8 @@ def train(
     # The arguments exactly as given, before anything below rebinds a name (bound to the
     # signature captured at import, so a wrapper replacing `train` changes nothing here).
     arguments = dict(_TRAIN_SIGNATURE.bind(**locals()).arguments)
+    if crf not in (None, False, True) and not isinstance(crf, dict):
+        raise ValueError(f"crf must be True or a dict of DenseCRF options; received {crf!r}.")
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy or "default")
     precision = resolve_precision(mixed_precision)
@@ -837,10 +841,10 @@ def train(
             dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
             dataset_info=inputs.info, input_scale=input_scale,
         )  # fmt: skip
-        if crf is not None:
+        if crf is not None and crf is not False:
             from fcn_keras.crf import with_crf
 
-            model = with_crf(model, **dict(crf))
+            model = with_crf(model, **({} if crf is True else crf))  # the CRF computes in float32
         compile_model(
             model, inputs, optimizer=optimizer, learning_rate=learning_rate,
             schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,

@@ -74,3 +74,26 @@ def test_evaluate_with_shift_and_stitch(camvid_model, capsys):
     assert "shift-and-stitch x2" in capsys.readouterr().out  # the Markdown title says so
     assert main(["evaluate", path, "--data-dir", data_dir, "--shift-and-stitch", "3"]) == 2
     assert "received 3" in capsys.readouterr().err
+
+
+def test_evaluate_with_tta(camvid_model, capsys):
+    import fcn_keras
+    from fcn_keras.evaluation import evaluate, load_model
+
+    path, data_dir = str(camvid_model / "camvid.keras"), str(camvid_model / "camvid")
+    assert main(["evaluate", path, "--data-dir", data_dir, "--tta", "--tta-scales", "0.5,1",
+                 "--no-tta-flip", "--json"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert report["tta"] == {"scales": [0.5, 1.0], "flip": False}
+    expected = evaluate(fcn_keras.with_tta(load_model(path), scales=(0.5, 1.0), flip=False), "camvid",
+                        "val", source_kwargs={"data_dir": data_dir})  # fmt: skip
+    assert report["confusion_matrix"] == np.asarray(expected["confusion_matrix"]).tolist()
+    assert main(["evaluate", path, "--data-dir", data_dir, "--tta"]) == 0
+    assert "TTA scales 0.75,1,1.25 + flip" in capsys.readouterr().out  # the defaults, in the title
+    assert main(["evaluate", path, "--data-dir", data_dir, "--tta-scales", "0.5,1"]) == 2
+    assert "--tta-scales given without --tta" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as error:  # an argument error: argparse's usage and exit 2
+        main(["evaluate", path, "--data-dir", data_dir, "--tta", "--tta-scales", "0.5,-1"])
+    assert error.value.code == 2 and "'-1' in '0.5,-1' is not a positive number" in capsys.readouterr().err
+    assert main(["evaluate", path, "--data-dir", data_dir, "--tta", "--shift-and-stitch", "2"]) == 2
+    assert "--tta and --shift-and-stitch cannot be combined" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def test_help_prints_usage_without_tensorflow_logs(argv):
 
 def test_help_and_argument_errors_do_not_import_tensorflow():
     for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["demo", "--help"],
+                 ["predict", "--help"], ["export", "--help"],
                  ["train"], ["train", "fcn8s", "--out", "x", "--optimizer", "rmsprop"]):  # fmt: skip
         imported, code = _imported_after(*argv)
         assert imported == [] and code == (0 if "--help" in argv else 2), (argv, imported, code)

@@ -444,3 +444,102 @@ def test_benchmark_outputs_stay_outside_the_repository(monkeypatch):
     assert calibration_differences(older, requested) == []
     assert calibration_differences(older, dict(requested, seed=1, calibration_images_requested=8)) \
         == ["seed 0 (requested 1)", "calibration_images_requested 100 (requested 8)"]
+
+
+@pytest.mark.slow
+def test_lever_rows_finish_the_staged_fcn8s_and_score_it_at_evaluation(tmp_path, counted_train):
+    schedules = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5), "fcn8s": (1, 1e-5),
+                 "fcn8s_lovasz": (1, 1e-5), "fcn8s_crf": (1, 1e-5)}  # fmt: skip
+    stages = "fcn32s,fcn16s,fcn8s,fcn8s+tta,fcn8s+sas2,fcn8s_lovasz,fcn8s_crf"
+    results = _run(tmp_path, stages, schedules, test=["fcn8s", "fcn8s+tta"])
+    assert counted_train == ["fcn32s", "fcn16s", "fcn8s", "fcn8s", "fcn8s"]  # evaluated rows train nothing
+    rows = results["rows"]
+    assert list(rows) == stages.split(",")
+    # Test only where asked: the row and its evaluated variant.
+    assert {name for name, row in rows.items() if "test" in row} == {"fcn8s", "fcn8s+tta"}
+    for lever, options in (("tta", {"tta": {"scales": [0.75, 1.0, 1.25], "flip": True}}),
+                           ("sas2", {"shift_and_stitch": 2})):  # fmt: skip
+        row = rows[f"fcn8s+{lever}"]
+        assert row["evaluated_from"] == "fcn8s" and row["evaluation"] == {"lever": lever, **options}
+        assert row["val"]["evaluation_settings"]["lever"] == {"name": lever, **options}
+        assert (tmp_path / "fcn8s" / f"evaluation_val+{lever}.json").is_file()
+        assert row["val"]["images"] == rows["fcn8s"]["val"]["images"] == 2
+    # The TTA score is that of with_tta on the row's model (not a copy of the plain score).
+    from fcn_keras.evaluation import evaluate, load_model
+    from fcn_keras.tta import with_tta
+
+    expected = evaluate(with_tta(load_model(str(tmp_path / "fcn8s" / "final.keras"))), "synthetic",
+                        "val", batch_size=1, source_kwargs=SOURCE_KWARGS)  # fmt: skip
+    assert rows["fcn8s+tta"]["val"]["mean_iu"] == pytest.approx(expected["mean_iu"], abs=1e-9)
+    # Each finishing stage starts from the staged FCN-8s with its one change recorded.
+    lovasz = json.load(open(tmp_path / "fcn8s_lovasz" / "settings.json"))
+    crf = json.load(open(tmp_path / "fcn8s_crf" / "settings.json"))
+    assert lovasz["loss"] == {"name": "cross_entropy+lovasz"} and lovasz["crf"] is None
+    assert crf["crf"] == {"compatibility": "learned"} and crf["loss"] == {"name": "cross_entropy"}
+    for row in ("fcn8s_lovasz", "fcn8s_crf"):
+        config = json.load(open(tmp_path / row / "train_config.json"))
+        assert config["arguments"]["init_from"] == str(tmp_path / "fcn8s" / "final.keras")
+    crf_model = keras.saving.load_model(tmp_path / "fcn8s_crf" / "final.keras")
+    assert crf_model.get_layer("crf").compatibility == "learned"  # FCN and CRF trained together
+    published = figures_only(json.load(open(tmp_path / "results.json")))
+    assert "files" not in published["rows"]["fcn8s+tta"]
+    assert str(tmp_path) not in json.dumps(published)
+
+    # Resumable: a rerun trains and evaluates nothing anew.
+    cache = tmp_path / "fcn8s" / "evaluation_val+tta.json"
+    stamp = os.stat(cache).st_mtime_ns
+    again = _run(tmp_path, stages, schedules, test=["fcn8s", "fcn8s+tta"])
+    assert len(counted_train) == 5 and os.stat(cache).st_mtime_ns == stamp
+    assert again["rows"]["fcn8s+tta"]["val"] == rows["fcn8s+tta"]["val"]
+
+
+@pytest.mark.parametrize("stage, expected", [
+    ("fcn32s_whole", {"crop_size": None, "fc_units": 8}),
+    ("fcn32s_fc4096", {"crop_size": (24, 24), "fc_units": 4096}),
+    ("fcn32s_long", {"crop_size": (24, 24), "fc_units": 8, "epochs": 3}),
+])  # fmt: skip
+def test_training_levers_change_one_setting(tmp_path, train_arguments, stage, expected):
+    schedules = {stage: (3 if stage.endswith("long") else 1, 1e-4)}
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, stage, schedules, crop_size=(24, 24))
+    assert {key: train_arguments[key] for key in expected} == expected
+    settings = json.load(open(tmp_path / stage / "settings.json"))
+    assert settings["fc_units"] == expected["fc_units"]
+    assert settings["crop_size"] == (None if expected["crop_size"] is None else [24, 24])
+
+
+def test_final_recipe_combines_the_kept_levers(tmp_path, train_arguments):
+    from fcn_keras.results import final_rows, row_plan
+
+    rows = final_rows("long,whole,lovasz,tta")
+    assert list(rows) == ["final32s", "final16s", "final8s", "final8s_lovasz", "final8s_lovasz+tta"]
+    assert rows["final16s"] == ("fcn16s", False, "final32s", {"crop_size": None})
+    assert rows["final8s_lovasz"][3] == {"crop_size": None, "train_kwargs": {"loss": "cross_entropy+lovasz"}}
+    assert row_plan()["fcn16s_fc4096"] == ("fcn16s", False, "fcn32s_fc4096", {"train_kwargs": {"fc_units": 4096}})
+    assert parse_stages("final", "sas2") == ("final32s", "final16s", "final8s", "final8s+sas2")
+    assert "fcn8s+tta" in parse_stages("levers") and "fcn8s_crf" in parse_stages("levers")
+    with pytest.raises(ValueError, match=r"at most one evaluation lever .* received \['tta', 'sas2'\]"):
+        final_rows("tta,sas2")
+    with pytest.raises(ValueError, match=r"unknown \['wide'\]"):
+        final_rows("wide")
+    with pytest.raises(ValueError, match="unknown or empty"):
+        parse_stages("fcn8s+flip")
+    # Its schedules default to its levers' rows' (long: the _long rows'); whole images.
+    with pytest.raises(_Interrupt):
+        _run(tmp_path, "final", {"fcn32s_long": (3, 1e-4), "fcn16s_long": (2, 1e-5), "fcn8s_long": (2, 1e-5),
+                                 "fcn8s_lovasz": (1, 1e-5)},
+             final_levers="long,whole,lovasz,tta", crop_size=(24, 24), test="final")  # fmt: skip
+    assert train_arguments["epochs"] == 3 and train_arguments["crop_size"] is None
+    # The scored row must exist or be requested; test rows must be requested.
+    with pytest.raises(ValueError, match="scores fcn8s's final model, which is neither finished"):
+        _run(tmp_path / "other", "fcn8s+tta", {})
+    with pytest.raises(ValueError, match=r"test rows \['fcn8s'\] are not among the requested"):
+        _run(tmp_path / "other", "fcn32s", {"fcn32s": (1, 1e-4)}, test="fcn8s")
+
+
+def test_train_with_a_crf_takes_true_or_options(tmp_path):
+    import fcn_keras
+
+    with pytest.raises(ValueError, match="crf must be True or a dict of DenseCRF options; received 'yes'"):
+        fcn_keras.train("fcn8s", "synthetic", out_dir=str(tmp_path), crf="yes")
+    assert not os.listdir(tmp_path)  # refused before anything is written

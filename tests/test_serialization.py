@@ -14,6 +14,7 @@ import pytest
 
 import fcn_keras
 from fcn_keras.training import WarmupSchedule
+from fcn_keras.tta import TTARestore, TTAView
 
 # Registered name -> a factory of a non-default example instance.
 EXAMPLES = {
@@ -39,6 +40,8 @@ EXAMPLES = {
     "fcn_keras>DenseCRF": lambda: fcn_keras.DenseCRF(
         4, iterations=2, appearance_weight=4.0, compatibility="learned", window=(3, 5), downsample=2
     ),
+    "fcn_keras>TTAView": lambda: TTAView(0.75, flip=True),
+    "fcn_keras>TTARestore": lambda: TTARestore(1.25, flip=True),
     "fcn_keras>WarmupSchedule": lambda: WarmupSchedule(1e-3, total_steps=100, kind="poly", warmup_steps=5),
 }
 
@@ -52,6 +55,10 @@ _LAYER_INPUTS = {
     "fcn_keras>DilatedMaxPooling2D": lambda rng: (rng.normal(size=(1, 9, 11, 2)).astype("float32"),),
     "fcn_keras>DenseCRF": lambda rng: (
         [rng.uniform(0, 255, (1, 5, 7, 3)).astype("float32"), rng.normal(size=(1, 5, 7, 4)).astype("float32")],
+    ),
+    "fcn_keras>TTAView": lambda rng: (rng.uniform(0, 255, (1, 9, 11, 3)).astype("float32"),),
+    "fcn_keras>TTARestore": lambda rng: (
+        [rng.normal(size=(1, 11, 14, 4)).astype("float32"), np.zeros((1, 9, 11, 3), "float32")],
     ),
     "fcn_keras>CropToReference": lambda rng: (
         [rng.normal(size=(1, 8, 8, 2)).astype("float32"), np.zeros((1, 5, 7, 3), "float32")],

@@ -12,7 +12,8 @@ arguments and sets a `handler` that imports the library lazily, so that
 - `export`: SavedModel / TFLite / ONNX (with `--verify`).
 - `predict`: masks and overlays for images, with any engine.
 
-Shared pieces: `sources` (the data-source arguments, declared once) and
+Shared pieces: `sources` (the data-source arguments, declared once), `tta`
+(the test-time augmentation arguments of evaluate, predict and export) and
 `fcn_keras.choices` (the optimizer, schedule, loss, precision and strategy
 names).
 """

@@ -10,7 +10,10 @@ scores the coarse map made F times denser by shift-and-stitch (the paper's
 Section 3.2) instead of the model's own upsampling. `--crf` scores the
 model followed by a dense CRF (`fcn_keras.DenseCRF`) with the settings saved
 next to the model (`MODEL.crf.json`, see `fcn_keras.crf.save_crf_settings`),
-else `--crf-settings FILE`, else the defaults; the output says which. Arguments are
+else `--crf-settings FILE`, else the defaults; the output says which. `--tta`
+scores the logits averaged over input scales and mirror images
+(`fcn_keras.with_tta`; `--tta-scales 0.75,1,1.25`, `--no-tta-flip`), before
+the CRF when both are given. Arguments are
 declared here; the library is imported inside the handler (see
 `fcn_keras/commands/__init__.py`).
 """
@@ -19,6 +22,7 @@ import argparse
 
 from fcn_keras.choices import VARIANTS
 from fcn_keras.commands.sources import add_source_arguments, source_kwargs
+from fcn_keras.commands.tta import add_tta_arguments, tta_options
 
 __all__ = ["register"]
 
@@ -55,6 +59,7 @@ def register(subparsers):
                              "when it exists, else the DenseCRF defaults")  # fmt: skip
     parser.add_argument("--crf-settings", default=None, metavar="FILE",
                         help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
+    add_tta_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     parser.add_argument("--output", default=None,
                         help="also write <output>.json and <output>.md")  # fmt: skip
@@ -96,6 +101,14 @@ def run(args):
                        trainable_upsampling=args.trainable_upsampling)  # fmt: skip
     source = args.source if args.source is not None else _model_source(model, args.model)
     crf = None
+    tta = tta_options(args)
+    if tta is not None:
+        if args.shift_and_stitch:
+            raise ValueError("--tta and --shift-and-stitch cannot be combined: shift-and-stitch "
+                             "reads the model's coarse map, which the averaged views do not have.")  # fmt: skip
+        from fcn_keras.tta import with_tta
+
+        model = with_tta(model, **tta)
     if args.crf_settings and not args.crf:
         raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
     if args.crf:
@@ -111,8 +124,12 @@ def run(args):
                       shift_and_stitch=args.shift_and_stitch)  # fmt: skip
     if crf is not None:
         report["crf"] = crf
+    if tta is not None:
+        report["tta"] = {"scales": list(tta["scales"]), "flip": tta["flip"]}
     text_json = report_to_json(report)
     stitched = f", shift-and-stitch x{args.shift_and_stitch}" if args.shift_and_stitch else ""
+    stitched += (f", TTA scales {','.join(f'{s:g}' for s in tta['scales'])}"
+                 f"{' + flip' if tta['flip'] else ''}") if tta else ""
     stitched += f", dense CRF ({crf['source']})" if crf else ""
     text_md = report_to_markdown(report, title=f"{model.name} on {source} {args.split}{stitched}")
     if args.output:

@@ -13,13 +13,17 @@ either without it is an error. Exit code 1 when verification fails. `--crf`
 exports the model followed by a dense CRF (`fcn_keras.DenseCRF`, inside every
 artifact's graph), with the settings saved next to the model
 (`MODEL.crf.json`), else `--crf-settings FILE`, else the defaults (printed);
-the artifact names then end in `_crf` (`fcn8s_crf.onnx`).
+the artifact names then end in `_crf` (`fcn8s_crf.onnx`). `--tta` exports the
+model with test-time augmentation inside the graph (`fcn_keras.with_tta`,
+`--tta-scales`, `--no-tta-flip`; before the CRF when both are given); the
+names then end in `_tta` (`fcn8s_tta.onnx`, `fcn8s_tta_crf.onnx`).
 """
 
 import argparse
 
 from fcn_keras.choices import FORMATS, QUANTIZATIONS
 from fcn_keras.commands.sources import add_source_arguments, source_kwargs
+from fcn_keras.commands.tta import add_tta_arguments, tta_options
 
 __all__ = ["register"]
 
@@ -94,6 +98,7 @@ def register(subparsers):
                              "MODEL.crf.json when it exists, else the DenseCRF defaults")  # fmt: skip
     parser.add_argument("--crf-settings", default=None, metavar="FILE",
                         help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
+    add_tta_arguments(parser)
     parser.add_argument("--verify", action="store_true", help="verify every artifact (needs images)")
     parser.add_argument("--report", default=None,
                         help="with --verify: write the verification report here (.json and .md; "
@@ -146,17 +151,26 @@ def handler(args):
     name = args.name
     if args.crf_settings and not args.crf:
         raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
-    if args.crf:
-        from fcn_keras.crf import with_saved_crf
+    tta = tta_options(args)
+    if args.crf or tta is not None:
         from fcn_keras.models import variant_of
 
         try:
             base = variant_of(model)
         except ValueError:
             base = model.name
+    if tta is not None:
+        from fcn_keras.tta import with_tta
+
+        model = with_tta(model, **tta)
+        base = f"{base}_tta"
+        name = name or base
+    if args.crf:
+        from fcn_keras.crf import with_saved_crf
+
         model, _, crf_source = with_saved_crf(model, args.model, args.crf_settings)
         print(crf_source)
-        name = name or f"{base}_crf"
+        name = args.name or f"{base}_crf"
 
     int8 = ("tflite" in args.formats or "onnx" in args.formats) and "int8" in args.quantization
     unused = [flag for flag, value in (("--images", args.images), ("--report", args.report)) if value]

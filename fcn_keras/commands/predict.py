@@ -17,10 +17,14 @@ instead (`a.png_mask.png`, `a.jpg_mask.png`), which is said once.
 `--crf` refines a `.keras` model's logits with a dense CRF (`fcn_keras.DenseCRF`),
 with the settings saved next to the model (`MODEL.crf.json`), else
 `--crf-settings FILE`, else the defaults; which is printed. An exported
-artifact carries its CRF inside (`fcn-keras export --crf`).
+artifact carries its CRF inside (`fcn-keras export --crf`). `--tta` runs a
+`.keras` model with test-time augmentation (`fcn_keras.with_tta`: logits
+averaged over `--tta-scales` and mirror images), before the CRF when both are
+given; an exported artifact carries its TTA inside (`fcn-keras export --tta`).
 """
 
 from fcn_keras.choices import ENGINES, INFERENCE_PRECISIONS
+from fcn_keras.commands.tta import add_tta_arguments, tta_options
 
 __all__ = ["register"]
 
@@ -60,6 +64,7 @@ def register(subparsers):
                              "MODEL.crf.json when it exists, else the DenseCRF defaults")  # fmt: skip
     parser.add_argument("--crf-settings", default=None, metavar="FILE",
                         help="with --crf: read the CRF settings from FILE instead")  # fmt: skip
+    add_tta_arguments(parser)
     parser.add_argument("--fail-fast", action="store_true",
                         help="end at the first image that fails (default: go on, report at the end)")  # fmt: skip
     parser.set_defaults(handler=handler)
@@ -146,23 +151,33 @@ def _segment(predictor, path, base, palette, args):
             f"{_class_summary(classes, predictor.class_names)}")  # fmt: skip
 
 
-def _crf_predictor(args):
-    """A Keras `Predictor` of the `.keras` model `args` names followed by its dense CRF."""
+def _keras_predictor(args, tta):
+    """A Keras `Predictor` of the `.keras` model `args` names, with its TTA and / or dense CRF."""
     import os
 
-    from fcn_keras.crf import with_saved_crf
     from fcn_keras.evaluation import load_model
     from fcn_keras.export import Predictor
     from fcn_keras.export.predictor import engine_for_path
 
+    flags = " and ".join(flag for flag, on in (("--tta", tta is not None), ("--crf", args.crf)) if on)
     engine = args.engine or (engine_for_path(args.model) if os.path.exists(args.model) else None)
     if engine not in (None, "keras"):
         raise ValueError(
-            f"--crf refines a .keras model; {args.model!r} is a {engine} artifact, whose graph is "
-            "fixed: export the model with its CRF (fcn-keras export --crf) and predict with that."
+            f"{flags} runs a .keras model; {args.model!r} is a {engine} artifact, whose graph is "
+            f"fixed: export the model with it (fcn-keras export {flags}) and predict with that."
         )
-    model, _, source = with_saved_crf(load_model(args.model), args.model, args.crf_settings)
-    print(source)
+    model = load_model(args.model)
+    if tta is not None:
+        from fcn_keras.tta import with_tta
+
+        model = with_tta(model, **tta)
+        print(f"test-time augmentation: scales {', '.join(f'{s:g}' for s in tta['scales'])}"
+              f"{', with mirror images' if tta['flip'] else ''}")  # fmt: skip
+    if args.crf:
+        from fcn_keras.crf import with_saved_crf
+
+        model, _, source = with_saved_crf(model, args.model, args.crf_settings)
+        print(source)
     return Predictor(model, engine="keras", num_threads=args.num_threads,
                      num_classes=args.num_classes, **_speed_options(args))  # fmt: skip
 
@@ -182,8 +197,9 @@ def handler(args):
 
     if args.crf_settings and not args.crf:
         raise ValueError("--crf-settings given without --crf: add --crf (or drop it).")
-    if args.crf:
-        predictor = _crf_predictor(args)
+    tta = tta_options(args)
+    if args.crf or tta is not None:
+        predictor = _keras_predictor(args, tta)
     else:
         predictor = Predictor(args.model, engine=args.engine, num_threads=args.num_threads,
                               num_classes=args.num_classes, **_speed_options(args))  # fmt: skip
