@@ -40,7 +40,7 @@ from fcn_keras.choices import MOBILE_QUANTIZATIONS
 
 from ._artifacts import artifact_metadata, float32_model
 from .savedmodel import check_input_size
-from .tflite import convert_to_tflite, embed_metadata, write_tflite_file
+from .tflite import _require_representative_images, convert_to_tflite, embed_metadata, write_tflite_file
 
 __all__ = ["export_mobile", "run_mediapipe", "mediapipe_available", "MOBILE_QUANTIZATIONS",
            "MOBILE_ACTIVATION"]  # fmt: skip
@@ -88,6 +88,8 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
         raise ValueError("input_size must be (height, width): MediaPipe's ImageSegmenter needs a "
                          "fixed input size; received None.")  # fmt: skip
     input_size = check_input_size(tuple(input_size) if isinstance(input_size, list) else input_size)
+    if quantization == "int8" and representative_images is None:
+        _require_representative_images()
     target = os.fspath(filepath)
     if not target.endswith(".tflite"):
         raise ValueError(f"mobile export path must end with '.tflite'; received {target!r}.")

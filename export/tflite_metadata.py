@@ -42,6 +42,7 @@ from flatbuffers.table import Table
 __all__ = [
     "write_metadata",
     "read_tflite_metadata",
+    "describe_tflite",
     "segmenter_options",
     "METADATA_NAME",
     "SEGMENTER_METADATA_NAME",
@@ -580,3 +581,72 @@ def read_tflite_metadata(path):
             raise ValueError(f"TFLite file {what}: its metadata names associated files {missing} "
                              "that the file does not pack.")  # fmt: skip
     return info
+
+
+# === Describing ===
+
+
+def describe_tflite(path):
+    """What a `.tflite` file's metadata holds, as plain data (what `fcn-keras model --describe` prints).
+
+    Args:
+        path: a `.tflite` file (any, not only fcn_keras's).
+
+    Returns:
+        dict with `file`, `bytes`, `name`, `description`, `version`, `author`,
+        `license`, `min_parser_version` (None where the file has no Model
+        Metadata), `inputs` / `outputs` (tensor name, dtype, shape, and the
+        metadata's name, description, image properties, normalization and
+        associated files), `labels` (the output's `TENSOR_AXIS_LABELS` file,
+        one name per channel, or None), `activation` (MediaPipe's segmenter
+        activation, or None), `ignore_label`, `palette` (`{class: [r, g, b]}`),
+        `quantization` (from the packed `fcn_keras.json`, None without it) and
+        `files` (`{packed file: size in bytes}`).
+
+    Example:
+    >>> describe_tflite("fcn8s_mobile_int8_360x480.tflite")["activation"]
+    'SOFTMAX'
+    """
+    import json
+
+    info = read_tflite_metadata(path)
+    meta = info["metadata"] or {}
+    graph = (meta.get("subgraphs") or [{}])[0]
+    files = info["files"]
+
+    def tensors(kind):
+        described = graph.get(kind) or []
+        out = []
+        for i, tensor in enumerate(info[kind]):
+            entry = {"tensor": tensor["name"], "dtype": tensor["dtype"], "shape": tensor["shape"]}
+            if i < len(described):
+                d = described[i]
+                entry.update({"name": d["name"], "description": d["description"], "image": d["image"],
+                              "normalization": d["normalization"],
+                              "associated_files": [(f["name"], f["type"]) for f in d["associated_files"]]})  # fmt: skip
+            out.append(entry)
+        return out
+
+    labels = None
+    for tensor in (graph.get("outputs") or [])[::-1]:  # MediaPipe reads the last output's labels
+        names = [f["name"] for f in tensor["associated_files"] if f["type"] == "TENSOR_AXIS_LABELS"]
+        if names and names[0] in files:
+            labels = files[names[0]].decode("utf-8").splitlines()
+            break
+    facts = {}
+    if "fcn_keras.json" in files:
+        facts = json.loads(files["fcn_keras.json"])
+    dataset = facts.get("dataset_info") or {}
+    palette = None
+    if dataset.get("palette") is not None:
+        palette = dict(zip(dataset["class_names"], dataset["palette"]))
+    return {
+        "file": os.fspath(path), "bytes": os.path.getsize(path),
+        **{key: meta.get(key) for key in ("name", "description", "version", "author", "license",
+                                          "min_parser_version")},
+        "inputs": tensors("inputs"), "outputs": tensors("outputs"), "labels": labels,
+        "activation": (info["segmenter"] or {}).get("activation"),
+        "ignore_label": dataset.get("ignore_label"), "palette": palette,
+        "quantization": facts.get("quantization"),
+        "files": {name: len(data) for name, data in files.items()},
+    }  # fmt: skip
