@@ -234,3 +234,75 @@ def test_cli_export_mobile_needs_an_input_size(tmp_path, capsys):
                "--format", "mobile"])  # fmt: skip
     assert rc == 2
     assert "--formats mobile needs --input-size" in capsys.readouterr().err
+
+
+# === CamVid: a briefly fitted FCN-8s with the pretrained backbone, in MediaPipe ===
+
+CAMVID_SIZE = (120, 160)
+CAMVID_VOID = 11
+
+
+def _camvid(camvid_dir, split, count, offset=0):
+    """`count` (image, mask) pairs of a CamVid split, evenly spaced, resized to CAMVID_SIZE."""
+    import tensorflow as tf
+
+    pairs = [line.split() for line in (camvid_dir / f"{split}.txt").read_text().splitlines()]
+    images, masks = [], []
+    for image_path, mask_path in pairs[offset :: max(1, len(pairs) // count)][:count]:
+        image = tf.io.decode_png(tf.io.read_file(str(camvid_dir / image_path)), channels=3)
+        mask = tf.io.decode_png(tf.io.read_file(str(camvid_dir / mask_path)), channels=1)
+        images.append(tf.cast(tf.image.resize(image, CAMVID_SIZE, antialias=True), tf.uint8).numpy())
+        masks.append(tf.image.resize(mask, CAMVID_SIZE, method="nearest")[..., 0].numpy().astype("int32"))
+    return images, masks
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_camvid_val_in_mediapipe_float32_and_int8(camvid_dir, vgg16_notop_weights, tmp_path):
+    """float32: category mask = Keras argmax on >= 99.9 % of val pixels; int8: mean IU within 0.5."""
+    pytest.importorskip("mediapipe")
+    import keras
+    import tensorflow as tf
+
+    import fcn_keras
+    from fcn_keras.data.folders import CAMVID_CLASS_NAMES, CAMVID_PALETTE
+    from fcn_keras.export import export_mobile, run_mediapipe
+    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+
+    keras.utils.set_random_seed(0)
+    train_images, train_masks = _camvid(camvid_dir, "train", 16)
+    model = fcn_keras.build_fcn("fcn8s", num_classes=11, backbone_weights=str(vgg16_notop_weights),
+                                head="mobile", fc_units=64, dropout=0.0)  # fmt: skip
+    for layer in model.layers:
+        if layer.name.startswith("block"):
+            layer.trainable = False  # the pretrained features; the head learns
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=fcn_keras.SegmentationCrossEntropy(ignore_label=CAMVID_VOID))  # fmt: skip
+    data = tf.data.Dataset.from_tensor_slices((np.stack(train_images), np.stack(train_masks)))
+    model.fit(data.batch(8).repeat(), steps_per_epoch=60, epochs=1, verbose=0)
+    model.dataset_info = DatasetInfo("camvid", 11, CAMVID_CLASS_NAMES, CAMVID_VOID, palette=CAMVID_PALETTE)
+
+    calibration, _ = _camvid(camvid_dir, "train", 100, offset=1)
+    val_images, val_masks = _camvid(camvid_dir, "val", 101)  # all of val: rare classes' IU is noisy
+    keras_classes = [np.asarray(model(image[None]))[0].argmax(-1) for image in val_images]
+
+    def mean_iu(predictions):
+        matrix = sum(confusion_matrix(mask, p, 11, ignore_label=CAMVID_VOID)
+                     for mask, p in zip(val_masks, predictions))  # fmt: skip
+        return 100 * scores_from_confusion(matrix)["mean_iu"]
+
+    keras_miou = mean_iu(keras_classes)
+    figures = {}
+    for quantization in ("float32", "int8"):
+        path = export_mobile(model, tmp_path / f"camvid_{quantization}.tflite", CAMVID_SIZE,
+                             quantization=quantization, representative_images=calibration)  # fmt: skip
+        out = run_mediapipe(path, val_images)
+        assert out["labels"] == list(CAMVID_CLASS_NAMES)
+        agreement = np.mean(np.concatenate([(c == k).ravel() for c, k in zip(out["category"], keras_classes)]))
+        figures[quantization] = (os.path.getsize(path), agreement, mean_iu(out["category"]))
+    print(f"CamVid val {CAMVID_SIZE}, {len(val_images)} images: Keras mean IU {keras_miou:.2f}; " + "; ".join(
+        f"{q}: {size / 1e6:.1f} MB, MediaPipe vs Keras {100 * a:.3f}%, mean IU {m:.2f}"
+        for q, (size, a, m) in figures.items()))  # fmt: skip
+    assert keras_miou > 20  # a model whose predictions are not trivial
+    assert figures["float32"][1] >= 0.999
+    assert abs(figures["int8"][2] - keras_miou) <= 0.5
