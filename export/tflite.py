@@ -280,7 +280,9 @@ def embed_metadata(buffer, meta, activation=None, name=None, description=None, v
             "softmax gives the class probabilities, argmax the class."
             + (f" Pixels labelled {dataset['ignore_label']} (void) in the training data are "
                "no class: no score channel, no label line." if dataset else "")
-            + f" {METADATA_FILE} holds the class names, ignore label and palette (RGB per class)."
+            + (f" {METADATA_FILE} holds the class names, ignore label and palette (RGB per class)."
+               if dataset else f" {METADATA_FILE} holds the export facts (no class names: the "
+               "model carries no dataset_info).")
         )  # fmt: skip
     label_files = []
     if labels is not None:

@@ -149,7 +149,9 @@ def test_mediapipe_image_segmenter_runs_the_file(exported, quantization):
         assert confidence.shape == (*SIZE, len(NAMES))
         np.testing.assert_allclose(confidence, expected, rtol=0, atol=PROBABILITY_ATOL)
     agreement = np.mean(category == keras_classes)
-    print(f"{quantization}: MediaPipe category mask vs Keras argmax {100 * agreement:.3f}%")
+    delta = max(float(np.abs(c - p).max()) for c, p in zip(out["confidence"], probabilities))
+    print(f"{quantization}: MediaPipe category mask vs Keras argmax {100 * agreement:.3f}%, "
+          f"confidence masks vs Predictor probabilities max |delta| {delta:.2g}")
     # float32 is the same maths; int8 changes logits by design (its contract is mean IU on real data).
     assert agreement >= (0.999 if quantization == "float32" else 0.95)
 
