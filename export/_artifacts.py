@@ -38,6 +38,7 @@ __all__ = [
     "model_facts",
     "read_metadata",
     "TFLITE_SIDECAR_SUFFIX",
+    "TFLITE_METADATA_FILE",
     "SAVEDMODEL_METADATA",
     "INPUT_CONVENTION",
     "write_json",

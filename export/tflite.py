@@ -53,6 +53,7 @@ from fcn_keras import __version__
 from fcn_keras.choices import QUANTIZATIONS
 
 from ._artifacts import (
+    TFLITE_METADATA_FILE,
     TFLITE_SIDECAR_SUFFIX,
     artifact_metadata,
     atomic_path,
@@ -70,7 +71,7 @@ __all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset
 
 # Associated files packed in every TFLite file (see `embed_metadata`).
 LABELS_FILE = "labels.txt"
-METADATA_FILE = "fcn_keras.json"
+METADATA_FILE = TFLITE_METADATA_FILE
 DEFAULT_LICENSE = (
     "Apache-2.0 (fcn_keras). The weights carry the terms of the data and backbone weights "
     "they were trained from."

@@ -621,9 +621,9 @@ def describe_tflite(path):
             entry = {"tensor": tensor["name"], "dtype": tensor["dtype"], "shape": tensor["shape"]}
             if i < len(described):
                 d = described[i]
+                files = [(f["name"], f["type"]) for f in d["associated_files"]]
                 entry.update({"name": d["name"], "description": d["description"], "image": d["image"],
-                              "normalization": d["normalization"],
-                              "associated_files": [(f["name"], f["type"]) for f in d["associated_files"]]})  # fmt: skip
+                              "normalization": d["normalization"], "associated_files": files})  # fmt: skip
             out.append(entry)
         return out
 
@@ -633,9 +633,11 @@ def describe_tflite(path):
         if names and names[0] in files:
             labels = files[names[0]].decode("utf-8").splitlines()
             break
+    from ._artifacts import TFLITE_METADATA_FILE
+
     facts = {}
-    if "fcn_keras.json" in files:
-        facts = json.loads(files["fcn_keras.json"])
+    if TFLITE_METADATA_FILE in files:
+        facts = json.loads(files[TFLITE_METADATA_FILE])
     dataset = facts.get("dataset_info") or {}
     palette = None
     if dataset.get("palette") is not None:

@@ -472,7 +472,8 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
             confidence, category = out["confidence"][i], out["category"][i]
             if confidence.shape != reference.shape:
                 raise ValueError(f"MediaPipe returned {confidence.shape[-1]} confidence masks of "
-                                 f"{confidence.shape[:2]} for {name!r}; Keras gives {reference.shape}.")  # fmt: skip
+                                 f"{confidence.shape[:2]} for {name!r}; Keras gives "
+                                 f"{reference.shape}.")  # fmt: skip
             stats[client].update_client(reference, confidence, category)
             if label is not None:
                 cm = _confusion(label, category.astype(np.int64), num_classes, ignore_label, f"label #{i}")

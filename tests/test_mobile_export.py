@@ -87,7 +87,8 @@ def test_metadata_holds_the_model_facts(exported):
         assert image["image"] == {"color_space": "RGB", "default_size": (SIZE[1], SIZE[0])}
         assert image["normalization"] is None  # uint8 input, preprocessing in the graph
         (logits,) = meta["subgraphs"][0]["outputs"]
-        assert [(f["name"], f["type"]) for f in logits["associated_files"]] == [("labels.txt", "TENSOR_AXIS_LABELS")]
+        files = [(f["name"], f["type"]) for f in logits["associated_files"]]
+        assert files == [("labels.txt", "TENSOR_AXIS_LABELS")]
         assert info["files"]["labels.txt"].decode().splitlines() == list(NAMES)  # void is no line
         facts = json.loads(info["files"]["fcn_keras.json"])
         assert facts["quantization"] == quantization and facts["format"] == "mobile"
@@ -105,7 +106,8 @@ def test_metadata_parses_with_the_schema_generated_code(exported):
     with open(paths["int8"], "rb") as f:
         data = f.read()
     model = schema.Model.GetRootAs(data, 0)
-    entries = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+    entries = {model.Metadata(i).Name().decode(): model.Metadata(i).Buffer()
+               for i in range(model.MetadataLength())}  # fmt: skip
     buffer = model.Buffers(entries["TFLITE_METADATA"]).DataAsNumpy().tobytes()
     assert ms.ModelMetadata.ModelMetadataBufferHasIdentifier(buffer, 0)
     metadata = ms.ModelMetadataT.InitFromPackedBuf(buffer, 0)
@@ -114,7 +116,8 @@ def test_metadata_parses_with_the_schema_generated_code(exported):
     (image,) = graph.inputTensorMetadata
     assert image.content.contentPropertiesType == ms.ContentProperties.ImageProperties
     assert image.content.contentProperties.colorSpace == ms.ColorSpaceType.RGB
-    assert (image.content.contentProperties.defaultSize.width, image.content.contentProperties.defaultSize.height) == (SIZE[1], SIZE[0])
+    size = image.content.contentProperties.defaultSize
+    assert (size.width, size.height) == (SIZE[1], SIZE[0])
     assert list(image.stats.min) == [0, 0, 0] and list(image.stats.max) == [255, 255, 255]
     (logits,) = graph.outputTensorMetadata
     assert logits.name == b"logits" and (logits.content.range.min, logits.content.range.max) == (1, 2)
@@ -194,7 +197,8 @@ def test_every_tflite_file_carries_its_facts_inside(small_fcn, tmp_path):
     assert predictor.palette.tolist() == PALETTE
     info = read_tflite_metadata(path)
     assert info["segmenter"] is None  # two outputs: not a MediaPipe segmenter file
-    outputs = {t["name"]: [f["type"] for f in t["associated_files"]] for t in info["metadata"]["subgraphs"][0]["outputs"]}
+    outputs = {t["name"]: [f["type"] for f in t["associated_files"]]
+               for t in info["metadata"]["subgraphs"][0]["outputs"]}  # fmt: skip
     assert outputs == {"logits": ["TENSOR_AXIS_LABELS"], "classes": ["TENSOR_VALUE_LABELS"]}
     assert info["metadata"]["subgraphs"][0]["inputs"][0]["image"]["default_size"] is None  # any size
 
@@ -308,3 +312,28 @@ def test_camvid_val_in_mediapipe_float32_and_int8(camvid_dir, vgg16_notop_weight
     assert keras_miou > 20  # a model whose predictions are not trivial
     assert figures["float32"][1] >= 0.999
     assert abs(figures["int8"][2] - keras_miou) <= 0.5
+
+
+def test_cli_export_mobile_verifies_in_mediapipe(exported, tmp_path, capsys):
+    pytest.importorskip("mediapipe")
+    from PIL import Image
+
+    from fcn_keras.cli import main
+
+    model, _ = exported
+    model.save(tmp_path / "toy.keras")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(_images(2, seed=5)):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    out = tmp_path / "out"
+    rc = main(["export", "--model", str(tmp_path / "toy.keras"), "--out", str(out), "--format", "mobile",
+               "--input-size", f"{SIZE[0]}x{SIZE[1]}", "--verify", "--images", str(folder)])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    name = f"fcn8s_mobile_float32_{SIZE[0]}x{SIZE[1]}.tflite"
+    assert sorted(os.listdir(out)) == sorted([name, name + ".json", "verification.json", "verification.md"])
+    assert f"| {name}:mediapipe | mediapipe | float32 |" in printed
+    with open(out / "verification.json") as f:
+        report = json.load(f)
+    assert report["passed"] and {a["name"] for a in report["artifacts"]} == {name, name + ":mediapipe"}

@@ -31,7 +31,8 @@ def register(subparsers):
     )
     parser.add_argument("variant", nargs="?", default=None, help=", ".join(VARIANTS))
     parser.add_argument("--describe", metavar="FILE", default=None,
-                        help="print what a .tflite file's metadata holds (instead of building a variant)")  # fmt: skip
+                        help="print what a .tflite file's metadata holds (instead of building a "
+                             "variant)")  # fmt: skip
     parser.add_argument("--num-classes", type=int, default=21)
     parser.add_argument("--fc-units", type=int, default=4096)
     parser.add_argument("--at-once", action="store_true", help="at-once FCN-8s")
