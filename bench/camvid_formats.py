@@ -86,7 +86,7 @@ def _artifact_bytes(path):
 
 def _export(model, args, calibration_split, scale, log):
     """Export with `export_all`, or reuse the artifacts in `--out` when asked and up to date."""
-    from fcn_keras.choices import FORMATS  # every export format
+    from fcn_keras.choices import DEFAULT_FORMATS as FORMATS  # every dynamic-size export format
 
     from fcn_keras.data import load_dataset
     from fcn_keras.export import artifact_names, export_all, representative_images_from_dataset

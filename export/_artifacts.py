@@ -4,8 +4,10 @@ Every exporter writes to a temporary path beside the target and renames it into
 place only after the artifact is complete, so a failed export never leaves a
 half-written file or directory at the target path. Every artifact carries the
 same metadata (see `artifact_metadata`), stored where its format allows:
-ONNX `metadata_props`, a `<file>.json` sidecar for TFLite, and
-`assets.extra/fcn_keras.json` inside a SavedModel. When the model carries a
+ONNX `metadata_props`, `fcn_keras.json` packed inside a TFLite file (an
+associated file of its TFLite Model Metadata, `export/tflite.py`
+`embed_metadata`; a `<file>.json` sidecar copy is written beside it for
+convenience, never read), and `assets.extra/fcn_keras.json` inside a SavedModel. When the model carries a
 `dataset_info` (class names, ignore label, palette, dataset name), that is in
 the metadata too, so `Predictor` and `fcn-keras predict` need no retyping; so is
 the `input_scale` a model was trained at, which `Predictor` applies.
@@ -18,6 +20,7 @@ graph (TFLite refuses them, tf2onnx writes an invalid file).
 
 import json
 import os
+import zipfile
 
 import keras
 
@@ -35,13 +38,17 @@ __all__ = [
     "model_facts",
     "read_metadata",
     "TFLITE_SIDECAR_SUFFIX",
+    "TFLITE_METADATA_FILE",
     "SAVEDMODEL_METADATA",
     "INPUT_CONVENTION",
     "write_json",
 ]
 
-# Sidecar written next to a `.tflite` file (`model.tflite` -> `model.tflite.json`).
+# Sidecar written next to a `.tflite` file (`model.tflite` -> `model.tflite.json`): a copy of
+# the metadata packed inside the file, for people; `read_metadata` reads the file itself.
 TFLITE_SIDECAR_SUFFIX = ".json"
+# The associated file of a TFLite file's Model Metadata holding the fcn_keras metadata.
+TFLITE_METADATA_FILE = "fcn_keras.json"
 # Metadata file inside a SavedModel directory (TF Serving ignores `assets.extra/`).
 SAVEDMODEL_METADATA = os.path.join("assets.extra", "fcn_keras.json")
 
@@ -254,7 +261,13 @@ def read_metadata(path):
         path: a SavedModel directory, a `.tflite` file or a `.onnx` file.
 
     Returns:
-        dict (values as written by `artifact_metadata`).
+        dict (values as written by `artifact_metadata`). For a `.tflite`
+        file, the `fcn_keras.json` packed in the file (its Model Metadata's
+        associated files), never the sidecar beside it.
+
+    Example:
+    >>> read_metadata("fcn8s_mobile_float32_360x480.tflite")["dataset_info"]["ignore_label"]
+    255
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -271,7 +284,7 @@ def read_metadata(path):
             return json.loads(props["fcn_keras"])
         return {}
     else:
-        sidecar = path + TFLITE_SIDECAR_SUFFIX
+        return _tflite_metadata(path)
     if not os.path.isfile(sidecar):
         return {}
     try:
@@ -279,3 +292,23 @@ def read_metadata(path):
             return json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"metadata file {sidecar!r} is unreadable: {e}") from e
+
+
+def _tflite_metadata(path):
+    """The `fcn_keras.json` packed at the end of a `.tflite` file (a zip archive), or `{}`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if TFLITE_METADATA_FILE not in archive.namelist():
+                return {}
+            data = archive.read(TFLITE_METADATA_FILE)
+    except FileNotFoundError:
+        raise
+    except zipfile.BadZipFile:
+        return {}  # a TFLite file without associated files
+    except OSError as e:
+        raise ValueError(f"TFLite file {path!r} is unreadable: {e}") from e
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"TFLite file {path!r} packs an unreadable {TFLITE_METADATA_FILE}: {e}") from e
+

@@ -7,6 +7,8 @@ variant (`fcn_keras.models.variant_of`) unless given:
     {name}_savedmodel/                       SavedModel (TF Serving signature)
     {name}_{quantization}.tflite (+ .json)   one per TFLite quantization
     {name}_{quantization}_{H}x{W}.tflite     the same, for a fixed input_size
+    {name}_mobile_{quantization}_{H}x{W}.tflite   the MediaPipe file (`export_mobile`), one per
+                                             quantization (float32, float16, int8); needs input_size
     {name}.onnx                              ONNX (float32)
     {name}_int8.onnx                         ONNX int8 (QDQ), when "int8" is asked
     verification.json, verification.md       `verify`'s report (when verifying)
@@ -26,27 +28,30 @@ import time
 
 import numpy as np
 
-from fcn_keras.choices import FORMATS, ONNX_QUANTIZATIONS, QUANTIZATIONS
+from fcn_keras.choices import DEFAULT_FORMATS, FORMATS, MOBILE_QUANTIZATIONS, ONNX_QUANTIZATIONS, QUANTIZATIONS
 from fcn_keras.models import variant_of
 
 from ._artifacts import float32_model
+from .mobile import export_mobile
 from .onnx import export_onnx
 from .savedmodel import check_input_size, export_savedmodel
 from .tflite import export_tflite, representative_images_from_dataset
 from .verify import verify
 
-__all__ = ["export_all", "FORMATS", "artifact_names", "with_odd_crops"]
+__all__ = ["export_all", "FORMATS", "DEFAULT_FORMATS", "artifact_names", "with_odd_crops"]
 
 
-def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size=None):
+def artifact_names(name, formats=DEFAULT_FORMATS, quantizations=("float32",), input_size=None):
     """The file names `export_all` writes, per format (the one naming scheme).
 
     Args:
         name: base name, e.g. `"fcn8s"`.
-        formats: formats to name. Defaults to all three.
-        quantizations: TFLite quantizations; `"int8"` also names the int8
-            ONNX (the float32 ONNX is always written). Defaults to `("float32",)`.
-        input_size: optional fixed `(height, width)` of the TFLite files.
+        formats: formats to name. Defaults to `DEFAULT_FORMATS` (all but "mobile").
+        quantizations: TFLite quantizations (also those of the mobile
+            files); `"int8"` also names the int8 ONNX (the float32 ONNX is
+            always written). Defaults to `("float32",)`.
+        input_size: optional fixed `(height, width)` of the TFLite files
+            (required by "mobile").
 
     Returns:
         dict `{artifact name: (format, quantization or None)}`, in export order.
@@ -69,6 +74,12 @@ def artifact_names(name, formats=FORMATS, quantizations=("float32",), input_size
         for quantization in quantizations:
             if quantization in ONNX_QUANTIZATIONS and quantization != "float32":
                 names[f"{name}_{quantization}.onnx"] = ("onnx", quantization)
+    if "mobile" in formats:
+        if input_size is None:
+            raise ValueError("format 'mobile' needs input_size (height, width): MediaPipe runs a "
+                             "fixed-size file; received None.")  # fmt: skip
+        for quantization in quantizations:
+            names[f"{name}_mobile_{quantization}{suffix}.tflite"] = ("mobile", quantization)
     return names
 
 
@@ -114,7 +125,7 @@ def _digest(image):
 
 def _needs_calibration(formats, quantizations):
     """Whether an int8 artifact (TFLite or ONNX) is asked for."""
-    return "int8" in quantizations and ("tflite" in formats or "onnx" in formats)
+    return "int8" in quantizations and bool({"tflite", "onnx", "mobile"} & set(formats))
 
 
 def _check_arguments(formats, quantizations, input_size, calibration_images, verify_images,
@@ -123,10 +134,20 @@ def _check_arguments(formats, quantizations, input_size, calibration_images, ver
     if bad or not formats:
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}; received {list(formats)!r}.")
     bad = [q for q in quantizations if q not in QUANTIZATIONS]
-    if bad or ("tflite" in formats and not quantizations):
+    if bad or ({"tflite", "mobile"} & set(formats) and not quantizations):
         raise ValueError(
             f"quantizations must be a non-empty subset of {QUANTIZATIONS}; received {list(quantizations)!r}."
         )
+    if "mobile" in formats:
+        bad = [q for q in quantizations if q not in MOBILE_QUANTIZATIONS]
+        if bad:
+            raise ValueError(
+                f"format 'mobile' writes quantizations {MOBILE_QUANTIZATIONS}; received {bad!r} "
+                "(export those as format 'tflite' in a separate call)."
+            )
+        if input_size is None:
+            raise ValueError("format 'mobile' needs input_size (height, width): MediaPipe runs a "
+                             "fixed-size file; received None. Nothing was written.")  # fmt: skip
     if _needs_calibration(formats, quantizations) and calibration_images is None:
         raise ValueError(
             "quantization 'int8' needs calibration_images (real images, e.g. the train split); "
@@ -146,7 +167,7 @@ def _check_arguments(formats, quantizations, input_size, calibration_images, ver
     return None if input_size is None else check_input_size(tuple(input_size))
 
 
-def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), opset=17,
+def export_all(model, out_dir, *, formats=DEFAULT_FORMATS, quantizations=("float32",), opset=17,
                input_size=None, name=None, verify_images=None, verify_labels=None,
                calibration_images=None, num_calibration_images=100, ignore_label=None,
                odd_crops=True, num_threads=None, report_path=None, jit_compile=True):  # fmt: skip
@@ -155,13 +176,16 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
     Args:
         model: an FCN `keras.Model` (any dtype policy: exported as float32).
         out_dir: output directory (created).
-        formats: subset of `("savedmodel", "tflite", "onnx")`. Defaults to all.
-        quantizations: TFLite variants, subset of `QUANTIZATIONS`; `"int8"`
-            also writes the int8 ONNX (`export_onnx(..., quantization="int8")`)
-            when `"onnx"` is among the formats. Defaults to `("float32",)`.
+        formats: subset of `FORMATS` (`"savedmodel"`, `"tflite"`, `"onnx"`,
+            `"mobile"`). Defaults to `DEFAULT_FORMATS` (all but "mobile",
+            which needs `input_size`).
+        quantizations: TFLite variants, subset of `QUANTIZATIONS` (of
+            `MOBILE_QUANTIZATIONS` with "mobile"); `"int8"` also writes the
+            int8 ONNX (`export_onnx(..., quantization="int8")`) when `"onnx"`
+            is among the formats. Defaults to `("float32",)`.
         opset: ONNX opset, 13..18. Defaults to 17.
-        input_size: optional `(height, width)` fixing the TFLite input size.
-            Defaults to None (dynamic).
+        input_size: optional `(height, width)` fixing the TFLite input size
+            (required by "mobile"). Defaults to None (dynamic).
         name: base of the file names. Defaults to the model's variant
             (`"fcn8s"`, ...), or its name for a model that is not an FCN.
         verify_images: list of uint8 RGB images `(H, W, 3)`; when given,
@@ -209,7 +233,8 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
             name = variant_of(model)
         except ValueError:
             name = model.name
-    names = artifact_names(name, formats, quantizations if {"tflite", "onnx"} & set(formats) else (),
+    names = artifact_names(name, formats,
+                           quantizations if {"tflite", "onnx", "mobile"} & set(formats) else (),
                            input_size)  # fmt: skip
 
     calibration = None
@@ -238,6 +263,11 @@ def export_all(model, out_dir, *, formats=FORMATS, quantizations=("float32",), o
         start = time.time()
         if fmt == "savedmodel":
             artifacts[artifact] = saved_model = export_savedmodel(model, path, jit_compile=jit_compile)
+        elif fmt == "mobile":
+            artifacts[artifact] = export_mobile(
+                model, path, input_size, quantization=quantization, representative_images=calibration,
+                num_calibration_images=num_calibration_images,
+            )  # fmt: skip
         elif fmt == "tflite":
             artifacts[artifact] = export_tflite(
                 model, path, quantization=quantization, representative_images=calibration,

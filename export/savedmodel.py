@@ -47,19 +47,24 @@ SIGNATURE_KEY = "serving_default"
 BFLOAT16_SIGNATURE_KEY = "serving_bfloat16"
 
 
-def serving_function(model):
+def serving_function(model, classes=True):
     """Return the Python function exported by every format: image -> logits, classes.
 
     Args:
         model: an FCN `keras.Model` (preprocessing inside, raw RGB in).
+        classes: also return the argmax `classes`. Defaults to True; the
+            mobile TFLite file (`export_mobile`) has the one `logits` output
+            MediaPipe's ImageSegmenter reads.
 
     Returns:
         A function of a `(batch, H, W, 3)` image tensor returning
-        `{"logits": float32, "classes": int32}`.
+        `{"logits": float32, "classes": int32}` (or `{"logits"}` alone).
     """
 
     def serve(image):
         logits = model(image, training=False)
+        if not classes:
+            return {"logits": logits}
         return {"logits": logits, "classes": tf.argmax(logits, axis=-1, output_type=tf.int32)}
 
     return serve
@@ -182,7 +187,7 @@ def check_input_size(input_size):
 
 
 def write_savedmodel(model, path, input_size=None, batch_size=None, jit_compile=False,
-                     bfloat16_signature=False):  # fmt: skip
+                     bfloat16_signature=False, classes=True):  # fmt: skip
     """Write the serving SavedModel of `model` to `path` (not atomic; see export_savedmodel).
 
     `model` must compute in float32 (the exporters pass `float32_model(model)`).
@@ -196,12 +201,13 @@ def write_savedmodel(model, path, input_size=None, batch_size=None, jit_compile=
         batch_size: optional fixed batch size. Defaults to None.
         jit_compile: compile `serving_default` with XLA. Defaults to False.
         bfloat16_signature: add the `serving_bfloat16` signature. Defaults to False.
+        classes: give `serving_default` its `classes` output. Defaults to True.
     """
     archive = keras.export.ExportArchive()
     # No archive.track(model): the endpoint's variables are tracked automatically, and Keras
     # 3.15 would save tracked variables twice (`variables/...` and `_all_variables/...`).
     signature = [image_signature(input_size, batch_size)]
-    endpoints = [("serve", serving_function(model), jit_compile)]
+    endpoints = [("serve", serving_function(model, classes=classes), jit_compile)]
     if bfloat16_signature:
         endpoints.append((BFLOAT16_SIGNATURE_KEY, bfloat16_serving_function(model), False))
     for name, function, jit in endpoints:

@@ -25,13 +25,22 @@ Only TFLite builtin ops are allowed (`TFLITE_BUILTINS`, plus
 (select TF) ops, so a model needing one fails conversion with a `ValueError`
 naming the ops, instead of producing a file that fails at run time.
 
-Metadata (num_classes, variant, quantization, input convention, the model's
-dataset facts) is written to a `<file>.json` sidecar. The model is converted
-from its float32 graph whatever dtype policy it was trained under
+Every file carries its facts inside, as TFLite Model Metadata
+(`export/tflite_metadata.py`, `embed_metadata`): model name, description,
+version, author, licence; the input (RGB image, uint8, no normalization: the
+preprocessing is in the graph); the outputs, `logits` with the model's class
+names as `labels.txt` (`TENSOR_AXIS_LABELS`, line i names channel i) and
+`classes` with the same file as `TENSOR_VALUE_LABELS`; and `fcn_keras.json`,
+the artifact metadata (num_classes, variant, quantization, input convention,
+the model's dataset facts: class names, ignore label, palette), which
+`read_metadata` and `Predictor` read from the file. A `<file>.json` sidecar
+holding the same JSON is written next to it for convenience. The model is
+converted from its float32 graph whatever dtype policy it was trained under
 (`float32_model`).
 """
 
 import itertools
+import json
 import os
 import re
 import tempfile
@@ -40,9 +49,11 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from fcn_keras import __version__
 from fcn_keras.choices import QUANTIZATIONS
 
 from ._artifacts import (
+    TFLITE_METADATA_FILE,
     TFLITE_SIDECAR_SUFFIX,
     artifact_metadata,
     atomic_path,
@@ -52,8 +63,19 @@ from ._artifacts import (
     write_json,
 )
 from .savedmodel import check_input_size, write_savedmodel
+from .tflite_metadata import SEGMENTER_METADATA_NAME, build_metadata, read_tflite_metadata
+from .tflite_metadata import segmenter_options, write_metadata
 
-__all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset"]
+__all__ = ["export_tflite", "QUANTIZATIONS", "representative_images_from_dataset", "embed_metadata",
+           "LABELS_FILE", "METADATA_FILE", "DEFAULT_LICENSE"]  # fmt: skip
+
+# Associated files packed in every TFLite file (see `embed_metadata`).
+LABELS_FILE = "labels.txt"
+METADATA_FILE = TFLITE_METADATA_FILE
+DEFAULT_LICENSE = (
+    "Apache-2.0 (fcn_keras). The weights carry the terms of the data and backbone weights "
+    "they were trained from."
+)
 
 def representative_images_from_dataset(dataset, limit=100):
     """Yield up to `limit` uint8 RGB images from a dataset of images or (image, mask) pairs.
@@ -131,8 +153,14 @@ def _check_saved_model(model, saved_model, input_size):
 
 
 def convert_to_tflite(model, quantization="float32", representative_images=None,
-                      input_size=None, num_calibration_images=100, saved_model=None):  # fmt: skip
-    """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`)."""
+                      input_size=None, num_calibration_images=100, saved_model=None,
+                      batch_size=None, classes=True):  # fmt: skip
+    """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`).
+
+    `batch_size` fixes the batch dimension and `classes=False` leaves out the
+    `classes` output (the mobile file, `export_mobile`); a `saved_model`
+    given must have been written with the same settings.
+    """
     model = float32_model(model)
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}; received {quantization!r}.")
@@ -141,7 +169,8 @@ def convert_to_tflite(model, quantization="float32", representative_images=None,
     with tempfile.TemporaryDirectory(prefix="fcn_keras_tflite_") as temp_dir:
         if saved_model is None:
             saved_model_dir = temp_dir
-            write_savedmodel(model, saved_model_dir, input_size=input_size)
+            write_savedmodel(model, saved_model_dir, input_size=input_size, batch_size=batch_size,
+                             classes=classes)  # fmt: skip
         else:
             saved_model_dir = saved_model
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
@@ -196,6 +225,114 @@ def _resize(image, size):
     return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
 
+def _dataset_facts(meta):
+    dataset = meta.get("dataset_info") or None
+    if dataset is None:
+        return None, ""
+    return "".join(f"{name}\n" for name in dataset["class_names"]), f" of {dataset['name']}"
+
+
+def embed_metadata(buffer, meta, activation=None, name=None, description=None, version=None,
+                   author=None, license=None):  # fmt: skip
+    """Return the TFLite bytes `buffer` with its Model Metadata and associated files inside.
+
+    Written for every TFLite file fcn_keras exports (see the module
+    docstring): the `serving_default` signature's `image` input and `logits`
+    / `classes` outputs are described in the subgraph's tensor order;
+    `labels.txt` (when the model carries a `DatasetInfo`) names the score
+    channels 0..C-1 (the void / ignore label is not a channel, so it is not
+    a line); `fcn_keras.json` holds `meta`.
+
+    Args:
+        buffer: the converted `.tflite` bytes.
+        meta: the artifact metadata (`artifact_metadata`), stored as `fcn_keras.json`.
+        activation: MediaPipe ImageSegmenter activation (`"SOFTMAX"`, ...) to
+            write as `SEGMENTER_METADATA` custom metadata, or None for none.
+            Defaults to None.
+        name: model name. Defaults to the variant and dataset, e.g. `"fcn8s_camvid"`.
+        description: model description. Defaults to one written from `meta`.
+        version: model version. Defaults to the fcn_keras version.
+        author: Defaults to `"fcn_keras"`.
+        license: Defaults to `DEFAULT_LICENSE`.
+
+    Returns:
+        bytes of the file.
+
+    Example:
+    >>> data = embed_metadata(converter.convert(), artifact_metadata(model, "tflite"))
+    """
+    info = read_tflite_metadata(buffer)
+    signature = info["signatures"].get("serving_default")
+    if signature is None or "image" not in signature["inputs"] or "logits" not in signature["outputs"]:
+        raise ValueError(f"converted TFLite model has signatures {info['signatures']}; expected "
+                         "serving_default with input 'image' and output 'logits'.")  # fmt: skip
+    labels, of_dataset = _dataset_facts(meta)
+    classes = meta["num_classes"]
+    variant = meta.get("variant") if meta.get("variant") not in (None, "unknown") else meta["model_name"]
+    dataset = meta.get("dataset_info")
+    shape = info["inputs"][0]["shape"]
+    fixed = shape[1] > 0 and shape[2] > 0
+    size_text = f"{shape[1]}x{shape[2]}" if fixed else "any size"
+    if description is None:
+        description = (
+            f"{variant} fully convolutional network (Long et al., 2015): semantic segmentation "
+            f"into {classes} classes{of_dataset}. Input: RGB uint8 image in [0, 255], {size_text} "
+            "(preprocessing inside the graph). Output 'logits': one score per class and pixel; "
+            "softmax gives the class probabilities, argmax the class."
+            + (f" Pixels labelled {dataset['ignore_label']} (void) in the training data are "
+               "no class: no score channel, no label line." if dataset else "")
+            + (f" {METADATA_FILE} holds the class names, ignore label and palette (RGB per class)."
+               if dataset else f" {METADATA_FILE} holds the export facts (no class names: the "
+               "model carries no dataset_info).")
+        )  # fmt: skip
+    label_files = []
+    if labels is not None:
+        label_files = [{"name": LABELS_FILE, "type": "TENSOR_AXIS_LABELS",
+                        "description": f"class names{of_dataset}, line i names score channel i"}]  # fmt: skip
+    inputs = [{
+        "name": "image",
+        "description": f"RGB image, uint8 in [0, 255], {size_text}; no normalization (the mean "
+                       "subtraction is inside the graph)",
+        "image": {"color_space": "RGB", "default_size": (shape[2], shape[1]) if fixed else None},
+        "stats": ([0.0] * 3, [255.0] * 3),
+    }]  # fmt: skip
+    outputs = []
+    names = {index: key for key, index in signature["outputs"].items()}
+    for tensor in info["outputs"]:
+        key = names.get(tensor["index"])
+        if key == "logits":
+            outputs.append({
+                "name": "logits",
+                "description": f"per-pixel class scores (logits, float32, {classes} channels); "
+                               "softmax gives probabilities" + (", as MediaPipe's activation "
+                               f"{activation} does" if activation else ""),
+                "image": {"color_space": "GRAYSCALE"}, "range": (1, 2),
+                "associated_files": label_files,
+            })  # fmt: skip
+        elif key == "classes":
+            outputs.append({
+                "name": "classes", "description": "per-pixel class id (int32), argmax of the logits",
+                "associated_files": [dict(f, type="TENSOR_VALUE_LABELS") for f in label_files],
+            })  # fmt: skip
+        else:
+            raise ValueError(f"converted TFLite model has an unexpected output {key!r} "
+                             f"(tensor {tensor['name']!r}).")  # fmt: skip
+    default_name = f"{variant}_{dataset['name']}" if dataset else variant
+    metadata = build_metadata(
+        name or default_name, description=description, version=version or __version__,
+        author=author or "fcn_keras", license=license or DEFAULT_LICENSE,
+        inputs=inputs, outputs=outputs,
+        associated_files=[{"name": METADATA_FILE, "description":
+                           "fcn_keras metadata (JSON): class names, ignore label, palette, "
+                           "quantization, input convention"}],
+        custom_metadata={SEGMENTER_METADATA_NAME: segmenter_options(activation)} if activation else None,
+    )  # fmt: skip
+    files = {METADATA_FILE: json.dumps(meta, indent=2, sort_keys=True).encode() + b"\n"}
+    if labels is not None:
+        files[LABELS_FILE] = labels.encode()
+    return write_metadata(buffer, metadata, files)
+
+
 def export_tflite(model, filepath, quantization="float32", representative_images=None,
                   input_size=None, num_calibration_images=100, saved_model=None):  # fmt: skip
     """Export an FCN to a TFLite file (builtin ops only).
@@ -203,8 +340,9 @@ def export_tflite(model, filepath, quantization="float32", representative_images
     Args:
         model: an FCN `keras.Model` from `fcn_keras` (raw RGB in, logits out),
             under any dtype policy (converted from its float32 graph).
-        filepath: target `.tflite` path; written atomically with its
-            `<filepath>.json` metadata sidecar.
+        filepath: target `.tflite` path; written atomically, with its Model
+            Metadata inside (`embed_metadata`) and a `<filepath>.json` copy of
+            the fcn_keras metadata beside it.
         quantization: `"float32"`, `"float16"`, `"dynamic_range"` or
             `"int8"` (full integer). Defaults to `"float32"`.
         representative_images: for `"int8"`, an iterable of uint8 RGB images
@@ -240,8 +378,14 @@ def export_tflite(model, filepath, quantization="float32", representative_images
         model, "tflite", quantization=quantization,
         input_size=list(input_size) if input_size else None, signature="serving_default",
     )  # fmt: skip
+    write_tflite_file(target, embed_metadata(buffer, meta), meta)
+    return target
+
+
+def write_tflite_file(target, data, meta):
+    """Write a `.tflite` file and its `<file>.json` sidecar atomically (both or neither)."""
     with atomic_path(target + TFLITE_SIDECAR_SUFFIX) as sidecar, atomic_path(target) as temp:
         with open(temp, "wb") as f:
-            f.write(buffer)
+            f.write(data)
         write_json(sidecar, meta, sort_keys=True)
     return target

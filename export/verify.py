@@ -35,6 +35,14 @@ Thresholds (`DEFAULT_THRESHOLDS`) and why:
   emulated, many times slower, and the report names the signature as not
   run and why.
 
+Mobile files (`export_mobile`) also run in MediaPipe Tasks' ImageSegmenter
+when `mediapipe` is importable (`fcn_keras[mobile]`), as the artifact
+`<name>:mediapipe`: its category mask is gated like the file's own argmax
+(agreement with Keras, mean IU) and its confidence masks are compared with
+`softmax` of the Keras logits (the deltas of that row are of probabilities,
+its scale 1). Where mediapipe is not importable the report lists the run in
+`not_run`, with the reason.
+
 Artifacts exported for a fixed size run on the images resized to that size
 (bilinear; labels nearest), compared with Keras on the same resized images.
 A model trained at reduced scale (`input_scale`, carried by the model and
@@ -62,7 +70,7 @@ from .predictor import Predictor, prepare_images
 from .savedmodel import BFLOAT16_SIGNATURE_KEY
 
 __all__ = ["verify", "VerificationReport", "DEFAULT_THRESHOLDS", "find_artifacts", "precision_of",
-           "BFLOAT16_SUFFIX"]  # fmt: skip
+           "BFLOAT16_SUFFIX", "MEDIAPIPE_SUFFIX"]  # fmt: skip
 
 DEFAULT_THRESHOLDS = {
     "float32": {"min_agreement": 0.9999, "max_rel_logit_delta": 1e-4},
@@ -73,6 +81,8 @@ DEFAULT_THRESHOLDS = {
 _RANK = {"float32": 0, "float16": 1, "bfloat16": 2, "quantized": 3}
 # The name suffix of a SavedModel's bfloat16 signature in the report.
 BFLOAT16_SUFFIX = ":bfloat16"
+# The name suffix of a mobile file's MediaPipe ImageSegmenter run in the report.
+MEDIAPIPE_SUFFIX = ":mediapipe"
 
 
 def precision_of(metadata, path):
@@ -195,6 +205,14 @@ class _Stats:
         self.pixels += reference.shape[0] * reference.shape[1]
         self.agree += int(np.sum(reference.argmax(-1) == other.argmax(-1)))
         self.scale = max(self.scale, float(np.abs(reference).max()))
+
+    def update_client(self, reference, confidence, category):
+        """A MediaPipe run: probabilities against softmax(reference), its category mask against argmax."""
+        shifted = reference.astype(np.float64) - reference.max(-1, keepdims=True)
+        probabilities = np.exp(shifted) / np.exp(shifted).sum(-1, keepdims=True)
+        agree_before = self.agree
+        self.update(probabilities, confidence)
+        self.agree = agree_before + int(np.sum(reference.argmax(-1) == category))
 
     def as_dict(self):
         return {
@@ -324,7 +342,7 @@ def _gate(precision, stats, miou_value, keras_miou, thresholds):
 
 
 def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None,
-           thresholds=None, num_threads=None, pairwise=True, bfloat16=None):  # fmt: skip
+           thresholds=None, num_threads=None, pairwise=True, bfloat16=None, mediapipe=None):  # fmt: skip
     """Check every exported artifact against the Keras model and against each other.
 
     Args:
@@ -422,6 +440,7 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     groups = {}
     for name, predictor in predictors.items():
         groups.setdefault(predictor.input_size, []).append(name)
+    clients = _mediapipe_choice(mediapipe, predictors, precisions, not_run)
 
     # === Run the same inputs through Keras and every artifact, streaming the figures ===
     stats = {name: _Stats() for name in predictors}
@@ -429,6 +448,7 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     confusion = {}
     keras_confusion = {}
     sizes = set()
+    client_inputs = {}  # input size -> [(image, label, Keras logits)] for the MediaPipe runs
     for group, names in groups.items():
         for i, image in enumerate(images):
             label = labels[i] if labels is not None else None
@@ -436,6 +456,8 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                 image, label = _resize_pair(image, label, _full_size(group, scale))
             sizes.add(tuple(image.shape[:2]))
             reference = np.asarray(scaled_logits(keras_forward, image[None], scale), dtype=np.float32)[0]
+            if any(predictors[name].input_size == group for name in clients.values()):
+                client_inputs.setdefault(group, []).append((image, label, reference))
             outputs = {}
             for name in names:
                 try:
@@ -463,17 +485,41 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                     for b in names[a_index + 1 :]:
                         pair_stats.setdefault((a, b), _Stats()).update(outputs[a], outputs[b])
 
+    # === MediaPipe's ImageSegmenter on the mobile files ===
+    for client, name in clients.items():
+        stats[client] = _Stats()
+        inputs = client_inputs[predictors[name].input_size]
+        try:
+            from .mobile import run_mediapipe
+
+            out = run_mediapipe(predictors[name].path, [image for image, _, _ in inputs])
+        except Exception as e:
+            raise RuntimeError(f"MediaPipe ImageSegmenter failed on {name!r} "
+                               f"({predictors[name].path!r}): {e}") from e  # fmt: skip
+        for i, (image, label, reference) in enumerate(inputs):
+            confidence, category = out["confidence"][i], out["category"][i]
+            if confidence.shape != reference.shape:
+                raise ValueError(f"MediaPipe returned {confidence.shape[-1]} confidence masks of "
+                                 f"{confidence.shape[:2]} for {name!r}; Keras gives "
+                                 f"{reference.shape}.")  # fmt: skip
+            stats[client].update_client(reference, confidence, category)
+            if label is not None:
+                cm = _confusion(label, category.astype(np.int64), num_classes, ignore_label, f"label #{i}")
+                confusion[client] = confusion.get(client, 0) + cm
+
     # === Thresholds ===
     keras_miou = {str(group or "dynamic"): _mean_iu(cm) for group, cm in keras_confusion.items()}
     results = []
-    for name, predictor in predictors.items():
-        precision = precisions[name]
+    for name in list(predictors) + list(clients):
+        predictor = predictors[clients.get(name, name)]
+        precision = precisions[clients.get(name, name)]
         figures = stats[name].as_dict()
         m = _mean_iu(confusion[name]) if name in confusion else None
         km = _mean_iu(keras_confusion[predictor.input_size]) if name in confusion else None
         failures = _gate(precision, figures, m, km, rules)
         results.append({
-            "name": name, "path": predictor.path, "engine": predictor.engine,
+            "name": name, "path": predictor.path,
+            "engine": "mediapipe" if name in clients else predictor.engine,
             "precision": precision,
             "quantization": "bfloat16" if precision == "bfloat16" else predictor.metadata.get("quantization"),
             "input_size": predictor.input_size, "vs_keras": figures, "miou": m, "keras_miou": km,
@@ -491,6 +537,26 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
     image_info = {"count": len(images), "sizes": sorted(sizes),
                   "labelled": labels is not None, "ignore_label": ignore_label}  # fmt: skip
     return VerificationReport(results, pairs, keras_miou, image_info, rules, not_run)
+
+
+def _mediapipe_choice(mediapipe, predictors, precisions, not_run):
+    """`{"<name>:mediapipe": name}` of the mobile files to run in MediaPipe (see `verify`'s `mediapipe`)."""
+    if mediapipe not in (None, True, False):
+        raise ValueError(f"mediapipe must be None, True or False; received {mediapipe!r}.")
+    mobile = [name for name, p in predictors.items() if p.metadata.get("format") == "mobile"]
+    if not mobile or mediapipe is False:
+        return {}
+    from .mobile import mediapipe_available
+
+    available, reason = mediapipe_available()
+    if not available:
+        if mediapipe:
+            raise ImportError(reason)
+        not_run.extend({"name": name + MEDIAPIPE_SUFFIX, "reason": reason} for name in mobile)
+        return {}
+    for name in mobile:
+        precisions[name + MEDIAPIPE_SUFFIX] = precisions[name]
+    return {name + MEDIAPIPE_SUFFIX: name for name in mobile}
 
 
 def _bfloat16_choice(bfloat16):

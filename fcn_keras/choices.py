@@ -13,7 +13,8 @@ True
 """
 
 __all__ = ["VARIANTS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "SCHEDULES", "LOSSES",
-           "PRECISIONS", "STRATEGIES", "FORMATS", "QUANTIZATIONS", "ONNX_QUANTIZATIONS", "ENGINES",
+           "PRECISIONS", "STRATEGIES", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS",
+           "ONNX_QUANTIZATIONS", "MOBILE_QUANTIZATIONS", "ENGINES",
            "INFERENCE_PRECISIONS"]  # fmt: skip
 
 # FCN variants by output stride (reference: Long et al. 1411.4038, section 4.2).
@@ -29,8 +30,13 @@ LOSSES = ("cross_entropy", "focal", "lovasz", "dice", "cross_entropy+lovasz")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Export formats (`fcn_keras.export.export_all`) and TFLite quantizations (`export_tflite`).
-FORMATS = ("savedmodel", "tflite", "onnx")
+# "mobile" is the fixed-size TFLite file MediaPipe's ImageSegmenter runs (`export_mobile`);
+# it needs an input size, so it is asked for by name, not by default.
+FORMATS = ("savedmodel", "tflite", "onnx", "mobile")
+DEFAULT_FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float32", "float16", "dynamic_range", "int8")
+# The quantizations `export_mobile` writes (MediaPipe runs float32-output files).
+MOBILE_QUANTIZATIONS = ("float32", "float16", "int8")
 # The quantizations `export_onnx` writes (int8: static QDQ, calibrated like the TFLite int8).
 ONNX_QUANTIZATIONS = ("float32", "int8")
 # Runtimes `fcn_keras.export.Predictor` (and `fcn-keras predict --engine`) run a model in.

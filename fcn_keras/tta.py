@@ -183,7 +183,7 @@ def with_tta(model, scales=(0.75, 1.0, 1.25), flip=True):
     The new model runs `model` (its weights shared, not copied) once per
     view, `len(scales) * (2 if flip else 1)` views, and averages the logits
     at the input's size (see the module docstring for why logits, and the
-    rounding of scaled sizes). It carries the FCN's `dataset_info`, so
+    rounding of scaled sizes). It carries the FCN's `dataset_info` and `input_scale`, so
     evaluation, export and prediction keep the class names, void label and
     palette; it saves to `.keras` and exports like the FCN.
 

@@ -74,7 +74,7 @@ def test_export_and_predict_choices_are_the_export_package_lists():
     assert predictor.ENGINES is choices.ENGINES
     assert _choices_of("predict", "--engine") == choices.ENGINES == ("onnx", "tflite", "savedmodel", "keras")
     args = build_parser().parse_args(["export", "--model", "m.keras", "--out", "o"])
-    assert tuple(args.formats) == choices.FORMATS and args.quantization == ["float32"]
+    assert tuple(args.formats) == choices.DEFAULT_FORMATS and args.quantization == ["float32"]
     with pytest.raises(SystemExit):
         build_parser().parse_args(["export", "--model", "m.keras", "--out", "o", "--quantization", "int4"])
 

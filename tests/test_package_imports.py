@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-_OPTIONAL = ("tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "fcn_keras.export")
+_OPTIONAL = ("tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "mediapipe", "fcn_keras.export")
 
 
 def _loaded_after(statement):

@@ -1,4 +1,4 @@
-"""`fcn-keras export`: export a `.keras` model to SavedModel / TFLite / ONNX and verify it.
+"""`fcn-keras export`: export a `.keras` model to SavedModel / TFLite / ONNX / mobile TFLite and verify it.
 
 A thin layer over `fcn_keras.export.export_all`. Images come through
 `fcn_keras.load_dataset` with the shared source arguments
@@ -16,12 +16,16 @@ artifact's graph), with the settings saved next to the model
 the artifact names then end in `_crf` (`fcn8s_crf.onnx`). `--tta` exports the
 model with test-time augmentation inside the graph (`fcn_keras.with_tta`,
 `--tta-scales`, `--no-tta-flip`; before the CRF when both are given); the
-names then end in `_tta` (`fcn8s_tta.onnx`, `fcn8s_tta_crf.onnx`).
+names then end in `_tta` (`fcn8s_tta.onnx`, `fcn8s_tta_crf.onnx`). `--format mobile
+--input-size 360x480` writes the TFLite file MediaPipe's ImageSegmenter runs
+(`fcn_keras.export.export_mobile`), one per `--quantization` (float32, float16,
+int8); `--verify` runs it in MediaPipe too when mediapipe is importable
+(`pip install "fcn_keras[mobile]"`) and says so in the report when it is not.
 """
 
 import argparse
 
-from fcn_keras.choices import FORMATS, QUANTIZATIONS
+from fcn_keras.choices import DEFAULT_FORMATS, FORMATS, QUANTIZATIONS
 from fcn_keras.commands.sources import add_source_arguments, source_kwargs
 from fcn_keras.commands.tta import add_tta_arguments, tta_options
 
@@ -57,26 +61,29 @@ def register(subparsers):
     """
     parser = subparsers.add_parser(
         "export",
-        help="export a .keras model to SavedModel/TFLite/ONNX and optionally verify them",
+        help="export a .keras model to SavedModel/TFLite/ONNX/mobile TFLite and optionally verify them",
         description="Export an FCN saved as .keras to SavedModel, TFLite (float32, float16, "
-        "dynamic_range, int8) and ONNX in --out, and with --verify check every artifact "
+        "dynamic_range, int8), ONNX and, with --formats mobile --input-size HxW, the TFLite file "
+        "MediaPipe's ImageSegmenter runs (labels inside) in --out, and with --verify check every artifact "
         "against Keras and each other on real images (exit code 1 when a threshold fails). "
         "Images come from --source (verification on --verify-split, int8 calibration on "
         "--calibration-split) or, for verification, from --images.",
     )
     parser.add_argument("--model", required=True, help="the .keras model to export")
     parser.add_argument("--out", required=True, help="output directory for the artifacts")
-    parser.add_argument("--formats", type=_csv(FORMATS), default=list(FORMATS),
-                        help="comma-separated formats (default: all)")  # fmt: skip
+    parser.add_argument("--formats", "--format", type=_csv(FORMATS), default=list(DEFAULT_FORMATS),
+                        help=f"comma-separated formats of {', '.join(FORMATS)} (default: "
+                             f"{','.join(DEFAULT_FORMATS)}; mobile needs --input-size)")  # fmt: skip
     parser.add_argument("--quantization", type=_csv(QUANTIZATIONS), default=["float32"],
-                        help="TFLite variants, comma-separated; int8 also writes an int8 ONNX "
-                             "(default: float32)")  # fmt: skip
+                        help="TFLite variants, comma-separated (mobile: float32, float16, int8); "
+                             "int8 also writes an int8 ONNX (default: float32)")  # fmt: skip
     parser.add_argument("--no-jit-compile", action="store_true",
                         help="write the SavedModel's serving_default without XLA (for a TF Serving "
                              "build without XLA)")  # fmt: skip
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13..18 (default 17)")
     parser.add_argument("--input-size", type=_size, default=None,
-                        help="fix the TFLite input size, HEIGHTxWIDTH (default: dynamic)")  # fmt: skip
+                        help="fix the TFLite input size, HEIGHTxWIDTH (default: dynamic; "
+                             "required by --formats mobile)")  # fmt: skip
     parser.add_argument("--name", default=None,
                         help="base of the artifact file names (default: the model's variant)")  # fmt: skip
     add_source_arguments(parser, default=None)
@@ -139,6 +146,9 @@ def handler(args):
     from fcn_keras.evaluation import ignore_label_of
     from fcn_keras.export import export_all
 
+    if "mobile" in args.formats and args.input_size is None:
+        raise ValueError("--formats mobile needs --input-size HEIGHTxWIDTH (e.g. 360x480): MediaPipe "
+                         "runs a fixed-size file.")  # fmt: skip
     _positive(args.limit, "--limit")
     _positive(args.calibration_limit, "--calibration-limit")
     if not os.path.isfile(args.model):
@@ -172,7 +182,7 @@ def handler(args):
         print(crf_source)
         name = args.name or f"{base}_crf"
 
-    int8 = ("tflite" in args.formats or "onnx" in args.formats) and "int8" in args.quantization
+    int8 = bool({"tflite", "onnx", "mobile"} & set(args.formats)) and "int8" in args.quantization
     unused = [flag for flag, value in (("--images", args.images), ("--report", args.report)) if value]
     if unused and not args.verify:
         raise ValueError(
