@@ -1,118 +1,168 @@
-"""Benchmark: the mobile TFLite files in MediaPipe's ImageSegmenter: sizes, agreement with Keras, mean IU.
+"""Benchmark: FCN-8s at mobile size on CamVid: parameters, mobile TFLite sizes, XNNPACK latency, mean IU.
 
-Exports a model with `fcn_keras.export.export_mobile` at a fixed size, once
-per quantization (int8 calibrated on CamVid *train* images), runs every file
-in MediaPipe Tasks' ImageSegmenter (`fcn_keras.export.run_mediapipe`, the
-C++ graph of the Android/iOS/web SDKs) on CamVid *val* images, and prints per
-file: its size, the share of pixels where MediaPipe's category mask equals
-Keras's argmax, mean IU of Keras and of MediaPipe against ground truth, and
-MediaPipe's time per image. Without `--model` it builds an untrained FCN-8s
-with the mobile head (sizes only: agreement and mean IU need a trained model).
+For each model (trained `.keras` files with `--model`, or untrained builds
+named with `--config head:fc_units` for sizes and latency alone), exports the
+file MediaPipe's ImageSegmenter runs (`fcn_keras.export.export_mobile`) at a
+fixed size, once per quantization (int8 calibrated on CamVid *train* images),
+and prints one row per file: the model's parameters, the file's size, its
+latency through `Predictor` (LiteRT with XNNPACK) on 1 and 2 threads (1
+thread is the phone-core proxy; median of `--repeats`, round-robin across
+files), and, for a trained model, CamVid mean IU of the file run in
+MediaPipe Tasks' ImageSegmenter (`fcn_keras.export.run_mediapipe`: MediaPipe
+resizes each 480x360 image to the file's input and its mask back) on
+`--split` (val for choosing; test once for the final model), scored at the
+labels' full size by `fcn_keras.evaluate_predictions`, next to Keras's.
 Files go to --out (outside the repository).
 
 Usage:
-    .venv/bin/python bench/mobile_camvid.py --model camvid_mobile.keras --out /tmp/fcn_keras_runs/mobile
-    .venv/bin/python bench/mobile_camvid.py --out /tmp/fcn_keras_runs/mobile_sizes   # sizes only
+    .venv/bin/python bench/mobile_camvid.py --out /tmp/fcn_keras_runs/mobile \
+        --config paper:1024,mobile:512                      # sizes and latency of untrained builds
+    .venv/bin/python bench/mobile_camvid.py --out /tmp/fcn_keras_runs/mobile \
+        --model ~/fcn_runs/camvid_mobile/fcn8s/final.keras --split test
 """
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import REPO, inside_repo_error  # noqa: E402
-sys.path.insert(0, REPO)
-SHARED = os.environ.get("FCN_KERAS_SHARED", os.path.join(os.path.dirname(REPO), "shared"))
+from _common import SHARED, inside_repo_error, write_figures  # noqa: E402
 
 
 def _size(text):
-    height, width = (int(v) for v in text.lower().split("x"))
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 360x480; received {text!r}")
     return height, width
 
 
-def _split(data_dir, split, limit, size):
-    """Up to `limit` CamVid (image, mask) pairs, resized to `size` (images bilinear, masks nearest)."""
+def _configs(text):
+    configs = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        head, _, units = item.partition(":")
+        if head not in ("paper", "mobile") or not units.isdigit():
+            raise argparse.ArgumentTypeError(
+                f"expected head:fc_units items such as paper:1024,mobile:512; received {item!r}")
+        configs.append((head, int(units)))
+    return configs
+
+
+def _models(args):
+    """`(label, model, trained)` for every `--model` file and `--config` build."""
+    import keras
+
+    import fcn_keras
+    from fcn_keras.models import head_of
+
+    for path in args.model or ():
+        model = keras.saving.load_model(path, compile=False)
+        label = f"{os.path.basename(os.path.dirname(os.path.abspath(path)))}/{os.path.basename(path)}"
+        yield f"{label} ({head_of(model)}, fc {model.get_layer('fc6').filters})", model, True
+    for head, units in args.config or ():
+        model = fcn_keras.FCN8s(num_classes=11, backbone_weights=None, head=head, fc_units=units)
+        yield f"FCN-8s {head} head, fc_units {units} (untrained)", model, False
+
+
+def _latency(paths, threads, repeats, size):
+    """Median seconds per image of each file through `Predictor` (XNNPACK), timed round-robin."""
     import numpy as np
-    from PIL import Image
 
-    from fcn_keras import load_dataset
+    from fcn_keras.export import Predictor
 
-    dataset = load_dataset("camvid", split, batch_size=1, augment=False, shuffle=False, data_dir=data_dir)
-    pairs = []
-    for image, mask in dataset.take(limit):
-        image, mask = np.asarray(image[0], np.uint8), np.asarray(mask[0])
-        if image.shape[:2] != size:
-            image = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
-            mask = np.asarray(Image.fromarray(mask.astype(np.uint8)).resize(size[::-1], Image.NEAREST))
-        pairs.append((image, mask.astype(np.int32)))
-    return pairs
+    image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    predictors = {path: Predictor(path, engine="tflite", num_threads=threads) for path in paths}
+    for predictor in predictors.values():
+        predictor.predict(image)  # first call: delegate and buffers
+    times = {path: [] for path in paths}
+    for _ in range(repeats):
+        for path, predictor in predictors.items():
+            start = time.perf_counter()
+            predictor.predict(image)
+            times[path].append(time.perf_counter() - start)
+    return {path: statistics.median(values) for path, values in times.items()}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=None, help=".keras model (default: an untrained FCN-8s, "
-                                                      "mobile head, 11 classes: sizes only)")  # fmt: skip
+    parser.add_argument("--model", action="append", help="a trained .keras model (repeatable)")
+    parser.add_argument("--config", type=_configs, default=None,
+                        help="untrained FCN-8s builds as head:fc_units, e.g. paper:1024,mobile:512")
     parser.add_argument("--out", required=True, help="folder for the .tflite files (outside the repository)")
     parser.add_argument("--size", type=_size, default=(360, 480), help="HEIGHTxWIDTH (default 360x480)")
-    parser.add_argument("--quantizations", default="float32,float16,int8")
+    parser.add_argument("--quantizations", default="float32,int8")
     parser.add_argument("--data-dir", default=os.path.join(SHARED, "data", "camvid"))
-    parser.add_argument("--limit", type=int, default=24, help="val images (default 24)")
-    parser.add_argument("--calibration-images", type=int, default=32)
+    parser.add_argument("--split", default="val", help="split scored for trained models (default val)")
+    parser.add_argument("--calibration-images", type=int, default=100)
+    parser.add_argument("--threads", default="1,2", help="XNNPACK thread counts (default 1,2)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if not args.model and not args.config:
+        parser.error("give --model FILE (trained) and/or --config head:fc_units (untrained builds)")
     error = inside_repo_error(args.out)
     if error:
         parser.error(error)
+    quantizations = [q.strip() for q in args.quantizations.split(",") if q.strip()]
+    have_data = os.path.isdir(args.data_dir)
+    if "int8" in quantizations and not have_data:
+        parser.error(f"int8 needs CamVid train images to calibrate on; --data-dir {args.data_dir!r} is absent")
+    os.makedirs(args.out, exist_ok=True)
 
-    import keras
     import numpy as np
 
-    import fcn_keras
+    from fcn_keras import evaluate_predictions, load_dataset
     from fcn_keras.export import export_mobile, run_mediapipe
-    from fcn_keras.metrics import confusion_matrix, scores_from_confusion
+    from fcn_keras.export.tflite import representative_images_from_dataset
 
-    if args.model:
-        model = keras.saving.load_model(args.model, compile=False)
-    else:
-        model = fcn_keras.FCN8s(num_classes=11, backbone_weights=None, head="mobile")
-    num_classes = model.outputs[0].shape[-1]
-    have_data = os.path.isdir(args.data_dir)
-    val = _split(args.data_dir, "val", args.limit, args.size) if have_data and args.model else []
-    calibration = ([image for image, _ in _split(args.data_dir, "train", args.calibration_images, args.size)]
-                   if have_data else None)  # fmt: skip
-    keras_classes = [np.asarray(model(image[None]))[0].argmax(-1) for image, _ in val]
+    calibration = None
+    if have_data:
+        train = load_dataset("camvid", "train", batch_size=1, augment=False, shuffle=False,
+                             data_dir=args.data_dir)  # fmt: skip
+        calibration = list(representative_images_from_dataset(train, args.calibration_images))
 
-    def mean_iu(predictions):
-        matrix = sum(confusion_matrix(mask, p, num_classes, ignore_label=255)
-                     for (_, mask), p in zip(val, predictions))  # fmt: skip
-        return 100 * scores_from_confusion(matrix)["mean_iu"]
+    def scored_split():
+        return load_dataset("camvid", args.split, batch_size=1, augment=False, shuffle=False,
+                            data_dir=args.data_dir)  # fmt: skip
 
     rows = []
-    for quantization in args.quantizations.split(","):
-        if quantization == "int8" and calibration is None:
-            print(f"int8 skipped: no CamVid train images in {args.data_dir} to calibrate on")
-            continue
-        path = os.path.join(args.out, f"fcn8s_mobile_{quantization}_{args.size[0]}x{args.size[1]}.tflite")
-        start = time.perf_counter()
-        export_mobile(model, path, args.size, quantization=quantization, representative_images=calibration)
-        row = {"file": os.path.basename(path), "MB": os.path.getsize(path) / 1e6,
-               "export_s": time.perf_counter() - start}  # fmt: skip
-        if val:
-            start = time.perf_counter()
-            out = run_mediapipe(path, [image for image, _ in val])
-            row["mediapipe_s_per_image"] = (time.perf_counter() - start) / len(val)
-            row["agreement_%"] = 100 * np.mean(np.concatenate(
-                [(c == k).ravel() for c, k in zip(out["category"], keras_classes)]))  # fmt: skip
-            row["mean_iu_mediapipe"] = mean_iu(out["category"])
-            row["mean_iu_keras"] = mean_iu(keras_classes)
-        rows.append(row)
-        print(row, flush=True)
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    print("| " + " | ".join(keys) + " |\n| " + " | ".join("---" for _ in keys) + " |")
+    for label, model, trained in _models(args):
+        keras_miu = None
+        if trained and have_data:
+            keras_miu = evaluate_predictions(lambda x: model(x, training=False), scored_split(),
+                                             11, trimap_widths=())["mean_iu"]  # fmt: skip
+        for quantization in quantizations:
+            stem = "".join(c if c.isalnum() else "_" for c in label)[:60]
+            path = os.path.join(args.out, f"{stem}_{quantization}_{args.size[0]}x{args.size[1]}.tflite")
+            export_mobile(model, path, args.size, quantization=quantization,
+                          representative_images=calibration if quantization == "int8" else None)
+            row = {"model": label, "quantization": quantization,
+                   "parameters": int(model.count_params()), "file_mb": os.path.getsize(path) / 1e6,
+                   "path": path}  # fmt: skip
+            if keras_miu is not None:
+                result = evaluate_predictions(
+                    lambda x: np.stack(run_mediapipe(path, list(np.asarray(x)))["category"]),
+                    scored_split(), 11, trimap_widths=())  # fmt: skip
+                row.update({f"{args.split}_mean_iu_mediapipe": 100 * result["mean_iu"],
+                            f"{args.split}_mean_iu_keras": 100 * keras_miu})  # fmt: skip
+            rows.append(row)
+            print({k: v for k, v in row.items() if k != "path"}, flush=True)
+    for threads in (int(t) for t in args.threads.split(",")):
+        latency = _latency([row["path"] for row in rows], threads, args.repeats, args.size)
+        for row in rows:
+            row[f"latency_s_{threads}_thread{'s' if threads > 1 else ''}"] = latency[row["path"]]
     for row in rows:
-        print("| " + " | ".join(f"{row[k]:.3f}" if isinstance(row.get(k), float) else str(row.get(k, "-"))
-                                for k in keys) + " |")  # fmt: skip
+        row["path"] = os.path.basename(row["path"])
+    keys = [k for k in dict.fromkeys(k for row in rows for k in row) if k != "path"]
+    markdown = "| " + " | ".join(keys) + " |\n| " + " | ".join("---" for _ in keys) + " |\n"
+    for row in rows:
+        markdown += "| " + " | ".join(f"{row[k]:.3f}" if isinstance(row.get(k), float) else
+                                      str(row.get(k, "-")) for k in keys) + " |\n"  # fmt: skip
+    write_figures({"size": list(args.size), "rows": rows}, markdown, json_path=args.json)
+    print(markdown)
     return 0
 
 
