@@ -8,6 +8,8 @@ One module per format, as in Keras's `src/export`:
                   representative_images=None, input_size=None, num_calibration_images=100)
     export_onnx(model, filepath, opset=17, external_data=None, quantization="float32"|"int8",
                 calibration_images=None)
+    export_triton_repository(model_or_onnx_path, repository, name=None, max_batch_size=8)
+        -> repository/<name>/{config.pbtxt, 1/model.onnx} for Triton's onnxruntime backend
     export_all(model, out_dir, formats=..., quantizations=..., verify_images=..., ...)
         -> {"artifacts", "verification", "passed", "report_files", "timings"}
     verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None, ...)
@@ -36,6 +38,7 @@ from .bundle import FORMATS, artifact_names, export_all, with_odd_crops
 from .onnx import export_onnx
 from .predictor import Predictor
 from .savedmodel import export_savedmodel
+from .triton import export_triton_repository, triton_config
 from .tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
 from .verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
 
@@ -50,6 +53,8 @@ __all__ = [
     "export_savedmodel",
     "export_tflite",
     "export_onnx",
+    "export_triton_repository",
+    "triton_config",
     "verify",
     "VerificationReport",
     "Predictor",
