@@ -1,13 +1,16 @@
 """Serve an exported FCN over the Open Inference Protocol (KServe v2 / Triton) with KServe's ModelServer.
 
 The server is KServe's `ModelServer` (REST v2 through FastAPI/uvicorn, gRPC
-v2 through grpcio): the protocol, routing, the binary tensor extension,
-health endpoints and the error-to-status mapping are KServe's. This module
-adds one `kserve.Model`, `FCNServingModel`, whose engine is the package's
+v2 through grpcio): the protocol, routing, JSON and gRPC decoding, health
+endpoints and the error-to-status mapping are KServe's. This module adds one
+`kserve.Model`, `FCNServingModel`, whose engine is the package's
 `fcn_keras.export.Predictor` on the ONNX file (onnxruntime, the Predictor's
-session and its pre/post-processing), and three things KServe 0.21 leaves to
-the deployment: a request body limit (413), an image pixel limit checked
-before anything is decoded, and the model's dataset facts in its metadata.
+session and its pre/post-processing), and what KServe 0.21 leaves to the
+deployment: a request body limit (413), an image pixel limit checked before
+anything is decoded, the model's dataset facts in its metadata, and a
+decoder for the binary tensor extension that keeps tensors as bytes
+(`binary_request`; KServe's own turns every element into a Python int and
+cannot carry PNG/JPEG bytes).
 
 Endpoints (REST; gRPC v2 offers the same on `grpc_port`):
 
@@ -51,6 +54,7 @@ import json
 import os
 import struct
 import sys
+import threading
 
 import numpy as np
 
@@ -203,7 +207,7 @@ def _encoded_images(infer_input, model, max_batch, max_pixels):
         )
     try:
         elements = list(np.asarray(infer_input.as_numpy(), dtype=object).reshape(-1))
-    except (ValueError, TypeError, InferenceError) as e:
+    except (ValueError, TypeError, InferenceError, struct.error) as e:
         raise InvalidInput(f"{what}: cannot read its BYTES elements ({e}).") from None
     if len(elements) != shape[0]:
         raise InvalidInput(f"{what} declares {shape[0]} files but carries {len(elements)}.")
@@ -414,8 +418,15 @@ class FCNServingModel(kserve.Model):
                  "max_body_bytes")}  # fmt: skip
 
     def __setstate__(self, state):
-        self.__init__(**state)
+        # A spawned worker: KServe's supervisor kills a worker that does not answer its ping
+        # within 5 s, and loading the session (TensorFlow's import with the Predictor) takes
+        # longer; so it loads in a thread, and the model is not ready (503) until it has.
+        kserve.Model.__init__(self, state["name"])
+        for key, value in state.items():
+            setattr(self, key, value)
+        self.enable_latency_logging = False
         install_routes(self)  # this process's KServe app
+        threading.Thread(target=self.load, name="fcn_keras-load", daemon=True).start()
 
     def load(self):
         """Load the ONNX file into a `Predictor` (onnxruntime); returns `self.ready`."""
@@ -496,10 +507,16 @@ class _BodyTooLarge(Exception):
     """Raised inside the body limit's `receive` (not a ValueError: no handler maps it to 400)."""
 
 
-class _BodyLimit:
-    """ASGI middleware: answer 413 to a request whose body is over `max_bytes`, from its
-    Content-Length before reading it, or while reading a body sent without one; label an
-    inference body without the binary extension as JSON."""
+# The binary tensor extension's requests go to this route of the model's (see `_binary_infer`).
+_BINARY_SUFFIX = "/infer_binary"
+
+
+class _RequestGuard:
+    """ASGI middleware before KServe's app: answer 413 to a body over `max_bytes` (from its
+    Content-Length before reading it, or while reading a body sent without one), label an
+    inference body without the binary extension as JSON (tritonclient sends no Content-Type;
+    KServe reads a body as JSON only when it is labelled so), and send binary-extension
+    inference requests to `_binary_infer`."""
 
     def __init__(self, app, max_bytes):
         self.app, self.max_bytes = app, max_bytes
@@ -512,43 +529,6 @@ class _BodyLimit:
         response = JSONResponse(status_code=413, content={"error": message})
         await response({"type": "http"}, None, send)
 
-    async def _rewrite_bytes(self, scope, receive, send, headers):
-        """Read a binary-extension body whole and pass it on with its BYTES elements base64-encoded.
-
-        KServe 0.21 turns binary BYTES inputs into JSON text (UTF-8) before a model sees
-        them, which fails on PNG/JPEG bytes; as base64 text they arrive intact, and the
-        model reads every BYTES string as base64.
-        """
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_bytes:
-                return await self._refuse(send, f"more than {size}")
-            more = message.get("more_body", False)
-        body = b"".join(chunks)
-        try:
-            body, json_length = _base64_bytes_inputs(body, int(headers[b"inference-header-content-length"]))
-        except (ValueError, KeyError, TypeError, IndexError, struct.error):
-            pass  # not well formed: KServe's decoder reports it
-        else:
-            headers[b"inference-header-content-length"] = str(json_length).encode()
-            headers[b"content-length"] = str(len(body)).encode()
-            scope = dict(scope, headers=list(headers.items()))
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if sent:
-                return await receive()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -556,13 +536,12 @@ class _BodyLimit:
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             return await self._refuse(send, int(length))
-        if scope["path"].endswith("/infer") and b"inference-header-content-length" not in headers:
-            # A body without the binary extension's header is JSON, whatever its Content-Type
-            # (tritonclient sends none): KServe parses it as JSON only when it is labelled so.
-            headers[b"content-type"] = b"application/json"
-            scope = dict(scope, headers=list(headers.items()))
-        if b"inference-header-content-length" in headers and scope["path"].endswith("/infer"):
-            return await self._rewrite_bytes(scope, receive, send, headers)
+        if scope["method"] == "POST" and scope["path"].endswith("/infer"):
+            if b"inference-header-content-length" in headers:
+                scope = dict(scope, path=scope["path"][: -len("/infer")] + _BINARY_SUFFIX, raw_path=None)
+            else:
+                headers[b"content-type"] = b"application/json"
+                scope = dict(scope, headers=list(headers.items()))
         received, started = 0, False
 
         async def limited_receive():
@@ -586,32 +565,64 @@ class _BodyLimit:
                 await self._refuse(send, f"more than {received}")
 
 
-def _base64_bytes_inputs(body, json_length):
-    """A binary-extension body with every binary BYTES input's elements base64-encoded: `(body, json_length)`."""
-    header = json.loads(body[:json_length])
-    offset, parts = json_length, []
-    for tensor in header["inputs"]:
-        size = (tensor.get("parameters") or {}).get("binary_data_size")
-        if size is None:
-            continue
-        segment = body[offset:offset + size]
-        offset += size
-        if tensor.get("datatype") == "BYTES":
-            elements, position = [], 0
-            while position < len(segment):
-                (length,) = struct.unpack_from("<I", segment, position)
-                elements.append(base64.b64encode(segment[position + 4:position + 4 + length]))
-                position += 4 + length
-            segment = b"".join(struct.pack("<I", len(e)) + e for e in elements)
-            tensor["parameters"]["binary_data_size"] = len(segment)
-        parts.append(segment)
-    head = json.dumps(header).encode()
-    return b"".join([head, *parts, body[offset:]]), len(head)
+def binary_request(body, json_length, model):
+    """A KServe `InferRequest` from a binary-extension body, each binary tensor kept as bytes.
+
+    KServe 0.21's own decoder turns every binary tensor into a Python list (about a
+    second for one 360x480 image) and cannot carry non-UTF-8 `BYTES` (PNG/JPEG files);
+    here the bytes stay bytes and the model reads them with `numpy.frombuffer`.
+
+    Args:
+        body: the request body: JSON header, then the binary tensors in input order.
+        json_length: the `Inference-Header-Content-Length` header's value.
+        model: the model's name.
+
+    Returns:
+        `kserve.protocol.infer_type.InferRequest`.
+
+    Raises:
+        kserve.errors.InvalidInput: the header is not JSON or the sizes do not add up.
+    """
+    from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
+
+    if not 0 < json_length <= len(body):
+        raise InvalidInput(f"Inference-Header-Content-Length {json_length} does not fit a body of {len(body)} bytes.")
+    try:
+        header = json.loads(body[:json_length])
+        offset, inputs = json_length, []
+        for tensor in header["inputs"]:
+            parameters = dict(tensor.get("parameters") or {})
+            infer_input = InferInput(tensor["name"], list(tensor["shape"]), tensor["datatype"],
+                                     parameters=parameters)  # fmt: skip
+            size = parameters.pop("binary_data_size", None)
+            if size is not None:
+                if not isinstance(size, int) or size < 0 or offset + size > len(body):
+                    raise InvalidInput(f"input {tensor['name']!r}: binary_data_size {size!r} does not fit "
+                                       f"the {len(body) - offset} bytes left in the body.")  # fmt: skip
+                infer_input._raw_data = body[offset:offset + size]
+                offset += size
+            else:
+                infer_input.data = tensor["data"]
+            inputs.append(infer_input)
+        outputs = [RequestedOutput(o["name"], o.get("parameters")) for o in header.get("outputs") or []]
+    except (ValueError, KeyError, TypeError) as e:
+        if isinstance(e, InvalidInput):
+            raise
+        raise InvalidInput(
+            f"malformed binary inference request for model {model!r} ({type(e).__name__}: {e}); "
+            'expected a JSON header {"inputs": [{"name", "shape", "datatype", "parameters": '
+            '{"binary_data_size"}}]} followed by the tensors.'
+        ) from None
+    if offset != len(body):
+        raise InvalidInput(f"the binary tensors' sizes add up to {offset - json_length} bytes but the body "
+                           f"carries {len(body) - json_length} after its JSON header.")  # fmt: skip
+    return InferRequest(model, inputs, request_id=header.get("id"), parameters=header.get("parameters"),
+                        request_outputs=outputs or None)  # fmt: skip
 
 
 async def _malformed_request(request, exc):
-    """400 for what KServe's request decoding raises on a malformed v2 body (shape/data mismatch,
-    missing fields); the model's own checks raise `InvalidInput`, and its failures `InferenceError`."""
+    """400 for what KServe's request decoding raises on a malformed v2 body (missing fields,
+    wrong types); the model's own checks raise `InvalidInput`, and its failures `InferenceError`."""
     from fastapi.responses import JSONResponse
 
     return JSONResponse(status_code=400, content={"error": (
@@ -620,26 +631,51 @@ async def _malformed_request(request, exc):
 
 
 def install_routes(model):
-    """Add the body limit, the metadata with the dataset facts and the decode-error mapping to
-    KServe's FastAPI app of this process (before KServe registers its own routes)."""
+    """Add the request guard, the binary-extension route, the metadata with the dataset facts and
+    the decode-error mapping to KServe's FastAPI app of this process (before KServe's own routes)."""
+    from fastapi import Request, Response
+    from kserve.errors import ModelNotReady
     from kserve.model_server import app
 
     if getattr(app.state, "fcn_keras_model", None) is not None:
         return
     app.state.fcn_keras_model = model
-    app.add_middleware(_BodyLimit, max_bytes=model.max_body_bytes)
+    app.add_middleware(_RequestGuard, max_bytes=model.max_body_bytes)
     for error in (ValueError, KeyError, TypeError):
         app.add_exception_handler(error, _malformed_request)
 
-    async def model_metadata(model_name: str):
+    def check(model_name):
         if model_name != model.name:
             raise ModelNotFound(model_name)
+        if not model.ready:
+            raise ModelNotReady(model_name)
+
+    async def model_metadata(model_name: str):
+        check(model_name)
         return {"name": model.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 "inputs": model.get_input_types(), "outputs": model.get_output_types(),
                 "parameters": model.facts()}  # fmt: skip
 
-    # Registered before KServe's own route of the same path, so it answers first.
+    async def binary_infer(model_name: str, request: Request):
+        check(model_name)
+        headers = dict(request.headers)
+        try:
+            json_length = int(headers["inference-header-content-length"])
+        except ValueError:
+            raise InvalidInput("Inference-Header-Content-Length must be an integer; received "
+                               f"{headers['inference-header-content-length']!r}.") from None  # fmt: skip
+        infer_request = binary_request(await request.body(), json_length, model.name)
+        response, _ = await model(infer_request, headers=headers)
+        body, json_size = response.to_rest()
+        if json_size is None:
+            return body
+        return Response(content=body, media_type="application/octet-stream",
+                        headers={"Inference-Header-Content-Length": str(json_size)})  # fmt: skip
+
+    # Registered before KServe's routes: the metadata route answers before KServe's of the same path.
     app.add_api_route("/v2/models/{model_name}", model_metadata, methods=["GET"])
+    app.add_api_route("/v2/models/{model_name}" + _BINARY_SUFFIX, binary_infer, methods=["POST"],
+                      include_in_schema=False)  # fmt: skip
 
 
 class _ModelServer(kserve.ModelServer):

@@ -94,13 +94,13 @@ class Server:
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
                                         cwd=log_path.parent)  # fmt: skip
 
-    def wait_ready(self):
+    def wait_ready(self, path="/v2/health/ready"):
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"server exited with {self.process.returncode}:\n{self.tail()}")
             try:
-                status, _ = self.request("GET", "/v2/health/ready", timeout=2)
+                status, _ = self.request("GET", path, timeout=2)
                 if status == 200:
                     return self
             except OSError:
@@ -308,6 +308,12 @@ def _png_header_only(height, width):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64)))
 
 
+def _binary_sizes_mismatch():
+    header = json.dumps({"inputs": [{"name": "image", "shape": [1, 64, 64, 3], "datatype": "UINT8",
+                                     "parameters": {"binary_data_size": 12288}}]}).encode()  # fmt: skip
+    return header + bytes(10), {"Inference-Header-Content-Length": str(len(header))}
+
+
 _PNG = _png(_images(1, 64, 64, seed=4)[0])
 _BAD_REQUESTS = {
     "wrong dtype": (_tensor_request([1, 64, 64, 3], "FP32"), {}, 400, "received datatype FP32"),
@@ -330,6 +336,7 @@ _BAD_REQUESTS = {
     "empty file": (*_bytes_request([b""]), 400, "is empty (0 bytes)"),
     "bad base64": (json.dumps({"inputs": [{"name": "image_bytes", "shape": [1], "datatype": "BYTES",
                                            "data": ["not base64!"]}]}), {}, 400, "not base64"),  # fmt: skip
+    "binary sizes that do not add up": (*_binary_sizes_mismatch(), 400, "does not fit the 10 bytes left"),
     "malformed json": ('{"inputs": [{"name": "image", ', {}, 422, "JSON decode error"),
     "body above limit": (b"0" * (MAX_BODY_MB * 2**20 + 1), {}, 413, "above this server's limit"),
 }
@@ -397,6 +404,29 @@ def test_request_batching_serves_concurrent_clients_exactly(onnx_path, predictor
             np.testing.assert_array_equal(classes, predictor.predict_classes(images))
     finally:
         batching.stop()
+
+
+@pytest.mark.slow
+def test_two_workers_serve_exactly(onnx_path, predictor, tmp_path):
+    # Each spawned worker loads its own session after start-up: the model's readiness says when.
+    workers = Server(onnx_path, tmp_path / "workers.log", "--workers", "2")
+    try:
+        workers.wait_ready("/v2/models/fcn/ready")
+        time.sleep(STARTUP_SECONDS / 6)  # the second worker loading too
+        served = 0
+        for seed in range(6):
+            images = _images(1, 48, 56, seed=30 + seed)
+            try:
+                classes = _infer(workers.http_client(), images).as_numpy("classes")
+            except InferenceServerException as e:  # a worker still loading answers 503
+                assert e.status() == "503" and "not ready" in e.message(), e
+                continue
+            np.testing.assert_array_equal(classes, predictor.predict_classes(images))
+            served += 1
+        assert served >= 3, served
+        assert "died" not in workers.tail()  # KServe's supervisor restarted no worker
+    finally:
+        workers.stop()
 
 
 def test_serve_refuses_a_missing_file_in_one_line(tmp_path):
