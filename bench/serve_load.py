@@ -46,16 +46,12 @@ def _free_port():
 def _model(args):
     if args.model:
         return args.model
-    import numpy as np
-
     import fcn_keras
     from fcn_keras.export import export_onnx
 
     path = os.path.join(args.work, f"fcn8s_fc{args.fc_units}.onnx")
     if not os.path.exists(path):
-        model = fcn_keras.FCN8s(num_classes=11, backbone_weights=None, fc_units=args.fc_units)
-        export_onnx(model, path)
-        del model, np
+        export_onnx(fcn_keras.FCN8s(num_classes=11, backbone_weights=None, fc_units=args.fc_units), path)
     return path
 
 

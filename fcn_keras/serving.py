@@ -61,6 +61,8 @@ import numpy as np
 __all__ = [
     "FCNServingModel",
     "serve",
+    "request_images",
+    "binary_request",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_BATCH",
@@ -425,7 +427,7 @@ class FCNServingModel(kserve.Model):
         for key, value in state.items():
             setattr(self, key, value)
         self.enable_latency_logging = False
-        install_routes(self)  # this process's KServe app
+        _install_routes(self)  # this process's KServe app
         threading.Thread(target=self.load, name="fcn_keras-load", daemon=True).start()
 
     def load(self):
@@ -582,6 +584,10 @@ def binary_request(body, json_length, model):
 
     Raises:
         kserve.errors.InvalidInput: the header is not JSON or the sizes do not add up.
+
+    Example:
+    >>> request = binary_request(body, int(headers["inference-header-content-length"]), "fcn8s")
+    >>> images, outputs = request_images(request, "fcn8s")
     """
     from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
@@ -630,7 +636,7 @@ async def _malformed_request(request, exc):
         '{"inputs": [{"name", "shape", "datatype", "data" or parameters.binary_data_size}]}.')})  # fmt: skip
 
 
-def install_routes(model):
+def _install_routes(model):
     """Add the request guard, the binary-extension route, the metadata with the dataset facts and
     the decode-error mapping to KServe's FastAPI app of this process (before KServe's own routes)."""
     from fastapi import Request, Response
@@ -722,7 +728,7 @@ def serve(path, name=None, host="127.0.0.1", http_port=8080, grpc_port=None, num
                             max_body_bytes=max_body_bytes)  # fmt: skip
     kserve.model_server.args.grpc_max_receive_message_length = max_body_bytes
     kserve.model_server.args.grpc_max_send_message_length = -1  # logits may be large
-    install_routes(model)
+    _install_routes(model)
     server = _ModelServer(host, http_port=http_port, grpc_port=grpc_port or 0, workers=workers,
                           enable_grpc=grpc_port is not None, enable_latency_logging=False)  # fmt: skip
     server.start([model])
