@@ -333,6 +333,9 @@ _BAD_REQUESTS = {
                       "8192x8192 = 67108864 pixels is above this server's limit"),
     "not an image": (*_bytes_request([b"this is not an image at all"]), 400, "are not an encoded image"),
     "truncated png": (*_bytes_request([_PNG[: len(_PNG) // 2]]), 400, "cannot be decoded"),
+    "files of two sizes": (*_bytes_request([_PNG, _png(_images(1, 40, 64, seed=5)[0])]), 400,
+                           "must share one size"),
+    "float values": (_tensor_request([1, 32, 32, 3], data=[0.5] * 3072), {}, 400, "integers in [0, 255]"),
     "empty file": (*_bytes_request([b""]), 400, "is empty (0 bytes)"),
     "bad base64": (json.dumps({"inputs": [{"name": "image_bytes", "shape": [1], "datatype": "BYTES",
                                            "data": ["not base64!"]}]}), {}, 400, "not base64"),  # fmt: skip
