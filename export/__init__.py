@@ -10,6 +10,8 @@ One module per format, as in Keras's `src/export`:
                 calibration_images=None)
     export_mobile(model, filepath, input_size=(H, W), quantization="float32"|"float16"|"int8",
                   representative_images=None)   # the file MediaPipe's ImageSegmenter runs
+    export_triton_repository(model_or_onnx_path, repository, name=None, max_batch_size=8)
+        -> repository/<name>/{config.pbtxt, 1/model.onnx} for Triton's onnxruntime backend
     export_all(model, out_dir, formats=..., quantizations=..., verify_images=..., ...)
         -> {"artifacts", "verification", "passed", "report_files", "timings"}
     verify(model, artifacts, images, labels=None, num_classes=None, ignore_label=None, ...)
@@ -41,6 +43,7 @@ from .mobile import MOBILE_QUANTIZATIONS, export_mobile, run_mediapipe
 from .onnx import export_onnx
 from .predictor import Predictor
 from .savedmodel import export_savedmodel
+from .triton import export_triton_repository, triton_config
 from .tflite import QUANTIZATIONS, export_tflite, representative_images_from_dataset
 from .tflite_metadata import read_tflite_metadata
 from .verify import DEFAULT_THRESHOLDS, VerificationReport, find_artifacts, verify
@@ -61,6 +64,8 @@ __all__ = [
     "export_savedmodel",
     "export_tflite",
     "export_onnx",
+    "export_triton_repository",
+    "triton_config",
     "verify",
     "VerificationReport",
     "Predictor",

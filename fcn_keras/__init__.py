@@ -101,8 +101,10 @@ def __dir__():
 def _imported_by_the_command_line():
     """True while the `fcn-keras` console script or `python -m fcn_keras` imports this package."""
     program = sys.argv[0] if sys.argv else ""
-    # `python -m fcn_keras` imports the package while sys.argv[0] is still "-m".
-    return os.path.basename(program) in ("fcn-keras", "fcn-keras.exe") or program == "-m"
+    # `python -m fcn_keras` imports the package while sys.argv[0] is still "-m"; the processes
+    # it spawns (`fcn-keras serve --workers N`) import it with its __main__.py as sys.argv[0].
+    return (os.path.basename(program) in ("fcn-keras", "fcn-keras.exe") or program == "-m"
+            or program.endswith(os.path.join("fcn_keras", "__main__.py")))
 
 
 if not _imported_by_the_command_line():

@@ -18,7 +18,7 @@ import tempfile
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 # The subcommands, in the order `fcn-keras --help` lists them: modules of fcn_keras.commands.
-COMMANDS = ("model", "data", "train", "evaluate", "demo", "export", "predict")
+COMMANDS = ("model", "data", "train", "evaluate", "demo", "export", "predict", "serve")
 
 
 def _command_modules():

@@ -29,7 +29,7 @@ def _imported_after(*argv):
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["data", "--help"],
-                                  ["export", "--help"]])  # fmt: skip
+                                  ["export", "--help"], ["serve", "--help"]])  # fmt: skip
 def test_help_prints_usage_without_tensorflow_logs(argv):
     result = _run("-m", "fcn_keras", *argv)
     assert result.returncode == 0
@@ -40,6 +40,7 @@ def test_help_prints_usage_without_tensorflow_logs(argv):
 def test_help_and_argument_errors_do_not_import_tensorflow():
     for argv in (["--help"], ["train", "--help"], ["evaluate", "--help"], ["demo", "--help"],
                  ["predict", "--help"], ["export", "--help"],
+                 ["serve", "--help"], ["serve"],
                  ["train"], ["train", "fcn8s", "--out", "x", "--optimizer", "rmsprop"]):  # fmt: skip
         imported, code = _imported_after(*argv)
         assert imported == [] and code == (0 if "--help" in argv else 2), (argv, imported, code)
@@ -58,7 +59,7 @@ def test_a_plain_import_registers_the_layers_for_keras(tmp_path):
 
 def test_help_lists_every_command():
     out = _run("-m", "fcn_keras", "--help").stdout
-    for command in ("model", "data", "train", "evaluate", "demo", "export", "predict"):
+    for command in ("model", "data", "train", "evaluate", "demo", "export", "predict", "serve"):
         assert f"    {command} " in out, command
 
 

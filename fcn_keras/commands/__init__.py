@@ -11,6 +11,7 @@ arguments and sets a `handler` that imports the library lazily, so that
 - `demo`: the main job end to end on synthetic data.
 - `export`: SavedModel / TFLite / ONNX (with `--verify`).
 - `predict`: masks and overlays for images, with any engine.
+- `serve`: an ONNX model over the Open Inference Protocol (KServe v2 / Triton).
 
 Shared pieces: `sources` (the data-source arguments, declared once), `tta`
 (the test-time augmentation arguments of evaluate, predict and export) and

@@ -21,6 +21,9 @@ names then end in `_tta` (`fcn8s_tta.onnx`, `fcn8s_tta_crf.onnx`). `--format mob
 (`fcn_keras.export.export_mobile`), one per `--quantization` (float32, float16,
 int8); `--verify` runs it in MediaPipe too when mediapipe is importable
 (`pip install "fcn_keras[mobile]"`) and says so in the report when it is not.
+`--triton-repo DIR` writes `DIR/NAME/1/model.onnx` and its `config.pbtxt` for Triton's onnxruntime
+backend (`fcn_keras.export.export_triton_repository`), from the ONNX file
+just written to `--out` when there is one; without `--out` only that.
 """
 
 import argparse
@@ -70,7 +73,12 @@ def register(subparsers):
         "--calibration-split) or, for verification, from --images.",
     )
     parser.add_argument("--model", required=True, help="the .keras model to export")
-    parser.add_argument("--out", required=True, help="output directory for the artifacts")
+    parser.add_argument("--out", default=None, help="output directory for the artifacts")
+    parser.add_argument("--triton-repo", default=None, metavar="DIR",
+                        help="also (or, without --out, only) write a Triton model repository entry: "
+                             "DIR/NAME/1/model.onnx and DIR/NAME/config.pbtxt (onnxruntime backend)")  # fmt: skip
+    parser.add_argument("--triton-max-batch", type=int, default=8,
+                        help="with --triton-repo: Triton's max_batch_size, 0 for no batching (default 8)")  # fmt: skip
     parser.add_argument("--formats", "--format", type=_csv(FORMATS), default=list(DEFAULT_FORMATS),
                         help=f"comma-separated formats of {', '.join(FORMATS)} (default: "
                              f"{','.join(DEFAULT_FORMATS)}; mobile needs --input-size)")  # fmt: skip
@@ -136,6 +144,24 @@ def _positive(value, flag):
         raise ValueError(f"{flag} must be a positive integer; received {value}.")
 
 
+def _write_triton_repository(model, args, name):
+    """Write the Triton repository entry for `model` (a keras.Model or an .onnx path) and say where."""
+    import os
+
+    from fcn_keras.export import export_triton_repository
+    from fcn_keras.models import variant_of
+
+    if name is None and not isinstance(model, str):
+        try:
+            name = variant_of(model)
+        except ValueError:
+            name = model.name
+    folder = export_triton_repository(model, args.triton_repo, name=name, max_batch_size=args.triton_max_batch,
+                                      opset=args.opset)  # fmt: skip
+    print(f"wrote Triton model {os.path.basename(folder)!r}: {os.path.join(folder, 'config.pbtxt')}, "
+          f"{os.path.join(folder, '1', 'model.onnx')}")  # fmt: skip
+
+
 def handler(args):
     """Run `fcn-keras export`; returns 0, or 1 when verification fails."""
     import os
@@ -149,6 +175,10 @@ def handler(args):
     if "mobile" in args.formats and args.input_size is None:
         raise ValueError("--formats mobile needs --input-size HEIGHTxWIDTH (e.g. 360x480): MediaPipe "
                          "runs a fixed-size file.")  # fmt: skip
+    if args.out is None and args.triton_repo is None:
+        raise ValueError("give --out DIR (the artifacts) and/or --triton-repo DIR (a Triton model repository).")
+    if args.triton_max_batch < 0:
+        raise ValueError(f"--triton-max-batch must be >= 0 (0: no batching); received {args.triton_max_batch}.")
     _positive(args.limit, "--limit")
     _positive(args.calibration_limit, "--calibration-limit")
     if not os.path.isfile(args.model):
@@ -232,6 +262,11 @@ def handler(args):
         calibration, _ = _split_examples(source, args, args.calibration_split,
                                          args.calibration_limit, ignore_label, with_labels=False)  # fmt: skip
 
+    if args.out is None:  # a Triton repository only
+        if args.verify or int8:
+            raise ValueError("--verify and int8 belong to --out: add --out DIR.")
+        _write_triton_repository(model, args, name)
+        return 0
     summary = export_all(
         model, args.out, formats=args.formats, quantizations=args.quantization, opset=args.opset,
         input_size=args.input_size, name=name, verify_images=verify_images,
@@ -239,8 +274,12 @@ def handler(args):
         num_calibration_images=args.calibration_limit, ignore_label=ignore_label,
         num_threads=args.num_threads, report_path=args.report, jit_compile=not args.no_jit_compile,
     )  # fmt: skip
-    for name, path in summary["artifacts"].items():
-        print(f"wrote {name}: {path}")
+    for artifact, path in summary["artifacts"].items():
+        print(f"wrote {artifact}: {path}")
+    if args.triton_repo is not None:
+        onnx_files = [path for artifact, path in summary["artifacts"].items()
+                      if artifact.endswith(".onnx") and not artifact.endswith("_int8.onnx")]  # fmt: skip
+        _write_triton_repository(onnx_files[0] if onnx_files else model, args, name)
     if summary["verification"] is None:
         return 0
     print(summary["verification"].to_markdown())
