@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import CAMVID_DIR, randomize_score_layers
+from conftest import CAMVID_DIR, assert_close, randomize_score_layers
 
 NUM_CLASSES = 11  # CamVid's 11 classes; label 11 is ignored.
 IGNORE = 11
@@ -111,7 +111,7 @@ def test_savedmodel_serving_signature(model, artifacts):
     outputs = serve(image=tf.constant(images))
     reference = np.asarray(model(images))
     assert outputs["logits"].shape == (2, 37, 53, NUM_CLASSES)
-    np.testing.assert_allclose(outputs["logits"].numpy(), reference, atol=1e-5)
+    assert_close(outputs["logits"].numpy(), reference, 1e-5)
     np.testing.assert_array_equal(outputs["classes"].numpy(), reference.argmax(-1))
     with open(os.path.join(path, "assets.extra", "fcn_keras.json")) as f:
         meta = json.load(f)
@@ -234,7 +234,7 @@ def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
                          ("savedmodel", artifacts["savedmodel"]), ("keras", model_path)]:  # fmt: skip
         predictor = export.Predictor(path, engine=engine, num_threads=1)
         assert predictor.num_classes == NUM_CLASSES and predictor.engine == engine
-        np.testing.assert_allclose(predictor.predict(batch), reference, atol=1e-4, err_msg=engine)
+        assert_close(predictor.predict(batch), reference, 1e-4, err_msg=engine)
         single = predictor.predict(batch[1])
         assert single.shape == (37, 53, NUM_CLASSES)
         outputs = predictor.predict_classes(varied)
@@ -242,7 +242,7 @@ def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
         np.testing.assert_array_equal(outputs[0], reference[0].argmax(-1))
     # float input in [0, 255] is accepted and rounded like uint8.
     onnx = export.Predictor(artifacts["onnx"], inter_op_threads=1)
-    np.testing.assert_allclose(onnx.predict(batch.astype(np.float32)), reference, atol=1e-4)
+    assert_close(onnx.predict(batch.astype(np.float32)), reference, 1e-4)
 
 
 def test_int8_tflite_sees_the_image_the_float_model_sees(artifacts):

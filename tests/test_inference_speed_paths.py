@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import randomize_score_layers
+from conftest import assert_close, randomize_score_layers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 5
@@ -76,7 +76,7 @@ def test_keras_engine_xla_equals_plain_graph(model, images):
     assert xla._keras_function.experimental_get_tracing_count() == 1
     assert xla._xla_min_side == 224 and xla._plain_function is not None
     batch = np.stack([images[2], images[2][::-1]])
-    np.testing.assert_allclose(xla.predict(batch), np.asarray(model(batch)), atol=1e-5)
+    assert_close(xla.predict(batch), np.asarray(model(batch)), 1e-5)
 
 
 def test_keras_engine_bfloat16_within_bfloat16_tolerance(model, images):
