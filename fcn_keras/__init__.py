@@ -10,10 +10,11 @@ Public API:
     Dense CRF: DenseCRF, with_crf (fcn_keras.crf: save_crf_settings,
               load_crf_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
-    Training: train, evaluate, SegmentationCrossEntropy, FocalLoss,
+    Training: train, TrainConfig, evaluate, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
-              fcn_keras.evaluation, fcn_keras.losses, fcn_keras.metrics)
+              fcn_keras.train_config, fcn_keras.evaluation, fcn_keras.losses,
+              fcn_keras.metrics)
 
 `import fcn_keras` imports every module behind `__all__`, which also
 registers the package's layers, losses and metrics with Keras, so that
@@ -54,6 +55,7 @@ _EXPORTS = {
     "dataset_info": "fcn_keras.data",
     "DatasetInfo": "fcn_keras.data",
     "train": "fcn_keras.training",
+    "TrainConfig": "fcn_keras.train_config",
     "evaluate": "fcn_keras.evaluation",
     "SegmentationCrossEntropy": "fcn_keras.losses",
     "FocalLoss": "fcn_keras.losses",
