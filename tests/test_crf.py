@@ -222,6 +222,7 @@ def _tiny_fcn(num_classes=6, seed=0):
     return randomize_score_layers(model, seed=seed, scale=0.05)
 
 
+@pytest.mark.slow
 def test_fit_trains_the_crf_with_the_fcn_frozen():
     fcn = _tiny_fcn()
     fcn.dataset_info = fcn_keras.dataset_info("synthetic")
@@ -246,6 +247,7 @@ def test_fit_trains_the_crf_with_the_fcn_frozen():
     assert settings["appearance_xy"] != 80.0  # the trained value, not the initial one
 
 
+@pytest.mark.slow
 def test_fcn_and_crf_train_together_in_the_package_loop_under_bfloat16(tmp_path):
     # CRF-as-RNN as `bench/crf_joint_camvid.py` runs it: the FCN built under mixed_bfloat16,
     # the CRF outside the policy (float32), both trained by `fcn_keras.training.fit`.
@@ -344,6 +346,7 @@ def test_bad_inputs_and_options_raise_value_errors_naming_them():
 # === Export ===
 
 
+@pytest.mark.slow
 def test_fcn_with_crf_exports_to_every_format_with_parity(tmp_path):
     from fcn_keras.export import export_all, with_odd_crops
 
@@ -374,6 +377,7 @@ def test_fcn_with_crf_exports_to_every_format_with_parity(tmp_path):
 # === Command line ===
 
 
+@pytest.mark.slow
 def test_evaluate_crf_reads_the_settings_next_to_the_model(tmp_path, capsys):
     from fcn_keras.cli import main
     from fcn_keras.evaluation import evaluate

@@ -150,6 +150,7 @@ def test_verify_runs_the_bfloat16_signature_or_says_why_not(model, images, saved
     assert "Not run: fcn:bfloat16" in skipped.to_markdown()
 
 
+@pytest.mark.slow
 def test_int8_onnx_passes_the_gate_on_the_synthetic_set(tmp_path):
     import keras
 

@@ -447,6 +447,7 @@ def test_cli_loss_options(tmp_path, capsys):
     assert "'dice_smooth' applies to ['dice'], not to loss 'lovasz'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_each_loss_name_compiles_and_fits():
     # Eager train steps keep this fast (a traced VGG16 train step costs ~5 s per loss on a
     # 2-core CPU); the losses' graph path is checked in the test above.

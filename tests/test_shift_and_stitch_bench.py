@@ -48,6 +48,7 @@ def test_arguments(bench, tmp_path):
         bench.parse_model(f"fcn8s={tmp_path / 'missing.keras'}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fcn32s", "fcn8s"])
 def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
     from fcn_keras.evaluation import logits_at_size, scale_images
@@ -72,6 +73,7 @@ def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
     assert_close(half, expected, 1e-5)
 
 
+@pytest.mark.slow
 def test_cost_probe_and_policy(bench, small_fcn, tmp_path):
     import keras
 

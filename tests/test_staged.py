@@ -90,6 +90,7 @@ def test_fcn8s_starts_from_the_fcn16s_score_map(stages):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_staged_models_train(stages):
     _, _, fcn8, _ = stages
     fcn8.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255))

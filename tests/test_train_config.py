@@ -77,6 +77,7 @@ def test_config_and_keywords_resolve_to_one_config():
     assert keywords == base
 
 
+@pytest.mark.slow
 def test_train_from_a_config_records_what_the_keyword_form_records(tmp_path):
     from fcn_keras.training import train
 
