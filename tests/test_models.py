@@ -183,6 +183,7 @@ def test_skip_fusions_are_aligned_with_the_image(variant, branch, chain, size):
 # --- Training and serialization ---
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_fit_runs_a_step_and_changes_the_scores(tiny_models, variant):
     model = fcn_keras.build_fcn(variant, num_classes=5, backbone_weights=None, fc_units=16)
