@@ -35,6 +35,13 @@ interpreter API cannot set, and XNNPACK honours a float16 file's "reduced
 precision" metadata on ARM only. Dynamic-size files are refused: resizing an
 input of a `CompiledModel` crashes the process in ai-edge-litert 2.3.
 
+Each engine is one backend class (`_OnnxBackend`, `_TFLiteBackend`,
+`_SavedModelBackend`, `_KerasBackend`) behind one interface, `load` and
+`run(batch)`; `Predictor` validates arguments and images around it. The
+onnx engine profiles (onnxruntime's per-node JSON trace) only with
+`profile_dir=`, into that folder: onnxruntime's own default would write
+into the working directory.
+
 The dataset facts stored with the artifact (or carried by a `.keras` model)
 are exposed as `class_names`, `ignore_label` and `palette`. onnxruntime and
 ai_edge_litert are imported when an engine of theirs is loaded: each takes
@@ -125,6 +132,13 @@ def _as_batch(array, what, single_only=False):
 class Predictor:
     """Run an exported FCN or a Keras FCN on raw RGB images.
 
+    Each engine is a backend (`_OnnxBackend`, `_TFLiteBackend`,
+    `_SavedModelBackend`, `_KerasBackend`) behind one interface: `load` opens
+    the artifact and states its input and logits shapes, `run(batch)` turns a
+    uint8 batch into float32 logits. The Predictor validates the arguments
+    and the input images, reads the model's facts (metadata, dataset info)
+    and checks them against what the backend loaded.
+
     Args:
         path: artifact path (`.onnx`, `.tflite`, SavedModel directory,
             `.keras`), or a `keras.Model` instance with `engine="keras"`.
@@ -146,6 +160,10 @@ class Predictor:
         jit_compile: keras engine only: compile with XLA. Defaults to None:
             True for float32, False for bfloat16 (the faster of each on CPU,
             docs/benchmarks.md).
+        profile_dir: onnx engine only: a folder (created if missing) where
+            onnxruntime writes its per-node profile (`onnxruntime_profile_*.json`,
+            finished by `end_profiling()`). Defaults to `None`: no profiling
+            (onnxruntime would otherwise write into the working directory).
 
     Attributes:
         num_classes: classes the artifact predicts.
@@ -176,7 +194,8 @@ class Predictor:
     """
 
     def __init__(self, path, engine=None, num_threads=None, inter_op_threads=None,
-                 num_classes=None, providers=None, precision="float32", jit_compile=None):  # fmt: skip
+                 num_classes=None, providers=None, precision="float32", jit_compile=None,
+                 profile_dir=None):  # fmt: skip
         self.model = None
         if not isinstance(path, (str, os.PathLike)):
             if engine not in (None, "keras"):
@@ -191,30 +210,38 @@ class Predictor:
             raise ValueError(f"engine must be one of {ENGINES}; received {self.engine!r}.")
         if precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision must be one of {INFERENCE_PRECISIONS}; received {precision!r}.")
-        engines = {"float32": ENGINES, "bfloat16": ("keras", "savedmodel"), "float16": ("tflite",)}
-        if self.engine not in engines[precision]:
+        backend_class = _BACKENDS[self.engine]
+        if precision not in backend_class.precisions:
+            engines = [name for name, backend in _BACKENDS.items() if precision in backend.precisions]
             raise ValueError(
-                f"precision={precision!r} runs in the {' and '.join(engines[precision])} "
-                f"engine{'s' * (len(engines[precision]) > 1)}; the {self.engine} artifact "
-                f"{self.path!r} computes in {_PRECISION_ALTERNATIVES[self.engine]}."
+                f"precision={precision!r} runs in the {' and '.join(engines)} "
+                f"engine{'s' * (len(engines) > 1)}; the {self.engine} artifact "
+                f"{self.path!r} computes in {backend_class.computes_in}."
             )
         if jit_compile is not None and self.engine != "keras":
             raise ValueError(
                 f"jit_compile applies to the keras engine; a {self.engine} artifact runs as "
                 f"exported (received jit_compile={jit_compile!r})."
             )
+        if profile_dir is not None and self.engine != "onnx":
+            raise ValueError(
+                f"profile_dir applies to the onnx engine (onnxruntime's profiler); the "
+                f"{self.engine} artifact {self.path!r} has none (received profile_dir={profile_dir!r})."
+            )
         self.precision = precision
-        self.jit_compile = None
-        self.session_options = None
         self.num_threads = num_threads
-        self.input_size = None
         self.metadata = {}
         if self.model is None and self.engine != "keras":
             self.metadata = read_metadata(self.path)
+        self._backend = backend_class(self.path, precision, model=self.model)
+        self._backend.load(num_threads=num_threads, inter_op_threads=inter_op_threads,
+                           providers=providers, jit_compile=jit_compile, profile_dir=profile_dir)  # fmt: skip
         if self.engine == "keras":
-            self._load_keras(num_threads, inter_op_threads, providers, jit_compile)
-        else:
-            getattr(self, f"_load_{self.engine}")(num_threads, inter_op_threads, providers)
+            self.model = self._backend.model
+        self.input_size = self._backend.input_size
+        self.num_classes = self._classes_from_shape(self._backend.logits_shape)
+        self.jit_compile = self._backend.jit_compile
+        self.session_options = self._backend.session_options
         self.dataset_info = dataset_info_of(self.metadata if self.model is None else self.model)
         self.input_scale = input_scale_of(self.metadata if self.model is None else self.model)
         if self.dataset_info is not None and self.dataset_info.num_classes != self.num_classes:
@@ -247,168 +274,32 @@ class Predictor:
         return (f"Predictor({self.path!r}, engine={self.engine!r}, num_classes={self.num_classes}, "
                 f"input_size={self.input_size})")  # fmt: skip
 
-    # === Loading, one per engine ===
+    def __getattr__(self, name):
+        # An engine's own state (the onnx engine's `_session`, the keras engine's XLA function
+        # and padding bucket, ...) lives on its backend; private reads through the Predictor
+        # reach it there. Public names are the Predictor's own and are never forwarded.
+        backend = self.__dict__.get("_backend")
+        if backend is None or not name.startswith("_") or name.startswith("__"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(backend, name)
 
-    def _fail(self, e):
-        raise ValueError(f"cannot load {self.engine} artifact {self.path!r}: {e}") from e
+    def end_profiling(self):
+        """Finish the onnx engine's profile and return the path of its JSON trace.
 
-    def _load_onnx(self, num_threads, inter_op_threads, providers):
-        import onnxruntime as ort  # imported at use, see the module docstring
+        Returns:
+            The path of the `onnxruntime_profile_*.json` file in `profile_dir`.
 
-        options = ort.SessionOptions()
-        if num_threads is not None:
-            options.intra_op_num_threads = int(num_threads)
-        if inter_op_threads is not None:
-            options.inter_op_num_threads = int(inter_op_threads)
-        # Every graph optimisation, the NCHWc layout transformer included (convolutions in
-        # MLAS's blocked layout, weights packed once when the session is created); one
-        # sequential stream of nodes, the intra-op threads spinning between them (the
-        # defaults, stated: docs/benchmarks.md has the measured alternatives).
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
-        self.session_options = options
-        try:
-            self._session = ort.InferenceSession(
-                self.path, options, providers=providers or ["CPUExecutionProvider"]
-            )
-        except Exception as e:
-            self._fail(e)
-        inputs = self._session.get_inputs()
-        outputs = {o.name: o for o in self._session.get_outputs()}
-        if len(inputs) != 1 or "logits" not in outputs:
+        Example:
+        >>> predictor = export.Predictor("fcn8s.onnx", profile_dir="/tmp/profiles")
+        >>> predictor.predict(image)
+        >>> predictor.end_profiling()   # '/tmp/profiles/onnxruntime_profile_....json'
+        """
+        if self.engine != "onnx" or not self.session_options.enable_profiling:
             raise ValueError(
-                f"{self.path!r} is not an fcn_keras ONNX export: expected one input 'image' and "
-                f"an output 'logits'; found inputs {[i.name for i in inputs]} and outputs "
-                f"{sorted(outputs)}."
+                f"{self.path!r} is not being profiled: pass profile_dir=... to an onnx-engine "
+                f"Predictor (engine {self.engine!r})."
             )
-        self._input_name = inputs[0].name
-        shape = inputs[0].shape
-        self._check_input_shape(shape)
-        self.num_classes = self._classes_from_shape(outputs["logits"].shape)
-
-    def _load_tflite(self, num_threads, inter_op_threads, providers):
-        from ai_edge_litert import interpreter  # imported at use, see the module docstring
-
-        half = self.precision == "float16"
-        if half:
-            _require_fp16_arithmetic(self.path)
-        # For float16 the interpreter only reads the signature (builtin kernels: no XNNPACK
-        # weight packing); LiteRT's CompiledModel runs the file.
-        resolver = {"experimental_op_resolver_type":
-                    interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if half else {}  # fmt: skip
-        try:
-            self._interpreter = interpreter.Interpreter(model_path=self.path, num_threads=num_threads,
-                                                        **resolver)  # fmt: skip
-            self._runner = self._interpreter.get_signature_runner("serving_default")
-        except Exception as e:
-            self._fail(e)
-        input_details = self._runner.get_input_details()
-        output_details = self._runner.get_output_details()
-        if "image" not in input_details or "logits" not in output_details:
-            raise ValueError(
-                f"{self.path!r} is not an fcn_keras TFLite export: expected signature input "
-                f"'image' and output 'logits'; found {sorted(input_details)} -> "
-                f"{sorted(output_details)}."
-            )
-        image = input_details["image"]
-        self._tflite_input = image
-        self._check_input_shape(list(image["shape_signature"]))
-        self.num_classes = self._classes_from_shape(list(output_details["logits"]["shape_signature"]))
-        self._compiled = None
-        if half:
-            self._load_tflite_float16(num_threads)
-
-    def _load_tflite_float16(self, num_threads):
-        """Run the file in LiteRT's `CompiledModel`, XNNPACK forced to IEEE half precision."""
-        from ai_edge_litert.compiled_model import CompiledModel
-        from ai_edge_litert.cpu_options import CpuOptions
-        from ai_edge_litert.options import Options
-
-        if self.input_size is None:
-            raise ValueError(
-                f"precision='float16' runs a fixed-size TFLite file; {self.path!r} has a dynamic "
-                "height and width (resizing a LiteRT CompiledModel's input crashes the process in "
-                "ai-edge-litert 2.3). Export one with input_size=(height, width) "
-                "(`fcn-keras export --input-size HEIGHTxWIDTH`)."
-            )
-        del self._runner, self._interpreter  # the signature is read; the CompiledModel runs
-        options = CpuOptions(num_threads=int(num_threads or 0), xnnpack_flags=XNNPACK_FORCE_FP16_FLAGS)
-        try:
-            self._compiled = CompiledModel.from_file(self.path, options=Options(cpu_options=options))
-            signature = self._compiled.get_signature_list()["serving_default"]
-            self._compiled_inputs = self._compiled.create_input_buffers(0)
-            self._compiled_outputs = self._compiled.create_output_buffers(0)
-        except Exception as e:
-            self._fail(e)
-        self._compiled_logits = signature["outputs"].index("logits")
-
-    def _run_tflite_float16(self, batch):
-        """Logits of a batch through the CompiledModel, one image at a time (its batch is 1)."""
-        height, width = self.input_size
-        logits = np.empty((len(batch), height, width, self.num_classes), np.float32)
-        for i, image in enumerate(batch):
-            self._compiled_inputs[0].write(np.ascontiguousarray(image[None]))
-            self._compiled.run_by_index(0, self._compiled_inputs, self._compiled_outputs)
-            out = self._compiled_outputs[self._compiled_logits].read(logits[i].size, np.float32)
-            logits[i] = np.asarray(out, np.float32).reshape(logits[i].shape)
-        return logits
-
-    def _load_savedmodel(self, num_threads, inter_op_threads, providers):
-        _set_tf_threads(num_threads, inter_op_threads)
-        key = SIGNATURE_KEY if self.precision == "float32" else BFLOAT16_SIGNATURE_KEY
-        try:
-            loaded = tf.saved_model.load(self.path)
-            self._serve = loaded.signatures[key]
-        except KeyError:
-            raise ValueError(
-                f"{self.path!r} has no {key!r} signature ({self.precision}); found "
-                f"{sorted(loaded.signatures)}."
-                + (" Export it again with export_savedmodel(..., bfloat16_signature=True)."
-                   if key == BFLOAT16_SIGNATURE_KEY else "")
-            ) from None
-        except Exception as e:
-            self._fail(e)
-        self._loaded = loaded
-        specs = self._serve.structured_input_signature[1]
-        outputs = self._serve.structured_outputs
-        if "image" not in specs or "logits" not in outputs:
-            raise ValueError(
-                f"{self.path!r} is not an fcn_keras SavedModel: expected signature input "
-                f"'image' and output 'logits'; found {sorted(specs)} -> {sorted(outputs)}."
-            )
-        self._check_input_shape(specs["image"].shape.as_list())
-        self.num_classes = self._classes_from_shape(outputs["logits"].shape.as_list())
-
-    def _load_keras(self, num_threads, inter_op_threads, providers, jit_compile=None):
-        _set_tf_threads(num_threads, inter_op_threads)
-        if self.model is None:
-            try:
-                self.model = keras.saving.load_model(self.path, compile=False)
-            except Exception as e:
-                self._fail(e)
-        shape = self.model.inputs[0].shape
-        self._check_input_shape(list(shape))
-        self.num_classes = self._classes_from_shape(list(self.model.outputs[0].shape))
-        self.jit_compile = (self.precision == "float32") if jit_compile is None else bool(jit_compile)
-        self._keras_function = _keras_function(self.model, self.precision, self.jit_compile)
-        self._bucket = _bucket_of(self.model) if self.jit_compile and self.input_size is None else None
-        # XLA's CPU convolution falls back to a slow loop when its kernel is larger than its
-        # input: fc6 (7x7) on a pool5 map under 7x7, i.e. images under 224 pixels (0.25-0.89 s
-        # instead of 0.005-0.008 s for fc6 alone, docs/benchmarks.md); those run the plain graph.
-        fc6 = next((layer for layer in self.model.layers if layer.name == "fc6"), None)
-        self._xla_min_side = 32 * max(fc6.kernel_size) if self.jit_compile and fc6 is not None else 0
-        self._plain_function = None
-
-    def _check_input_shape(self, shape):
-        if len(shape) != 4 or shape[-1] not in (3, None, -1):
-            raise ValueError(
-                f"{self.path!r} does not take (batch, H, W, 3) images: its input shape is {shape}."
-            )
-        height, width = shape[1], shape[2]
-        fixed = [int(s) if isinstance(s, (int, np.integer)) and s > 0 else None
-                 for s in (height, width)]  # fmt: skip
-        self.input_size = tuple(fixed) if None not in fixed else None
+        return self._backend._session.end_profiling()
 
     def _classes_from_shape(self, shape):
         classes = shape[-1] if shape else None
@@ -434,31 +325,7 @@ class Predictor:
                 f"(height, width); received images of size {tuple(batch.shape[1:3])}. Resize "
                 "them first, or export with dynamic size (input_size=None)."
             )
-        if self.engine == "onnx":
-            (logits,) = self._session.run(["logits"], {self._input_name: batch})
-        elif self.engine == "tflite":
-            logits = self._run_tflite_float16(batch) if self._compiled else self._runner(image=batch)["logits"]
-        elif self.engine == "savedmodel":
-            logits = self._serve(image=tf.constant(batch))["logits"].numpy()
-        elif -(-min(batch.shape[1:3]) // 32) * 32 < self._xla_min_side:  # padded size below 224
-            if self._plain_function is None:
-                self._plain_function = _keras_function(self.model, self.precision, jit_compile=False)
-            logits = self._plain_function(tf.constant(batch)).numpy()
-        elif self._bucket is not None:
-            logits = self._run_bucketed(batch)
-        else:
-            logits = self._keras_function(tf.constant(batch)).numpy()
-        return np.asarray(logits, dtype=np.float32)
-
-    def _run_bucketed(self, batch):
-        """Run the XLA function on the batch padded to the next multiple of 32, crop the logits back."""
-        fill, multiple = self._bucket
-        height, width = batch.shape[1:3]
-        padded_height, padded_width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
-        padded = np.empty((batch.shape[0], padded_height, padded_width, 3), np.float32)
-        padded[...] = fill
-        padded[:, :height, :width] = batch
-        return self._keras_function(tf.constant(padded)).numpy()[:, :height, :width]
+        return np.asarray(self._backend.run(batch), dtype=np.float32)
 
     def predict(self, images):
         """Return float32 logits for raw RGB images.
@@ -487,15 +354,283 @@ class Predictor:
         return np.argmax(logits, axis=-1).astype(np.int32)
 
 
-# What each engine computes in, for the error on a precision it cannot run.
-_PRECISION_ALTERNATIVES = {
-    "onnx": "the precision it was exported in (onnxruntime's CPU kernels have no float16 or "
-            "bfloat16 convolutions; export with quantization='int8' for a reduced-precision file)",
-    "tflite": "float32 or, for a fixed-size file on a CPU with fp16 arithmetic, float16 (LiteRT's "
-              "CPU kernels have no bfloat16 convolutions)",
-    "savedmodel": "float32 or bfloat16 (its serving_bfloat16 signature)",
-    "keras": "float32 or bfloat16",
-}
+# === Backends, one per engine ===
+
+
+class _Backend:
+    """One engine's runtime: opens an artifact, states its shapes, runs uint8 batches.
+
+    Subclasses set `engine`, the `precisions` they compute in (and, for the
+    error on any other, what they do compute in: `computes_in`), and
+    implement `load` (which calls `_declare` with the input and logits shapes
+    as the artifact states them) and `run`. The model's facts (metadata,
+    dataset info, class count checks) are the `Predictor`'s, not a backend's.
+
+    Args:
+        path: the artifact path (or the `Predictor`'s name of an in-memory model).
+        precision: one of the backend's `precisions`.
+        model: an in-memory `keras.Model` (keras backend only), else `None`.
+    """
+
+    engine = None
+    precisions = ("float32",)
+    computes_in = "float32"
+
+    def __init__(self, path, precision, model=None):
+        self.path, self.precision, self.model = path, precision, model
+        self.input_size = None
+        self.logits_shape = None
+        self.jit_compile = None
+        self.session_options = None
+
+    def load(self, num_threads=None, inter_op_threads=None, providers=None, jit_compile=None,
+             profile_dir=None):  # fmt: skip
+        """Open the artifact with the engine's settings (each backend reads those it has)."""
+        raise NotImplementedError
+
+    def run(self, batch):
+        """Logits `(N, H, W, num_classes)` of a uint8 `(N, H, W, 3)` batch."""
+        raise NotImplementedError
+
+    def _fail(self, e):
+        raise ValueError(f"cannot load {self.engine} artifact {self.path!r}: {e}") from e
+
+    def _declare(self, input_shape, logits_shape):
+        """Record the artifact's shapes: `input_size` (fixed height and width, or None) and logits."""
+        if len(input_shape) != 4 or input_shape[-1] not in (3, None, -1):
+            raise ValueError(
+                f"{self.path!r} does not take (batch, H, W, 3) images: its input shape is {input_shape}."
+            )
+        height, width = input_shape[1], input_shape[2]
+        fixed = [int(s) if isinstance(s, (int, np.integer)) and s > 0 else None
+                 for s in (height, width)]  # fmt: skip
+        self.input_size = tuple(fixed) if None not in fixed else None
+        self.logits_shape = logits_shape
+
+
+class _OnnxBackend(_Backend):
+    """onnxruntime `InferenceSession`: every graph optimisation, intra- and inter-op threads."""
+
+    engine = "onnx"
+    computes_in = (
+        "the precision it was exported in (onnxruntime's CPU kernels have no float16 or "
+        "bfloat16 convolutions; export with quantization='int8' for a reduced-precision file)"
+    )
+
+    def load(self, num_threads=None, inter_op_threads=None, providers=None, jit_compile=None,
+             profile_dir=None):  # fmt: skip
+        import onnxruntime as ort  # imported at use, see the module docstring
+
+        options = ort.SessionOptions()
+        if num_threads is not None:
+            options.intra_op_num_threads = int(num_threads)
+        if inter_op_threads is not None:
+            options.inter_op_num_threads = int(inter_op_threads)
+        # Every graph optimisation, the NCHWc layout transformer included (convolutions in
+        # MLAS's blocked layout, weights packed once when the session is created); one
+        # sequential stream of nodes, the intra-op threads spinning between them (the
+        # defaults, stated: docs/benchmarks.md has the measured alternatives).
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        if profile_dir is not None:
+            # onnxruntime writes its profile to `<prefix>_<date>.json` relative to the working
+            # directory; the prefix puts it in the folder asked for instead.
+            os.makedirs(profile_dir, exist_ok=True)
+            options.enable_profiling = True
+            options.profile_file_prefix = os.path.join(os.path.abspath(profile_dir), "onnxruntime_profile")
+        self.session_options = options
+        try:
+            self._session = ort.InferenceSession(
+                self.path, options, providers=providers or ["CPUExecutionProvider"]
+            )
+        except Exception as e:
+            self._fail(e)
+        inputs = self._session.get_inputs()
+        outputs = {o.name: o for o in self._session.get_outputs()}
+        if len(inputs) != 1 or "logits" not in outputs:
+            raise ValueError(
+                f"{self.path!r} is not an fcn_keras ONNX export: expected one input 'image' and "
+                f"an output 'logits'; found inputs {[i.name for i in inputs]} and outputs "
+                f"{sorted(outputs)}."
+            )
+        self._input_name = inputs[0].name
+        self._declare(inputs[0].shape, outputs["logits"].shape)
+
+    def run(self, batch):
+        (logits,) = self._session.run(["logits"], {self._input_name: batch})
+        return logits
+
+
+class _TFLiteBackend(_Backend):
+    """ai_edge_litert's interpreter (XNNPACK); float16: LiteRT's `CompiledModel`, XNNPACK forced FP16."""
+
+    engine = "tflite"
+    precisions = ("float32", "float16")
+    computes_in = (
+        "float32 or, for a fixed-size file on a CPU with fp16 arithmetic, float16 (LiteRT's "
+        "CPU kernels have no bfloat16 convolutions)"
+    )
+
+    def load(self, num_threads=None, inter_op_threads=None, providers=None, jit_compile=None,
+             profile_dir=None):  # fmt: skip
+        from ai_edge_litert import interpreter  # imported at use, see the module docstring
+
+        half = self.precision == "float16"
+        if half:
+            _require_fp16_arithmetic(self.path)
+        # For float16 the interpreter only reads the signature (builtin kernels: no XNNPACK
+        # weight packing); LiteRT's CompiledModel runs the file.
+        resolver = {"experimental_op_resolver_type":
+                    interpreter.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES} if half else {}  # fmt: skip
+        try:
+            self._interpreter = interpreter.Interpreter(model_path=self.path, num_threads=num_threads,
+                                                        **resolver)  # fmt: skip
+            self._runner = self._interpreter.get_signature_runner("serving_default")
+        except Exception as e:
+            self._fail(e)
+        input_details = self._runner.get_input_details()
+        output_details = self._runner.get_output_details()
+        if "image" not in input_details or "logits" not in output_details:
+            raise ValueError(
+                f"{self.path!r} is not an fcn_keras TFLite export: expected signature input "
+                f"'image' and output 'logits'; found {sorted(input_details)} -> "
+                f"{sorted(output_details)}."
+            )
+        image = input_details["image"]
+        self._tflite_input = image
+        self._declare(list(image["shape_signature"]), list(output_details["logits"]["shape_signature"]))
+        self._compiled = None
+        if half:
+            self._load_float16(num_threads)
+
+    def _load_float16(self, num_threads):
+        """Run the file in LiteRT's `CompiledModel`, XNNPACK forced to IEEE half precision."""
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.options import Options
+
+        if self.input_size is None:
+            raise ValueError(
+                f"precision='float16' runs a fixed-size TFLite file; {self.path!r} has a dynamic "
+                "height and width (resizing a LiteRT CompiledModel's input crashes the process in "
+                "ai-edge-litert 2.3). Export one with input_size=(height, width) "
+                "(`fcn-keras export --input-size HEIGHTxWIDTH`)."
+            )
+        del self._runner, self._interpreter  # the signature is read; the CompiledModel runs
+        options = CpuOptions(num_threads=int(num_threads or 0), xnnpack_flags=XNNPACK_FORCE_FP16_FLAGS)
+        try:
+            self._compiled = CompiledModel.from_file(self.path, options=Options(cpu_options=options))
+            signature = self._compiled.get_signature_list()["serving_default"]
+            self._compiled_inputs = self._compiled.create_input_buffers(0)
+            self._compiled_outputs = self._compiled.create_output_buffers(0)
+        except Exception as e:
+            self._fail(e)
+        self._compiled_logits = signature["outputs"].index("logits")
+
+    def run(self, batch):
+        if self._compiled is None:
+            return self._runner(image=batch)["logits"]
+        # The CompiledModel's batch is 1: one image at a time.
+        height, width = self.input_size
+        logits = np.empty(batch.shape[:3] + (self.logits_shape[-1],), np.float32)
+        for i, image in enumerate(batch):
+            self._compiled_inputs[0].write(np.ascontiguousarray(image[None]))
+            self._compiled.run_by_index(0, self._compiled_inputs, self._compiled_outputs)
+            out = self._compiled_outputs[self._compiled_logits].read(logits[i].size, np.float32)
+            logits[i] = np.asarray(out, np.float32).reshape(logits[i].shape)
+        return logits
+
+
+class _SavedModelBackend(_Backend):
+    """The SavedModel's `serving_default` signature (float32) or `serving_bfloat16`."""
+
+    engine = "savedmodel"
+    precisions = ("float32", "bfloat16")
+    computes_in = "float32 or bfloat16 (its serving_bfloat16 signature)"
+
+    def load(self, num_threads=None, inter_op_threads=None, providers=None, jit_compile=None,
+             profile_dir=None):  # fmt: skip
+        _set_tf_threads(num_threads, inter_op_threads)
+        key = SIGNATURE_KEY if self.precision == "float32" else BFLOAT16_SIGNATURE_KEY
+        try:
+            loaded = tf.saved_model.load(self.path)
+            self._serve = loaded.signatures[key]
+        except KeyError:
+            raise ValueError(
+                f"{self.path!r} has no {key!r} signature ({self.precision}); found "
+                f"{sorted(loaded.signatures)}."
+                + (" Export it again with export_savedmodel(..., bfloat16_signature=True)."
+                   if key == BFLOAT16_SIGNATURE_KEY else "")
+            ) from None
+        except Exception as e:
+            self._fail(e)
+        self._loaded = loaded
+        specs = self._serve.structured_input_signature[1]
+        outputs = self._serve.structured_outputs
+        if "image" not in specs or "logits" not in outputs:
+            raise ValueError(
+                f"{self.path!r} is not an fcn_keras SavedModel: expected signature input "
+                f"'image' and output 'logits'; found {sorted(specs)} -> {sorted(outputs)}."
+            )
+        self._declare(specs["image"].shape.as_list(), outputs["logits"].shape.as_list())
+
+    def run(self, batch):
+        return self._serve(image=tf.constant(batch))["logits"].numpy()
+
+
+class _KerasBackend(_Backend):
+    """The Keras model's forward pass: XLA-compiled in 32-pixel buckets, or the plain graph."""
+
+    engine = "keras"
+    precisions = ("float32", "bfloat16")
+    computes_in = "float32 or bfloat16"
+
+    def load(self, num_threads=None, inter_op_threads=None, providers=None, jit_compile=None,
+             profile_dir=None):  # fmt: skip
+        _set_tf_threads(num_threads, inter_op_threads)
+        if self.model is None:
+            try:
+                self.model = keras.saving.load_model(self.path, compile=False)
+            except Exception as e:
+                self._fail(e)
+        self._declare(list(self.model.inputs[0].shape), list(self.model.outputs[0].shape))
+        self.jit_compile = (self.precision == "float32") if jit_compile is None else bool(jit_compile)
+        self._keras_function = _keras_function(self.model, self.precision, self.jit_compile)
+        self._bucket = _bucket_of(self.model) if self.jit_compile and self.input_size is None else None
+        # XLA's CPU convolution falls back to a slow loop when its kernel is larger than its
+        # input: fc6 (7x7) on a pool5 map under 7x7, i.e. images under 224 pixels (0.25-0.89 s
+        # instead of 0.005-0.008 s for fc6 alone, docs/benchmarks.md); those run the plain graph.
+        fc6 = next((layer for layer in self.model.layers if layer.name == "fc6"), None)
+        self._xla_min_side = 32 * max(fc6.kernel_size) if self.jit_compile and fc6 is not None else 0
+        self._plain_function = None
+
+    def run(self, batch):
+        if -(-min(batch.shape[1:3]) // 32) * 32 < self._xla_min_side:  # padded size below 224
+            if self._plain_function is None:
+                self._plain_function = _keras_function(self.model, self.precision, jit_compile=False)
+            return self._plain_function(tf.constant(batch)).numpy()
+        if self._bucket is not None:
+            return self._run_bucketed(batch)
+        return self._keras_function(tf.constant(batch)).numpy()
+
+    def _run_bucketed(self, batch):
+        """Run the XLA function on the batch padded to the next multiple of 32, crop the logits back."""
+        fill, multiple = self._bucket
+        height, width = batch.shape[1:3]
+        padded_height, padded_width = -(-height // multiple) * multiple, -(-width // multiple) * multiple
+        padded = np.empty((batch.shape[0], padded_height, padded_width, 3), np.float32)
+        padded[...] = fill
+        padded[:, :height, :width] = batch
+        return self._keras_function(tf.constant(padded)).numpy()[:, :height, :width]
+
+
+# The backend of each engine; the order names the engines of a precision in errors
+# ("bfloat16 runs in the keras and savedmodel engines").
+_BACKENDS = {backend.engine: backend
+             for backend in (_KerasBackend, _SavedModelBackend, _OnnxBackend, _TFLiteBackend)}  # fmt: skip
+
+
 # XNNPACK delegate flags (tensorflow/lite/delegates/xnnpack/xnnpack_delegate.h): its defaults,
 # signed and unsigned 8-bit kernels (0x1, 0x2), plus FORCE_FP16 (0x4): float32 operators
 # computed in IEEE half precision.

@@ -12,10 +12,11 @@ Public API:
     Test-time augmentation: with_tta (fcn_keras.tta: tta_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Evaluation: evaluate, evaluate_predictions, ConfusionAccumulator
-    Training: train, SegmentationCrossEntropy, FocalLoss,
+    Training: train, TrainConfig, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
-              fcn_keras.evaluation, fcn_keras.losses, fcn_keras.metrics)
+              fcn_keras.train_config, fcn_keras.evaluation, fcn_keras.losses,
+              fcn_keras.metrics)
 
 `import fcn_keras` imports every module behind `__all__`, which also
 registers the package's layers, losses and metrics with Keras, so that
@@ -56,6 +57,7 @@ _EXPORTS = {
     "dataset_info": "fcn_keras.data",
     "DatasetInfo": "fcn_keras.data",
     "train": "fcn_keras.training",
+    "TrainConfig": "fcn_keras.train_config",
     "evaluate": "fcn_keras.evaluation",
     "evaluate_predictions": "fcn_keras.evaluation",
     "SegmentationCrossEntropy": "fcn_keras.losses",

@@ -15,7 +15,7 @@ True
 __all__ = ["VARIANTS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "SCHEDULES", "LOSSES",
            "PRECISIONS", "STRATEGIES", "FORMATS", "DEFAULT_FORMATS", "QUANTIZATIONS",
            "ONNX_QUANTIZATIONS", "MOBILE_QUANTIZATIONS", "ENGINES",
-           "INFERENCE_PRECISIONS"]  # fmt: skip
+           "INFERENCE_PRECISIONS", "HEADS", "HEAD_FC_UNITS"]  # fmt: skip
 
 # FCN variants by output stride (reference: Long et al. 1411.4038, section 4.2).
 VARIANTS = ("fcn32s", "fcn16s", "fcn8s")
@@ -44,3 +44,9 @@ ENGINES = ("onnx", "tflite", "savedmodel", "keras")
 # What a `Predictor` computes in (`fcn-keras predict --precision`): bfloat16 in the keras and
 # savedmodel engines, float16 (IEEE half) in the tflite engine.
 INFERENCE_PRECISIONS = ("float32", "bfloat16", "float16")
+# Head name -> fc6 kernel size. "paper": VGG16's fc1 as a 7x7 convolution (Long et al.,
+# Section 3.1), 102M of FCN-8s's 134M weights at fc_units 4096. "mobile": a 3x3 fc6, with
+# fc_units 512 by default (about 17M weights with VGG16's 14.7M): the size an app ships.
+HEADS = {"paper": 7, "mobile": 3}
+# The fc6/fc7 width each head builds when `fc_units` is not given.
+HEAD_FC_UNITS = {"paper": 4096, "mobile": 512}

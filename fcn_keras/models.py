@@ -24,6 +24,7 @@ import os
 import keras
 
 from fcn_keras.backbone import VGG16_SKIP_TAPS, load_backbone_weights, vgg16_features
+from fcn_keras.choices import HEAD_FC_UNITS, HEADS  # head name -> fc6 kernel, default width
 from fcn_keras.data.info import DatasetInfo
 from fcn_keras.geometry import CropToReference, PadToMultiple
 from fcn_keras.preprocessing import CaffePreprocess
@@ -40,12 +41,6 @@ AT_ONCE_SKIP_SCALES = {16: 0.01, 8: 0.0001}
 
 _SKIP_NAMES = {16: "pool4", 8: "pool3"}
 
-# Head name -> fc6 kernel size. "paper": VGG16's fc1 as a 7x7 convolution (Long et al.,
-# Section 3.1), 102M of FCN-8s's 134M weights at fc_units 4096. "mobile": a 3x3 fc6, with
-# fc_units 512 by default (about 17M weights with VGG16's 14.7M): the size an app ships.
-HEADS = {"paper": 7, "mobile": 3}
-# The fc6/fc7 width each head builds when `fc_units` is not given.
-HEAD_FC_UNITS = {"paper": 4096, "mobile": 512}
 
 
 @keras.saving.register_keras_serializable(package="fcn_keras")

@@ -149,7 +149,7 @@ PUBLISHED_CAMVID_MEAN_IU = {
 FINAL = "final.keras"
 SETTINGS = "settings.json"
 
-# `fcn_keras.train` arguments that define a row's model and recipe (besides epochs, learning
+# `fcn_keras.TrainConfig` fields that define a row's model and recipe (besides epochs, learning
 # rate, scale, crop size and augmentation): a finished or interrupted row is only continued
 # or reused when these equal the request. `mixed_precision` is compared as requested (e.g.
 # "auto").
@@ -157,6 +157,9 @@ RECIPE_ARGUMENTS = ("fc_units", "head", "dropout", "batch_size", "optimizer", "s
                     "warmup_steps", "momentum", "weight_decay", "loss", "class_weights",
                     "mixed_precision", "backbone_weights", "seed", "steps_per_epoch",
                     "crf")  # fmt: skip
+# `TrainConfig` fields `run_stages` sets for each row itself (not through `train_kwargs`).
+_RECIPE_OWN = ("variant", "source", "out_dir", "source_kwargs", "val_split", "epochs",
+               "learning_rate", "init_from", "at_once", "crop_size", "augment", "input_scale")  # fmt: skip
 # Everything `settings.json` records, in the order errors list it. `augment` is the
 # augmentation asked for (at full scale), `train_augment` the one `train` gets (its random
 # rescale range multiplied by `scale`), as `crop_size` / `train_crop_size`.
@@ -381,16 +384,17 @@ def _loss_setting(loss):
         return loss if loss.startswith("<") else {"name": loss}
     if isinstance(loss, dict):
         return {key: value for key, value in loss.items() if value is not None}
-    from fcn_keras.training import _jsonable
+    from fcn_keras.train_config import _jsonable
 
     return _jsonable(loss)
 
 
 def _requested_settings(epochs, learning_rate, scale, crop_size, augment, train_kwargs):
     """The `ROW_SETTINGS` of a request, as JSON would hold them (train()'s defaults filled in)."""
-    from fcn_keras.training import _TRAIN_SIGNATURE
+    from fcn_keras.train_config import TrainConfig
 
     kwargs = dict(train_kwargs or {})
+    defaults = TrainConfig.defaults()
     settings = {
         "epochs": int(epochs),
         "learning_rate": None if learning_rate is None else float(learning_rate),
@@ -401,7 +405,7 @@ def _requested_settings(epochs, learning_rate, scale, crop_size, augment, train_
         "train_augment": _train_augment(augment, scale),
     }
     for key in RECIPE_ARGUMENTS:
-        settings[key] = kwargs.get(key, _TRAIN_SIGNATURE.parameters[key].default)
+        settings[key] = kwargs.get(key, defaults[key])
     return _normalised(settings)
 
 
@@ -420,7 +424,7 @@ _NORMALISE = {"backbone_weights": _path_or_name, "loss": _loss_setting,
 
 def _normalised(settings):
     """`settings` with `_NORMALISE` applied, as JSON holds them (tuples as lists)."""
-    from fcn_keras.training import _jsonable
+    from fcn_keras.train_config import _jsonable
 
     settings = {key: _NORMALISE.get(key, lambda v: v)(value) for key, value in settings.items()}
     return json.loads(json.dumps(_jsonable(settings)))
@@ -602,7 +606,7 @@ def _host():
 def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, learning_rate,
                  scale, crop_size, augment, train_kwargs, settings, log, row=None):  # fmt: skip
     from fcn_keras.files import write_json
-    from fcn_keras.training import train
+    from fcn_keras.training import TrainConfig, train
 
     variant, at_once, parent = row or STAGES[stage]
     init_from = None
@@ -628,10 +632,11 @@ def _train_stage(stage, stage_dir, out_dir, *, source, source_kwargs, epochs, le
     kwargs = dict(train_kwargs or {})
     callbacks = [_epoch_timer(times)]
     callbacks += list(kwargs.pop("callbacks", None) or [])
-    model, _ = train(variant, source, out_dir=stage_dir, source_kwargs=source_kwargs,
-                     val_split=None, epochs=epochs, learning_rate=learning_rate,
-                     init_from=init_from, at_once=at_once, crop_size=crop_size,
-                     augment=augment, callbacks=callbacks, input_scale=scale, **kwargs)  # fmt: skip
+    row_config = TrainConfig(variant, source, out_dir=stage_dir, source_kwargs=source_kwargs,
+                             val_split=None, epochs=epochs, learning_rate=learning_rate,
+                             init_from=init_from, at_once=at_once, crop_size=crop_size,
+                             augment=augment, callbacks=callbacks, input_scale=scale, **kwargs)  # fmt: skip
+    model, _ = train(**row_config.arguments())
     seconds, counted = _training_seconds(times)
     config = _read_json(os.path.join(stage_dir, "train_config.json"))
     write_json(os.path.join(stage_dir, "stage.json"), {
@@ -742,11 +747,19 @@ def run_stages(out_dir, stages, *, schedules, source="camvid", source_kwargs=Non
     ...            train_kwargs={"backbone_weights": "vgg16.weights.h5"})
     """
     from fcn_keras.files import write_json
+    from fcn_keras.training import TrainConfig
 
     plan = row_plan(final_levers)
     stages = parse_stages(stages, final_levers)
     if not 0 < float(scale) <= 1:
         raise ValueError(f"scale must be in (0, 1]; received {scale!r}.")
+    recipe = set(_RECIPE_OWN) & set(train_kwargs or {})
+    if recipe:
+        raise ValueError(
+            f"train_kwargs sets {sorted(recipe)}, which run_stages sets itself for each row "
+            "(schedules, scale, crop_size, augment, source, source_kwargs)."
+        )
+    TrainConfig().replace(**dict(train_kwargs or {}))  # names and values checked before any work
     scale = float(scale)
     trained = [s for s in stages if "+" not in s]
     schedules = _with_final_schedules(schedules, trained, final_levers)

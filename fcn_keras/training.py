@@ -1,6 +1,8 @@
 """Training FCNs with `model.fit`: optimizers, schedules, callbacks and `fcn_keras.train`.
 
-`train(variant, source, out_dir=...)` is what `fcn-keras train` runs: it
+`train(variant, source, out_dir=...)` (or `train(TrainConfig(...))`, the
+arguments and their defaults in one object, `fcn_keras.train_config`) is
+what `fcn-keras train` runs: it
 builds (or stage-initialises) an FCN under the chosen `tf.distribute`
 strategy and dtype policy, compiles it with an ignore-label loss and
 `SegmentationMetrics`, and fits it with checkpoints, `BackupAndRestore`,
@@ -22,7 +24,7 @@ Files written into `out_dir` (by the chief worker):
     backup/             BackupAndRestore's state (removed when training ends)
     history.csv         one row per epoch (appended to on resume)
     tensorboard/        TensorBoard event files
-    train_config.json   {"arguments": train()'s arguments as given,
+    train_config.json   {"arguments": the run's `TrainConfig` (`to_dict()`),
                          "derived": what was resolved from them (classes,
                          ignore label, steps, precision, variant, ...)}
 
@@ -37,7 +39,6 @@ much faster than SGD (measured for the demo, see `fcn_keras/demo.py`).
 """
 
 import dataclasses
-import inspect
 import math
 import os
 
@@ -52,6 +53,7 @@ from fcn_keras.files import write_json
 from fcn_keras.losses import (CrossEntropyLovasz, DiceLoss, FocalLoss, LovaszSoftmax,
                               SegmentationCrossEntropy, median_frequency_weights)  # fmt: skip
 from fcn_keras.metrics import SegmentationMetrics
+from fcn_keras.train_config import TrainConfig, _check_fields, _jsonable
 
 __all__ = ["train", "make_inputs", "make_model", "compile_model", "fit", "TrainingInputs",
            "make_optimizer", "make_callbacks", "make_loss", "WarmupSchedule",
@@ -644,160 +646,26 @@ def fit(model, inputs, strategy, *, out_dir, epochs=1, validation_steps=None, ca
         )
 
 
-def _jsonable(value):
-    """A JSON value for train_config.json: objects (datasets, optimizers ...) by type name."""
-    if isinstance(value, (str, int, float, bool, type(None))):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-        return value.tolist()  # NumPy arrays and scalars (e.g. median-frequency weights)
-    return f"<{type(value).__name__}>"
-
-
 def _write_config(out_dir, arguments, derived):
     write_json(os.path.join(out_dir, "train_config.json"),
                {"arguments": _jsonable(arguments), "derived": _jsonable(derived)})  # fmt: skip
 
 
-def train(
-    variant="fcn8s",
-    source="synthetic",
-    *,
-    out_dir,
-    num_classes=None,
-    validation_data=None,
-    val_split="val",
-    source_kwargs=None,
-    ignore_label=None,
-    crop_size=None,
-    augment=None,
-    batch_size=8,
-    epochs=1,
-    steps_per_epoch=None,
-    validation_steps=None,
-    optimizer="adam",
-    learning_rate=None,
-    schedule="constant",
-    warmup_steps=0,
-    momentum=0.99,
-    weight_decay=None,
-    clipnorm=None,
-    loss="cross_entropy",
-    class_weights=None,
-    init_from=None,
-    at_once=False,
-    backbone_weights=None,
-    weights=None,
-    fc_units=None,
-    dropout=0.5,
-    trainable_upsampling=False,
-    head="paper",
-    input_scale=None,
-    crf=None,
-    mixed_precision=None,
-    jit_compile=False,
-    strategy="default",
-    seed=None,
-    backup=True,
-    tensorboard=True,
-    callbacks=None,
-    verbose="auto",
-):
+def train(variant=None, source=None, *, config=None, **options):
     """Train an FCN with `model.fit`; returns `(model, history)`.
 
+    Every argument is a `TrainConfig` field (see it for each one's meaning
+    and default): give them as keywords, as a `TrainConfig`, or both
+    (keywords override the config's fields).
+
     Args:
-        variant: `"fcn32s"`, `"fcn16s"` or `"fcn8s"`. Defaults to `"fcn8s"`.
-        source: a data source name for `fcn_keras.load_dataset` (e.g.
-            `"synthetic"`, `"camvid"`, `"voc"`), a batched `tf.data.Dataset`
-            of `(uint8 images, int32 masks)`, or a function
-            `fn(input_context) -> dataset` (per-replica batches) for
-            `strategy.distribute_datasets_from_function`; under a multi-replica
-            strategy a function should repeat and `steps_per_epoch` be given
-            (otherwise each epoch ends with an empty step that counts in the
-            epoch's mean loss). Defaults to `"synthetic"`.
-        out_dir: directory for checkpoints and logs (required).
-        num_classes: number of classes; required unless `source` is a name
-            (then taken from `fcn_keras.dataset_info`).
-        validation_data: validation dataset (or function) when `source` is
-            not a name; with a name the `val_split` split is used.
-        val_split: split to validate on (source names). `None` disables
-            validation. Defaults to `"val"`.
-        source_kwargs: dict of source options (`data_dir`, `image_size`,
-            `num_examples`, `seed` ...). Defaults to none.
-        ignore_label: void label; defaults to the source's (or 255).
-        crop_size: training crop (int or `(h, w)`). Defaults to None (full images).
-        augment: the training split's augmentation (see `load_dataset`).
-            Defaults to None (the pipeline's default for "train").
-        batch_size: *global* batch size (split over replicas). Defaults to 8.
-        epochs: number of epochs. Defaults to 1.
-        steps_per_epoch: batches per epoch; the training set then repeats.
-            Defaults to None (one pass over the split).
-        validation_steps: batches per validation. Defaults to None (all).
-        optimizer: `"sgd"`, `"adam"` or `"adamw"` (see `make_optimizer`),
-            or a Keras optimizer. Defaults to `"adam"`.
-        learning_rate: peak learning rate. Defaults to the optimizer's
-            `DEFAULT_LEARNING_RATES` entry.
-        schedule: `"constant"`, `"poly"` or `"cosine"`. Defaults to `"constant"`.
-        warmup_steps: linear learning-rate warmup. Defaults to 0.
-        momentum: SGD momentum. Defaults to 0.99 (the paper).
-        weight_decay: optimizer weight decay. Defaults to None.
-        clipnorm: optional gradient clipping by norm.
-        loss: a name or dict for `make_loss` (e.g. `{"name": "lovasz", "per_image": True}`)
-            or a `keras.losses.Loss`. Defaults to `"cross_entropy"`.
-        class_weights: None, a list of per-class weights, or
-            `"median_frequency"` (computed from the training split with
-            `median_frequency_weights`; source names only).
-        init_from: a `.keras` model of the previous stage (FCN-32s to start
-            an FCN-16s, FCN-16s to start an FCN-8s, see `fcn_keras.staged`)
-            or of the same variant (continue training; an at-once FCN-8s
-            continues at-once). Defaults to None.
-        at_once: train the at-once FCN-8s (`FCN8s(at_once=True)`: one stage
-            from the backbone, skip inputs scaled by 0.01 / 0.0001) instead
-            of the staged one; only with `variant="fcn8s"`. This argument is
-            the one way to ask for it. Defaults to False.
-        backbone_weights: `"imagenet"`, a VGG16 weights file, or None
-            (random). Defaults to None. Ignored with `init_from`.
-        weights: optional whole-FCN weights file loaded after building.
-        fc_units: fc6/fc7 width, or None for the head's: 4096 (the paper) or
-            512 (`head="mobile"`). Defaults to None.
-        dropout: dropout after fc6/fc7. Defaults to 0.5.
-        trainable_upsampling: learn the bilinear-initialised upsampling.
-            Defaults to False.
-        head: `"paper"` (fc6 7x7, as in the paper) or `"mobile"` (fc6 3x3, the
-            FCN an app ships; see `fcn_keras.models.HEADS`). Ignored with
-            `init_from` (the head of that model is kept). Defaults to `"paper"`.
-        input_scale: the factor the training images were resized by (a
-            run at reduced scale gives crops and augmentation already scaled),
-            saved with the model (`FCNModel.input_scale`, in `best.keras` and
-            `last.keras` too) so that evaluation and prediction shrink their
-            images the same way. Defaults to None (full size; `init_from`'s
-            scale is kept).
-        crf: train the FCN with a dense CRF appended (`fcn_keras.with_crf`,
-            the CRF-as-RNN of Zheng et al. 2015): the loss is taken on the
-            CRF's refined logits and both learn. True for the `DenseCRF`
-            defaults, or a dict of `DenseCRF` options (e.g.
-            `{"compatibility": "learned"}`); the saved models are FCN + CRF;
-            the CRF computes in float32 under any precision. Defaults to None
-            (the FCN alone).
-        mixed_precision: None/`"float32"`, `"mixed_float16"` (with dynamic
-            loss scaling), `"mixed_bfloat16"`, or `"auto"` (bfloat16 where the
-            CPU has AMX / AVX512-BF16 or a GPU has compute capability >= 8.0,
-            float32 elsewhere; the choice and its reason are printed, see
-            `fcn_keras.distribute.auto_precision`). Logits and loss stay float32.
-        jit_compile: compile the train step with XLA. Defaults to False.
-        strategy: `"default"`, `"mirrored"`, `"multi_worker"` or a
-            `tf.distribute.Strategy`. Defaults to `"default"`.
-        seed: seeds Keras's and the pipeline's random generators. Defaults to None.
-        backup: use `BackupAndRestore` (resume an interrupted run losing at
-            most the current epoch). Defaults to True.
-        tensorboard: write TensorBoard logs. Defaults to True.
-        callbacks: further Keras callbacks.
-        verbose: `model.fit` verbosity (`"auto"`, 0, 1 progress bar, 2). Defaults to `"auto"`.
+        variant: `"fcn32s"`, `"fcn16s"` or `"fcn8s"`, or a whole `TrainConfig`.
+            Defaults to the config's (`"fcn8s"`).
+        source: a data source name, a batched `tf.data.Dataset` or a dataset
+            function (see `TrainConfig`). Defaults to the config's (`"synthetic"`).
+        config: a `TrainConfig`. Defaults to None (`TrainConfig()`'s defaults).
+        **options: further `TrainConfig` fields (`out_dir`, required unless
+            the config has it; `epochs`, `batch_size`, ...).
 
     Returns:
         `(model, history)`: the trained `keras.Model` (weights after the
@@ -809,46 +677,47 @@ def train(
     >>> model, history = fcn_keras.train(
     ...     "fcn8s", "synthetic", out_dir="runs/demo", fc_units=256, epochs=4,
     ...     source_kwargs={"image_size": 64}, optimizer="adam", learning_rate=3e-4)
+    >>> model, history = fcn_keras.train(TrainConfig(out_dir="runs/demo", epochs=4))
 
     Reference: Long et al. 2015, Section 4.3 (optimisation) and 4.2 (staged training).
     """
-    # The arguments exactly as given, before anything below rebinds a name (bound to the
-    # signature captured at import, so a wrapper replacing `train` changes nothing here).
-    arguments = dict(_TRAIN_SIGNATURE.bind(**locals()).arguments)
-    if crf not in (None, False, True) and not isinstance(crf, dict):
-        raise ValueError(f"crf must be True or a dict of DenseCRF options; received {crf!r}.")
+    config = _train_config(variant, source, config, options)
+    arguments = config.arguments()  # as given, before anything below rebinds a name
+    out_dir, strategy = config.out_dir, config.strategy
     if isinstance(strategy, str) or strategy is None:
         strategy = make_strategy(strategy or "default")
-    precision = resolve_precision(mixed_precision)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
+    precision = resolve_precision(config.mixed_precision)
+    if config.seed is not None:
+        keras.utils.set_random_seed(config.seed)
     if not is_chief():  # other workers write into a scratch directory of their own
         out_dir = os.path.join(out_dir, f"worker_{worker_index()[1]}")
     os.makedirs(out_dir, exist_ok=True)
     resumed = os.path.isdir(os.path.join(out_dir, "backup"))
 
+    c = config
     inputs = make_inputs(
-        source, num_classes=num_classes, validation_data=validation_data, val_split=val_split,
-        source_kwargs=source_kwargs, ignore_label=ignore_label, crop_size=crop_size,
-        augment=augment, batch_size=batch_size, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, schedule=schedule, class_weights=class_weights,
-        seed=seed, num_replicas=strategy.num_replicas_in_sync,
+        c.source, num_classes=c.num_classes, validation_data=c.validation_data,
+        val_split=c.val_split, source_kwargs=c.source_kwargs, ignore_label=c.ignore_label,
+        crop_size=c.crop_size, augment=c.augment, batch_size=c.batch_size, epochs=c.epochs,
+        steps_per_epoch=c.steps_per_epoch, schedule=c.schedule, class_weights=c.class_weights,
+        seed=c.seed, num_replicas=strategy.num_replicas_in_sync,
     )  # fmt: skip
     with precision_policy(precision), strategy.scope():
         model = make_model(
-            variant, inputs.num_classes, init_from=init_from, at_once=at_once,
-            backbone_weights=backbone_weights, weights=weights, fc_units=fc_units,
-            dropout=dropout, trainable_upsampling=trainable_upsampling, head=head,
-            dataset_info=inputs.info, input_scale=input_scale,
+            c.variant, inputs.num_classes, init_from=c.init_from, at_once=c.at_once,
+            backbone_weights=c.backbone_weights, weights=c.weights, fc_units=c.fc_units,
+            dropout=c.dropout, trainable_upsampling=c.trainable_upsampling, head=c.head,
+            dataset_info=inputs.info, input_scale=c.input_scale,
         )  # fmt: skip
-        if crf is not None and crf is not False:
+        if c.crf is not None and c.crf is not False:
             from fcn_keras.crf import with_crf
 
-            model = with_crf(model, **({} if crf is True else crf))  # the CRF computes in float32
+            model = with_crf(model, **({} if c.crf is True else c.crf))  # the CRF computes in float32
         compile_model(
-            model, inputs, optimizer=optimizer, learning_rate=learning_rate,
-            schedule=schedule, warmup_steps=warmup_steps, momentum=momentum,
-            weight_decay=weight_decay, clipnorm=clipnorm, loss=loss, jit_compile=jit_compile,
+            model, inputs, optimizer=c.optimizer, learning_rate=c.learning_rate,
+            schedule=c.schedule, warmup_steps=c.warmup_steps, momentum=c.momentum,
+            weight_decay=c.weight_decay, clipnorm=c.clipnorm, loss=c.loss,
+            jit_compile=c.jit_compile,
         )  # fmt: skip
         if is_chief():
             from fcn_keras.models import variant_of
@@ -862,10 +731,25 @@ def train(
                 keras.config.dtype_policy().name, "strategy": type(strategy).__name__,
                 "strategy_replicas": strategy.num_replicas_in_sync, "resumed": resumed,
             })  # fmt: skip
-        history = fit(model, inputs, strategy, out_dir=out_dir, epochs=epochs,
-                      validation_steps=validation_steps, callbacks=callbacks, backup=backup,
-                      tensorboard=tensorboard, verbose=verbose)  # fmt: skip
+        history = fit(model, inputs, strategy, out_dir=out_dir, epochs=c.epochs,
+                      validation_steps=c.validation_steps, callbacks=c.callbacks, backup=c.backup,
+                      tensorboard=c.tensorboard, verbose=c.verbose)  # fmt: skip
     return model, history
 
 
-_TRAIN_SIGNATURE = inspect.signature(train)
+def _train_config(variant, source, config, options):
+    """The `TrainConfig` a `train(...)` call asks for (see `train`)."""
+    if isinstance(variant, TrainConfig):
+        if config is not None:
+            raise TypeError("train() takes one TrainConfig: received one as variant and one as config.")
+        config, variant = variant, None
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"train(config=...) takes a TrainConfig; received {type(config).__name__}.")
+    _check_fields(options, "train()")
+    changes = {**({"variant": variant} if variant is not None else {}),
+               **({"source": source} if source is not None else {}), **options}  # fmt: skip
+    config = config.replace(**changes) if config is not None else TrainConfig(**changes)
+    if config.out_dir is None:
+        raise TypeError("train() needs out_dir: the directory for checkpoints and logs "
+                        "(train(..., out_dir='runs/x') or TrainConfig(out_dir=...)).")  # fmt: skip
+    return config

@@ -27,6 +27,20 @@ def _require(path):
     return path
 
 
+def assert_close(actual, expected, rel, err_msg=""):
+    """Assert `|actual - expected| <= rel * max|expected|` everywhere: a tolerance at the magnitude compared.
+
+    float32 results computed in another order (another oneDNN kernel, XLA, another
+    runtime) differ by rounding that grows with the magnitude of the values summed,
+    so a fixed absolute bound passes on logits of size 1 and fails on logits of size
+    100 (or passes anything on logits of size 1e-3). `rel` is the bound as a fraction
+    of the largest value expected; all-zero `expected` must be matched exactly.
+    """
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    scale = float(np.abs(expected).max()) if expected.size else 0.0
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=rel * scale, err_msg=err_msg)
+
+
 @pytest.fixture(scope="session")
 def camvid_dir():
     """Path to ../shared/data/camvid (SegNet layout, ignore id 11)."""

@@ -46,6 +46,7 @@ def test_help_and_argument_errors_do_not_import_tensorflow():
         assert imported == [] and code == (0 if "--help" in argv else 2), (argv, imported, code)
 
 
+@pytest.mark.slow
 def test_a_plain_import_registers_the_layers_for_keras(tmp_path):
     # Outside the command line `import fcn_keras` loads everything, so a .keras file loads.
     code = ("import sys, fcn_keras, keras\n"
@@ -63,6 +64,7 @@ def test_help_lists_every_command():
         assert f"    {command} " in out, command
 
 
+@pytest.mark.slow
 def test_user_error_is_one_line_without_tensorflow_logs(tmp_path):
     # A command that runs imports TensorFlow; its start-up lines must not reach stderr.
     result = _run("-m", "fcn_keras", "train", "fcn32s", "--source", "camvid", "--data-dir",
@@ -75,6 +77,7 @@ def test_user_error_is_one_line_without_tensorflow_logs(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_verbose_lets_tensorflow_logs_through(tmp_path):
     # With --verbose the CLI hides nothing: TF_CPP_MIN_LOG_LEVEL is 0 for TensorFlow.
     code = ("import os, sys; from fcn_keras import cli\n"

@@ -21,6 +21,7 @@ def _close(actual, expected):
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-4 * scale)
 
 
+@pytest.mark.slow
 def test_convolutionalized_vgg16_equals_the_dense_classifier(vgg16_with_top):
     vgg, _ = vgg16_with_top
     heatmap = fcn_keras.convolutionalize_vgg16(vgg)
@@ -46,6 +47,7 @@ def test_convolutionalized_vgg16_equals_the_dense_classifier(vgg16_with_top):
         _close(score_map[0, i, j], keras.ops.convert_to_numpy(head(window))[0])
 
 
+@pytest.mark.slow
 def test_fcn_carries_the_classifier_into_fc6_and_fc7(vgg16_with_top):
     vgg, path = vgg16_with_top
     fcn = fcn_keras.FCN32s(num_classes=3, backbone_weights=path)
@@ -63,6 +65,7 @@ def test_fcn_carries_the_classifier_into_fc6_and_fc7(vgg16_with_top):
     _close(keras.ops.convert_to_numpy(fc7)[0, 3, 3], keras.ops.convert_to_numpy(fc2)[0])
 
 
+@pytest.mark.slow
 def test_narrow_fc_layers_warn_that_the_classifier_is_not_carried(vgg16_with_top):
     vgg, path = vgg16_with_top
     with pytest.warns(UserWarning, match="fc_units=64 differs from VGG16's 4096: fc6/fc7 keep their random"):

@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 WORKER = Path(__file__).parent / "helpers" / "distributed_worker.py"
 ROOT = Path(__file__).resolve().parents[1]
 
 # Float32 sums of the same 4 per-example gradients in a different order (per
 # replica, then all-reduced) differ by rounding only: ~1e-7 relative per step.
-# Two SGD steps keep the weights within 1e-5 of each other.
-ATOL = 1e-5
+# Two SGD steps keep each weight tensor within 1e-4 of its largest value (weights
+# of magnitude ~0.1: about 1e-5).
+RELATIVE = 1e-4
 
 
 def _env(extra=None):
@@ -60,7 +63,7 @@ def _assert_same_training(result, reference):
     weights, expected = _weights(result), _weights(reference)
     assert len(weights) == len(expected)
     for got, want in zip(weights, expected):
-        np.testing.assert_allclose(got, want, atol=ATOL)
+        assert_close(got, want, RELATIVE)
     np.testing.assert_array_equal(result["confusion"], reference["confusion"])
 
 

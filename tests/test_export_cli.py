@@ -48,6 +48,7 @@ def workspace(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_export_verifies_on_camvid_val_with_void_255(workspace, capsys):
     import keras
 
@@ -92,6 +93,7 @@ def test_export_verifies_on_camvid_val_with_void_255(workspace, capsys):
                                                             abs=1e-12)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_int8_calibrates_on_train_never_on_the_verification_split(workspace, capsys):
     from fcn_keras.cli import main
 
@@ -111,6 +113,7 @@ def test_int8_calibrates_on_train_never_on_the_verification_split(workspace, cap
     assert rc == 2 and "int8 needs real images to calibrate on" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_predict_every_engine_with_the_model_palette_and_names(workspace, capsys):
     from fcn_keras.cli import main
     from fcn_keras.data.folders import CAMVID_PALETTE
@@ -172,6 +175,7 @@ def test_predict_goes_on_past_bad_inputs(workspace, capsys):
     assert sorted(os.listdir(workspace / "fast")) == ["a_classes.png", "a_mask.png", "a_overlay.png"]
 
 
+@pytest.mark.slow
 def test_export_verifies_on_unlabelled_images(workspace, capsys):
     from fcn_keras.cli import main
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import CAMVID_DIR, randomize_score_layers
+from conftest import CAMVID_DIR, assert_close, randomize_score_layers
 
 NUM_CLASSES = 11  # CamVid's 11 classes; label 11 is ignored.
 IGNORE = 11
@@ -97,6 +97,7 @@ def report(model, artifacts, inputs):
     return export.verify(model, artifacts, images, labels=labels, ignore_label=IGNORE, bfloat16=False)
 
 
+@pytest.mark.slow
 def test_savedmodel_serving_signature(model, artifacts):
     import tensorflow as tf
 
@@ -111,7 +112,7 @@ def test_savedmodel_serving_signature(model, artifacts):
     outputs = serve(image=tf.constant(images))
     reference = np.asarray(model(images))
     assert outputs["logits"].shape == (2, 37, 53, NUM_CLASSES)
-    np.testing.assert_allclose(outputs["logits"].numpy(), reference, atol=1e-5)
+    assert_close(outputs["logits"].numpy(), reference, 1e-5)
     np.testing.assert_array_equal(outputs["classes"].numpy(), reference.argmax(-1))
     with open(os.path.join(path, "assets.extra", "fcn_keras.json")) as f:
         meta = json.load(f)
@@ -119,6 +120,7 @@ def test_savedmodel_serving_signature(model, artifacts):
     assert meta["format"] == "savedmodel" and "uint8" in meta["input"]
 
 
+@pytest.mark.slow
 def test_onnx_graph_contract(artifacts):
     import onnx
 
@@ -143,6 +145,7 @@ def test_onnx_graph_contract(artifacts):
     assert list(kernel.dims) == [64, 3, 3, 3]  # OIHW, folded from Keras's HWIO
 
 
+@pytest.mark.slow
 def test_tflite_metadata_and_fixed_size(artifacts, inputs):
     from fcn_keras import export
 
@@ -164,6 +167,7 @@ def test_tflite_metadata_and_fixed_size(artifacts, inputs):
     assert image_input["dtype"] == np.uint8 and tuple(image_input["quantization"]) == (0.0, 0)
 
 
+@pytest.mark.slow
 def test_verify_float_formats_match_keras(report, artifacts):
     results = {a["name"]: a for a in report.artifacts}
     assert set(results) == set(artifacts)
@@ -186,6 +190,7 @@ def test_verify_float_formats_match_keras(report, artifacts):
         assert 1e-4 < figures["max_rel_delta"] < 2.0, (name, figures)
 
 
+@pytest.mark.slow
 def test_verify_sizes_pairs_and_miou(report, inputs, model):
     from fcn_keras.metrics import confusion_matrix, scores_from_confusion
 
@@ -206,6 +211,7 @@ def test_verify_sizes_pairs_and_miou(report, inputs, model):
     assert 0.0 <= int8["miou"] <= 1.0
 
 
+@pytest.mark.slow
 def test_report_json_markdown_and_failing_threshold(model, artifacts, inputs, report):
     from fcn_keras import export
 
@@ -221,6 +227,7 @@ def test_report_json_markdown_and_failing_threshold(model, artifacts, inputs, re
     assert "FAIL: argmax agreement" in strict.to_markdown()
 
 
+@pytest.mark.slow
 def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
     from fcn_keras import export
 
@@ -234,7 +241,7 @@ def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
                          ("savedmodel", artifacts["savedmodel"]), ("keras", model_path)]:  # fmt: skip
         predictor = export.Predictor(path, engine=engine, num_threads=1)
         assert predictor.num_classes == NUM_CLASSES and predictor.engine == engine
-        np.testing.assert_allclose(predictor.predict(batch), reference, atol=1e-4, err_msg=engine)
+        assert_close(predictor.predict(batch), reference, 1e-4, err_msg=engine)
         single = predictor.predict(batch[1])
         assert single.shape == (37, 53, NUM_CLASSES)
         outputs = predictor.predict_classes(varied)
@@ -242,9 +249,10 @@ def test_predictor_engines_batch_single_and_list(model, artifacts, tmp_path):
         np.testing.assert_array_equal(outputs[0], reference[0].argmax(-1))
     # float input in [0, 255] is accepted and rounded like uint8.
     onnx = export.Predictor(artifacts["onnx"], inter_op_threads=1)
-    np.testing.assert_allclose(onnx.predict(batch.astype(np.float32)), reference, atol=1e-4)
+    assert_close(onnx.predict(batch.astype(np.float32)), reference, 1e-4)
 
 
+@pytest.mark.slow
 def test_int8_tflite_sees_the_image_the_float_model_sees(artifacts):
     """Full-integer int8 keeps the preprocessed image to within one quantization step.
 
@@ -272,6 +280,7 @@ def test_int8_tflite_sees_the_image_the_float_model_sees(artifacts):
     assert np.abs(error).max() <= scale and abs(float(error.mean())) < 0.1
 
 
+@pytest.mark.slow
 def test_dataset_facts_travel_with_every_artifact(model, artifacts, tmp_path):
     """keras -> SavedModel / TFLite (every quantization) / ONNX -> Predictor knows the dataset."""
     import keras

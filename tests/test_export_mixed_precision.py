@@ -25,6 +25,7 @@ def policy_scope():
     keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_model_exports_float32_artifacts(policy, policy_scope, tmp_path):
     import keras

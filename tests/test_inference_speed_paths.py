@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import randomize_score_layers
+from conftest import assert_close, randomize_score_layers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = 5
@@ -57,6 +57,7 @@ def _relative(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
+@pytest.mark.slow
 def test_keras_engine_xla_equals_plain_graph(model, images):
     from fcn_keras import export
 
@@ -76,7 +77,7 @@ def test_keras_engine_xla_equals_plain_graph(model, images):
     assert xla._keras_function.experimental_get_tracing_count() == 1
     assert xla._xla_min_side == 224 and xla._plain_function is not None
     batch = np.stack([images[2], images[2][::-1]])
-    np.testing.assert_allclose(xla.predict(batch), np.asarray(model(batch)), atol=1e-5)
+    assert_close(xla.predict(batch), np.asarray(model(batch)), 1e-5)
 
 
 def test_keras_engine_bfloat16_within_bfloat16_tolerance(model, images):
@@ -92,6 +93,7 @@ def test_keras_engine_bfloat16_within_bfloat16_tolerance(model, images):
         assert np.mean(logits.argmax(-1) == reference.argmax(-1)) >= 0.97
 
 
+@pytest.mark.slow
 def test_savedmodel_signatures_xla_and_bfloat16(model, images, savedmodel):
     import tensorflow as tf
 
@@ -137,6 +139,7 @@ def test_savedmodel_plain_export_opt_out(model, images, tmp_path):
         export.export_savedmodel(model, tmp_path / "bad", jit_compile="yes")
 
 
+@pytest.mark.slow
 def test_verify_runs_the_bfloat16_signature_or_says_why_not(model, images, savedmodel):
     from fcn_keras import export
 
@@ -150,6 +153,7 @@ def test_verify_runs_the_bfloat16_signature_or_says_why_not(model, images, saved
     assert "Not run: fcn:bfloat16" in skipped.to_markdown()
 
 
+@pytest.mark.slow
 def test_int8_onnx_passes_the_gate_on_the_synthetic_set(tmp_path):
     import keras
 
@@ -222,6 +226,7 @@ def fixed_tflite(model, tmp_path_factory):
     return export.export_tflite(model, tmp_path_factory.mktemp("tfl") / "fixed.tflite", input_size=(64, 96))
 
 
+@pytest.mark.slow
 def test_tflite_float16_computes_in_half_precision(model, fixed_tflite):
     from fcn_keras import export
     from fcn_keras.distribute import fp16_arithmetic
@@ -244,6 +249,7 @@ def test_tflite_float16_computes_in_half_precision(model, fixed_tflite):
     np.testing.assert_array_equal(half.predict_classes(batch[2]), logits[2].argmax(-1))
 
 
+@pytest.mark.slow
 def test_tflite_float16_refusals_name_what_to_do(model, fixed_tflite, tmp_path, monkeypatch):
     from fcn_keras import distribute, export
 

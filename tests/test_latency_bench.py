@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_close
+
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 
 
@@ -44,7 +46,7 @@ def test_every_form_is_the_same_convolution(latency, kernel_size):
     for name, fn in forms.items():
         got = fn(tf.constant(x)).numpy()
         assert got.shape == expected.shape, name
-        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4, err_msg=name)
+        assert_close(got, expected, 1e-5, err_msg=name)
 
 
 def test_forms_run_in_the_tflite_interpreter(latency):
@@ -53,7 +55,7 @@ def test_forms_run_in_the_tflite_interpreter(latency):
     expected = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias).numpy()
     for name in ("rows", "patches"):
         run = latency._tflite_function(latency._convolution_forms(kernel, bias)[name], x, threads=1)
-        np.testing.assert_allclose(run(), expected, rtol=1e-5, atol=1e-4, err_msg=name)
+        assert_close(run(), expected, 1e-5, err_msg=name)
 
 
 def test_median_round_robin_times_every_runner(latency):
@@ -77,7 +79,7 @@ def test_onnxruntime_reference_is_the_same_convolution(latency, kernel_size):
     expected = tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME") + bias).numpy()
     session = latency._onnx_conv(kernel, bias, True, threads=1)
     got = session.run(None, {"x": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0].transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    assert_close(got, expected, 1e-5)
 
 
 def test_reduced_precision_engines_run_where_the_cpu_has_the_arithmetic(latency):

@@ -238,7 +238,7 @@ def test_lovasz_hand_example():
     assert np_lovasz(labels, logits)[0] == pytest.approx(expected, rel=1e-12)
     # At a perfect 0/1 prediction the Lovasz extension equals the Jaccard loss (0 here).
     sharp = np.array([[[[30.0, 0.0], [0.0, 30.0]]]], "float32")
-    assert float(LovaszSoftmax()(labels, sharp)) == pytest.approx(0.0, abs=1e-6)
+    assert float(LovaszSoftmax()(labels, sharp)) == pytest.approx(0.0, abs=1e-6)  # the loss is in [0, 1]
 
 
 @pytest.mark.parametrize("per_image", [False, True])
@@ -251,7 +251,7 @@ def test_lovasz_value_and_gradient_match_numpy(per_image, classes):
     expected, expected_grad = np_lovasz(labels, logits, per_image, classes, weights)
     # float32 softmax and sums over 22 pixels against float64: ~1e-6 relative.
     assert float(value) == pytest.approx(expected, rel=1e-5)
-    np.testing.assert_allclose(grad.numpy(), expected_grad, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(grad.numpy(), expected_grad, rtol=1e-4, atol=1e-5 * np.abs(expected_grad).max())
     assert np.all(grad.numpy()[labels == 255] == 0)
 
 
@@ -268,7 +268,7 @@ def test_numpy_lovasz_gradient_matches_finite_differences():
         up[index] += eps
         down[index] -= eps
         numeric[index] = (np_lovasz(labels, up)[0] - np_lovasz(labels, down)[0]) / (2 * eps)
-    np.testing.assert_allclose(analytic, numeric, atol=1e-7)
+    np.testing.assert_allclose(analytic, numeric, rtol=0, atol=1e-6 * np.abs(numeric).max())
 
 
 @pytest.mark.parametrize("classes", ["present", "all"])
@@ -380,7 +380,8 @@ def test_losses_and_gradients_trace_with_unknown_shapes():
         value, grad = tf.function(value_and_grad, input_signature=spec)(labels, logits)
         eager_value, eager_grad = _value_and_grad(loss, labels, logits)
         assert float(value) == pytest.approx(float(eager_value), rel=1e-6)
-        np.testing.assert_allclose(grad.numpy(), eager_grad.numpy(), rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(grad.numpy(), eager_grad.numpy(), rtol=1e-5,
+                                   atol=1e-5 * np.abs(eager_grad.numpy()).max())  # fmt: skip
 
 
 def test_set_loss_arguments_are_checked():
@@ -446,6 +447,7 @@ def test_cli_loss_options(tmp_path, capsys):
     assert "'dice_smooth' applies to ['dice'], not to loss 'lovasz'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_each_loss_name_compiles_and_fits():
     # Eager train steps keep this fast (a traced VGG16 train step costs ~5 s per loss on a
     # 2-core CPU); the losses' graph path is checked in the test above.

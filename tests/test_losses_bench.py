@@ -49,6 +49,7 @@ def bench(monkeypatch, tmp_path):
     return losses_camvid, calls, paths
 
 
+@pytest.mark.slow
 def test_quick_run_trains_one_row_per_loss_and_reruns_train_nothing_more(tmp_path, bench, capsys):
     script, calls, paths = bench
     out, copy = tmp_path / "out", tmp_path / "docs" / "losses.json"

@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 _OPTIONAL = ("tf2onnx", "onnx", "onnxruntime", "ai_edge_litert", "mediapipe", "fcn_keras.export")
 
 
@@ -18,10 +20,12 @@ def _loaded_after(statement):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_import_fcn_keras_loads_no_exporter():
     assert _loaded_after("import fcn_keras, fcn_keras.models, fcn_keras.data, fcn_keras.training") == []
 
 
+@pytest.mark.slow
 def test_import_export_loads_no_optional_runtime():
     # The exporters import their optional runtimes when used, not when fcn_keras.export is imported.
     assert _loaded_after("import fcn_keras.export") == ["fcn_keras.export"]

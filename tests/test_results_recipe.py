@@ -60,6 +60,7 @@ def counted_train(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_rerun_skips_finished_rows(tmp_path, counted_train):
     schedules = {"fcn32s": (1, 1e-4), "fcn16s": (1, 1e-5)}
     _run(tmp_path, "fcn32s", schedules)
@@ -132,6 +133,7 @@ class _InterruptAfterEpoch(keras.callbacks.Callback):
             raise _Interrupt(f"interrupted after epoch {epoch}")
 
 
+@pytest.mark.slow
 def test_interrupted_row_resumes_from_its_backup(tmp_path, counted_train):
     schedules = {"fcn8s_atonce": (3, 1e-4)}
     stage_dir = tmp_path / "fcn8s_atonce"
@@ -188,6 +190,7 @@ def test_reduced_scale_evaluation_scores_full_size_labels(small_fcn):
     assert results_module.STAGES["fcn8s_atonce"] == ("fcn8s", True, None)
 
 
+@pytest.mark.slow
 def test_other_settings_into_the_same_out_are_an_error(tmp_path, counted_train):
     quick = {"fcn32s": (1, 1e-4)}
     _run(tmp_path, "fcn32s", quick, max_eval_batches=1, trimap_widths=(3, 5))
@@ -241,6 +244,7 @@ def test_other_settings_into_the_same_out_are_an_error(tmp_path, counted_train):
     assert f"{100 * trimap['5']:.1f}" in row_line.split("|")[7]
 
 
+@pytest.mark.slow
 def test_rows_written_before_settings_json_are_compared_on_what_they_hold(tmp_path):
     schedules = {"fcn32s": (1, 1e-4)}
     _run(tmp_path, "fcn32s", schedules)
@@ -269,6 +273,7 @@ def test_rows_written_before_settings_json_are_compared_on_what_they_hold(tmp_pa
     assert results["rows"]["fcn32s"]["val"]["images"] == 2
 
 
+@pytest.mark.slow
 def test_interrupted_row_with_other_settings_is_an_error(tmp_path, counted_train):
     stage_dir = tmp_path / "fcn32s"
     with pytest.raises(_Interrupt):
@@ -299,6 +304,7 @@ def test_scaled_rows_take_the_augmentation_default_scale_range(tmp_path, train_a
     assert settings["crop_size"] == [100, 64] and settings["train_crop_size"] == [50, 32]
 
 
+@pytest.mark.slow
 def test_recipe_settings_are_recorded_and_compared(tmp_path, counted_train):
     from fcn_keras.data.transforms import Augment
 
@@ -337,6 +343,7 @@ def test_recipe_settings_are_recorded_and_compared(tmp_path, counted_train):
     assert counted_train == ["fcn32s"]
 
 
+@pytest.mark.slow
 def test_rows_from_older_code_compare_the_recipe_train_config_holds(tmp_path):
     schedules = {"fcn32s": (1, 1e-4)}
     _run(tmp_path, "fcn32s", schedules, scale=0.5, crop_size=(64, 64))
@@ -374,6 +381,7 @@ def _requested(schedules, scale=1.0, crop=None):
     return results_module._requested_settings(*schedules["fcn32s"], scale, crop, None, TRAIN_KWARGS)
 
 
+@pytest.mark.slow
 def test_evaluation_cache_is_keyed_by_source_options(tmp_path, monkeypatch):
     schedules = {"fcn32s": (1, 1e-4)}
     _run(tmp_path, "fcn32s", schedules, max_eval_batches=1)

@@ -15,6 +15,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import assert_close
+
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 NUM_CLASSES = 5
 
@@ -46,6 +48,7 @@ def test_arguments(bench, tmp_path):
         bench.parse_model(f"fcn8s={tmp_path / 'missing.keras'}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["fcn32s", "fcn8s"])
 def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
     from fcn_keras.evaluation import logits_at_size, scale_images
@@ -56,8 +59,7 @@ def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
     np.testing.assert_array_equal(own, np.asarray(model(images, training=False)))
     # Same graph traced twice: float32 rounding of fused kernels only.
     dense = np.asarray(bench.forward_function(model, 2)(images))
-    np.testing.assert_allclose(dense, shift_and_stitch(model, images, 2, full_size=True),
-                               rtol=1e-5, atol=1e-5)  # fmt: skip
+    assert_close(dense, shift_and_stitch(model, images, 2, full_size=True), 1e-5)
     coarse = np.asarray(bench.forward_function(model, 2, full_size=False)(images))
     assert coarse.shape == tuple(shift_and_stitch(model, images, 2).shape)
     stride = 32 if variant == "fcn32s" else 8
@@ -68,9 +70,10 @@ def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
     half = np.asarray(bench.forward_function(model, 1, scale=0.5)(images))
     expected = logits_at_size(model(scale_images(images, 0.5), training=False), (70, 90))
     assert half.shape == (1, 70, 90, NUM_CLASSES)
-    np.testing.assert_allclose(half, expected, rtol=1e-5, atol=1e-5)
+    assert_close(half, expected, 1e-5)
 
 
+@pytest.mark.slow
 def test_cost_probe_and_policy(bench, small_fcn, tmp_path):
     import keras
 

@@ -6,7 +6,7 @@ import pytest
 
 import fcn_keras
 from fcn_keras.staged import staged_from
-from tests.conftest import randomize_score_layers
+from tests.conftest import assert_close, randomize_score_layers
 from tests.test_upsampling import _reference_bilinear
 
 
@@ -68,8 +68,8 @@ def test_fcn16s_starts_from_the_fcn32s_score_map(stages):
     score16, up2, fused, logits16 = _outputs(fresh16, ["score_fr", "upscore2", "fuse_pool4", "logits"], images)
     np.testing.assert_array_equal(score16, score32)
     np.testing.assert_array_equal(fused, up2)  # the new branch contributes exactly nothing
-    np.testing.assert_allclose(logits16[0], _upsample(score32[0], [2, 16]), atol=1e-5)
-    np.testing.assert_allclose(logits32[0], _upsample(score32[0], [32]), atol=1e-5)
+    assert_close(logits16[0], _upsample(score32[0], [2, 16]), 1e-5)
+    assert_close(logits32[0], _upsample(score32[0], [32]), 1e-5)
 
     agreement = np.mean(logits16.argmax(-1) == logits32.argmax(-1))
     relative = np.abs(logits16 - logits32).mean() / np.abs(logits32).max()
@@ -82,14 +82,15 @@ def test_fcn8s_starts_from_the_fcn16s_score_map(stages):
     fused8, up_pool4, fused_pool3, logits8 = _outputs(
         fcn8, ["fuse_pool4", "upscore_pool4", "fuse_pool3", "logits"], images
     )
-    np.testing.assert_allclose(fused8, fused16, atol=1e-6)
+    assert_close(fused8, fused16, 1e-6)
     np.testing.assert_array_equal(fused_pool3, up_pool4)
-    np.testing.assert_allclose(logits8[0], _upsample(fused16[0], [2, 8]), atol=1e-5)
+    assert_close(logits8[0], _upsample(fused16[0], [2, 8]), 1e-5)
     for name in ("score_pool4", "upscore2", "fc7"):
         for a, b in zip(fcn16.get_layer(name).get_weights(), fcn8.get_layer(name).get_weights()):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_staged_models_train(stages):
     _, _, fcn8, _ = stages
     fcn8.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=255))

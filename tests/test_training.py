@@ -56,6 +56,7 @@ def test_make_optimizer_defaults_follow_the_paper():
         make_optimizer("rmsprop")
 
 
+@pytest.mark.slow
 def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     out = tmp_path / "run"
     model, history = train(
@@ -83,6 +84,7 @@ def test_train_writes_checkpoints_logs_and_learns(tmp_path):
     assert float(rows[best_epoch]["val_mean_iu"]) == max(float(r["val_mean_iu"]) for r in rows)
 
 
+@pytest.mark.slow
 def test_mixed_precision_keeps_logits_and_loss_float32_and_restores_policy(tmp_path):
     model, history = train(
         "fcn32s", _toy_dataset(n=4), num_classes=3, out_dir=str(tmp_path), epochs=1,
@@ -99,6 +101,7 @@ def test_mixed_precision_keeps_logits_and_loss_float32_and_restores_policy(tmp_p
               mixed_precision="float8", fc_units=8)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_float16_with_xla_uses_loss_scaling_and_trains(tmp_path):
     model, history = train(
         "fcn32s", _toy_dataset(n=4), num_classes=3, out_dir=str(tmp_path), epochs=1,
@@ -141,6 +144,7 @@ _TINY = dict(source_kwargs=_SYNTHETIC, batch_size=2, epochs=1, steps_per_epoch=1
              dropout=0.0, seed=0, verbose=0, tensorboard=False)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_checkpoints_carry_the_dataset_info_and_evaluate_uses_it(tmp_path):
     from fcn_keras.evaluation import evaluate
 
@@ -170,6 +174,7 @@ def test_checkpoints_carry_the_dataset_info_and_evaluate_uses_it(tmp_path):
     assert config["derived"]["total_steps"] == 1 and config["derived"]["resumed"] is False
 
 
+@pytest.mark.slow
 def test_at_once_fcn8s_trains_and_continues_at_once(tmp_path):
     from fcn_keras.models import variant_of
 
@@ -198,6 +203,7 @@ def test_at_once_fcn8s_trains_and_continues_at_once(tmp_path):
     assert config["derived"]["variant"] == "fcn8s_atonce"
 
 
+@pytest.mark.slow
 def test_cli_staged_recipe_and_evaluate(tmp_path, capsys):
     from fcn_keras.cli import main
 
