@@ -22,6 +22,8 @@ without TensorFlow.
 
 import importlib.util
 import os
+import statistics
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -82,8 +84,9 @@ CAMVID_DIR = os.path.join(SHARED, "data", "camvid")
 VGG16_WEIGHTS = os.path.join(SHARED, "weights", "vgg16_notop_imagenet.weights.h5")
 # The repository folder that may hold published figures.
 DOCS = os.path.join(REPO, "docs")
-# CPU flags a benchmark's JSON records with its host.
-NOTABLE_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_int8", "amx_tile", "fma")
+# CPU flags a benchmark names with its host (JSON records, the machine line of timings).
+NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
+                 "amx_int8", "amx_tile")  # fmt: skip
 
 
 def log(message):
@@ -321,3 +324,118 @@ def check_figure_paths(parser, paths, allowed):
         error = inside_repo_error(path, flag=flag, what="figures", allowed=allowed)
         if error:
             parser.error(error)
+
+
+# === Timing (bench/latency.py, bench/tta_latency.py, bench/mobile_camvid.py) ===
+
+# The clock of every figure: wall time, or with --clock cpu the CPU time of the whole process
+# (all threads), which another job on the machine disturbs far less.
+CLOCK = [time.perf_counter]
+
+
+def timed(fn):
+    """Seconds `fn()` takes on `CLOCK[0]`."""
+    clock = CLOCK[0]
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def cpu_description():
+    """'<model name>, N cores, <notable flags>': the machine line every figure carries."""
+    from fcn_keras.distribute import cpu_flags, cpu_model_name
+
+    flags = [f for f in NOTABLE_FLAGS if f in cpu_flags()]
+    return f"{cpu_model_name()}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none of ' + ', '.join(NOTABLE_FLAGS)}"
+
+
+def median_round_robin(runners, repeats, warmup):
+    """Median seconds of each runner, timed round-robin after `warmup` untimed calls each.
+
+    Host speed drifts; interleaving the runners spreads the drift evenly over them.
+
+    Args:
+        runners: `{name: fn()}`.
+        repeats: timed calls of each.
+        warmup: untimed calls of each first (at least one).
+
+    Returns:
+        `{name: median seconds}` on `CLOCK[0]`.
+
+    Example:
+    >>> median_round_robin({"a": lambda: None}, repeats=3, warmup=1)["a"] >= 0
+    True
+    """
+    for run in runners.values():
+        for _ in range(max(warmup, 1)):
+            run()
+    times = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            times[name].append(timed(run))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def artifact_path(engine, model, work, size, calibration, reexport):
+    """Export (or reuse) the artifact `engine` runs (see `artifact_runner`); returns its path."""
+    from fcn_keras import export
+
+    paths = {"savedmodel": "savedmodel", "savedmodel_bf16": "savedmodel",
+             "savedmodel_plain": "savedmodel_plain", "onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
+             "tflite_fp32": "model_float32.tflite", "tflite_fp32_fixed": f"model_float32_{size}x{size}.tflite",
+             "tflite_half": f"model_float32_{size}x{size}.tflite",
+             "tflite_fp16": "model_float16.tflite", "tflite_int8": "model_int8.tflite"}  # fmt: skip
+    path = os.path.join(work, paths[engine])
+    if os.path.exists(path) and not reexport:
+        return path
+    start = time.perf_counter()
+    if engine.startswith("savedmodel"):
+        export.export_savedmodel(model, path, jit_compile=engine != "savedmodel_plain",
+                                 bfloat16_signature=engine != "savedmodel_plain")  # fmt: skip
+    elif engine.startswith("onnx"):
+        quantization = "int8" if engine == "onnx_int8" else "float32"
+        export.export_onnx(model, path, quantization=quantization, calibration_images=calibration)
+    else:
+        quantization = {"tflite_fp32": "float32", "tflite_fp32_fixed": "float32", "tflite_half": "float32",
+                        "tflite_fp16": "float16", "tflite_int8": "int8"}[engine]  # fmt: skip
+        fixed = engine in ("tflite_fp32_fixed", "tflite_half")
+        export.export_tflite(model, path, quantization=quantization, representative_images=calibration,
+                             input_size=(size, size) if fixed else None)  # fmt: skip
+    print(f"  exported {engine} in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
+    return path
+
+
+def artifact_runner(engine, model, work, threads, size, calibration, reexport=False):
+    """A function image_batch -> logits for one of the package's engines, through `Predictor`.
+
+    Args:
+        engine: `keras`, `keras_plain`, `keras_bf16`, or an artifact engine
+            (`onnx`, `onnx_int8`, `savedmodel`, `savedmodel_plain`,
+            `savedmodel_bf16`, `tflite_fp32`, `tflite_fp32_fixed`, `tflite_half`,
+            `tflite_fp16`, `tflite_int8`), exported into `work` when needed.
+        model: the Keras model.
+        work: folder of the exported artifacts (outside the repository).
+        threads: engine threads.
+        size: side of the square fixed-size TFLite files.
+        calibration: calibration images for int8, or None.
+        reexport: export again even when the artifact exists. Defaults to False.
+
+    Returns:
+        `run(batch) -> logits` as a NumPy array.
+
+    Example:
+    >>> run = artifact_runner("onnx", model, "/tmp/fcn_keras_runs/lat", 2, 512, None)
+    """
+    import numpy as np
+
+    from fcn_keras import export
+
+    if engine.startswith("keras"):
+        predictor = export.Predictor(model, num_threads=threads,
+                                     jit_compile=False if engine == "keras_plain" else None,
+                                     precision="bfloat16" if engine == "keras_bf16" else "float32")  # fmt: skip
+    else:
+        path = artifact_path(engine, model, work, size, calibration, reexport)
+        precision = {"savedmodel_bf16": "bfloat16", "tflite_half": "float16"}.get(engine, "float32")
+        predictor = export.Predictor(path, num_threads=threads, precision=precision)
+    return lambda batch: np.asarray(predictor.predict(batch))

@@ -65,7 +65,8 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import REPO, inside_repo_error  # noqa: E402
+from _common import (CLOCK, REPO, artifact_path, artifact_runner, cpu_description,  # noqa: E402
+                     inside_repo_error, median_round_robin, timed)
 
 sys.path.insert(0, REPO)
 
@@ -80,10 +81,6 @@ FLOAT16 = ("tflite_half",)
 # Each reduced-precision engine and its float32 counterpart: the speed-ups printed at the end.
 SPEEDUPS = (("tflite_int8", "tflite_fp32"), ("onnx_int8", "onnx"), ("keras_bf16", "keras"),
             ("savedmodel_bf16", "savedmodel"), ("tflite_half", "tflite_fp32_fixed"))  # fmt: skip
-NOTABLE_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_bf16",
-                 "amx_int8")  # fmt: skip
-
-
 def matmul_peak(n=2048, repeats=5):
     """Best float32 GFLOP/s of an n x n NumPy matmul (BLAS, all of its threads)."""
     import numpy as np
@@ -91,86 +88,26 @@ def matmul_peak(n=2048, repeats=5):
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
     b = np.random.default_rng(1).standard_normal((n, n), dtype=np.float32)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
 
 
-# The clock of every figure: wall time, or with --clock cpu the CPU time of the whole process
-# (all threads), which another job on the machine disturbs far less.
-CLOCK = [time.perf_counter]
-
-
-def _timed(fn):
-    clock = CLOCK[0]
-    start = clock()
-    fn()
-    return clock() - start
-
-
-def cpu_description():
-    """'<model name>, N cores, <notable flags>': the machine line every figure carries."""
-    from fcn_keras.distribute import cpu_flags, cpu_model_name
-
-    flags = [f for f in NOTABLE_FLAGS if f in cpu_flags()]
-    return f"{cpu_model_name()}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none of ' + ', '.join(NOTABLE_FLAGS)}"
-
-
-def _artifact(engine, model, work, size, calibration, reexport):
-    """Export (or reuse) the artifact `engine` runs; returns its path."""
-    from fcn_keras import export
-
-    paths = {"savedmodel": "savedmodel", "savedmodel_bf16": "savedmodel",
-             "savedmodel_plain": "savedmodel_plain", "onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
-             "tflite_fp32": "model_float32.tflite", "tflite_fp32_fixed": f"model_float32_{size}x{size}.tflite",
-             "tflite_half": f"model_float32_{size}x{size}.tflite",
-             "tflite_fp16": "model_float16.tflite", "tflite_int8": "model_int8.tflite"}  # fmt: skip
-    path = os.path.join(work, paths[engine])
-    if os.path.exists(path) and not reexport:
-        return path
-    start = time.perf_counter()
-    if engine.startswith("savedmodel"):
-        export.export_savedmodel(model, path, jit_compile=engine != "savedmodel_plain",
-                                 bfloat16_signature=engine != "savedmodel_plain")  # fmt: skip
-    elif engine.startswith("onnx"):
-        quantization = "int8" if engine == "onnx_int8" else "float32"
-        export.export_onnx(model, path, quantization=quantization, calibration_images=calibration)
-    else:
-        quantization = {"tflite_fp32": "float32", "tflite_fp32_fixed": "float32", "tflite_half": "float32",
-                        "tflite_fp16": "float16", "tflite_int8": "int8"}[engine]  # fmt: skip
-        fixed = engine in ("tflite_fp32_fixed", "tflite_half")
-        export.export_tflite(model, path, quantization=quantization, representative_images=calibration,
-                             input_size=(size, size) if fixed else None)  # fmt: skip
-    print(f"  exported {engine} in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
-    return path
-
-
 def build_runner(engine, model, work, threads, size, calibration, reexport=False):
-    """Return a function image_batch -> logits for `engine` (exporting its artifact if needed)."""
-    import numpy as np
+    """Return a function image_batch -> logits for `engine` (PyTorch here, the package's engines
+    through `_common.artifact_runner`)."""
+    if engine != "torch":
+        return artifact_runner(engine, model, work, threads, size, calibration, reexport)
+    import torch
+    from torch_fcn import from_keras
 
-    from fcn_keras import export
+    torch.set_num_threads(threads)
+    twin = from_keras(model)
 
-    if engine == "torch":
-        import torch
-        from torch_fcn import from_keras
+    def run(batch):
+        with torch.inference_mode():
+            return twin(torch.from_numpy(batch)).numpy()
 
-        torch.set_num_threads(threads)
-        twin = from_keras(model)
-
-        def run(batch):
-            with torch.inference_mode():
-                return twin(torch.from_numpy(batch)).numpy()
-
-        return run
-    if engine.startswith("keras"):
-        predictor = export.Predictor(model, num_threads=threads,
-                                     jit_compile=False if engine == "keras_plain" else None,
-                                     precision="bfloat16" if engine == "keras_bf16" else "float32")  # fmt: skip
-    else:
-        path = _artifact(engine, model, work, size, calibration, reexport)
-        precision = {"savedmodel_bf16": "bfloat16", "tflite_half": "float16"}.get(engine, "float32")
-        predictor = export.Predictor(path, num_threads=threads, precision=precision)
-    return lambda batch: np.asarray(predictor.predict(batch))
+    return run
 
 
 def _engines(text, has_bf16, has_torch, has_fp16=(True, "")):
@@ -264,7 +201,7 @@ def run_engines(args, model, flops, work):
     runners, first, reference = {}, {}, None
     for engine in engines:
         runners[engine] = build_runner(engine, model, work, args.threads, args.size, calibration, args.reexport)
-        first[engine] = _timed(lambda: runners[engine](batch))
+        first[engine] = timed(lambda: runners[engine](batch))
         out = runners[engine](batch)
         for _ in range(args.warmup - 1):
             runners[engine](batch)
@@ -276,7 +213,7 @@ def run_engines(args, model, flops, work):
     times = {engine: [] for engine in engines}
     for _ in range(args.repeats):
         for engine in engines:
-            times[engine].append(_timed(lambda: runners[engine](batch)))
+            times[engine].append(timed(lambda: runners[engine](batch)))
     results = {engine: statistics.median(times[engine]) for engine in engines}
     del runners
     gc.collect()
@@ -417,7 +354,7 @@ def run_per_layer(args, model):
         for name in columns:
             for _ in range(max(args.warmup, 1)):
                 runners[name]()
-            row[name] = statistics.median(_timed(runners[name]) for _ in range(args.repeats))
+            row[name] = statistics.median(timed(runners[name]) for _ in range(args.repeats))
             totals[name] += row[name]
         print(f"| {layer.name} | {shape[1]}x{shape[2]}x{shape[3]} | {gflop:.1f} | "
               + " | ".join(f"{row[c]:.4f}" for c in columns)
@@ -429,18 +366,6 @@ def run_per_layer(args, model):
 
 
 # === TFLite float32 levers ===
-
-
-def _median_round_robin(runners, repeats, warmup):
-    """Median seconds of each runner, timed round-robin after `warmup` untimed calls each."""
-    for run in runners.values():
-        for _ in range(max(warmup, 1)):
-            run()
-    times = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, run in runners.items():
-            times[name].append(_timed(run))
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def _convolution_forms(kernel, bias):
@@ -496,7 +421,7 @@ def run_tflite_levers(args, model, work):
     print(f"{cpu_description()}; threads={args.threads}; {model.name} fc_units={args.fc_units} at "
           f"{args.size}x{args.size}; median of {args.repeats}, round-robin; {args.clock} clock\n")  # fmt: skip
     batch = np.random.default_rng(0).integers(0, 256, (args.batch, args.size, args.size, 3), dtype=np.uint8)
-    path = _artifact("tflite_fp32_fixed", model, work, args.size, None, args.reexport)
+    path = artifact_path("tflite_fp32_fixed", model, work, args.size, None, args.reexport)
     settings = {
         "XNNPACK (default)": {},
         "XNNPACK, latest features": {"experimental_default_delegate_latest_features": True},
@@ -521,7 +446,7 @@ def run_tflite_levers(args, model, work):
     for name in settings:
         agreement = 100 * np.mean(runners[name]().argmax(-1) == reference)
         print(f"  {name}: argmax agreement with onnxruntime {agreement:.2f}%", flush=True)
-    results = _median_round_robin(runners, args.repeats, args.warmup)
+    results = median_round_robin(runners, args.repeats, args.warmup)
     print(f"\nThe whole model, TFLite float32 fixed {args.size}x{args.size} ({os.path.basename(path)}):\n")
     print("| engine | latency (s) | vs onnxruntime |\n| --- | --- | --- |")
     for name, seconds in results.items():
@@ -542,7 +467,7 @@ def run_tflite_levers(args, model, work):
     reference = runners["onnxruntime Conv"]()
     scale = float(np.abs(reference).max()) or 1.0
     errors = {name: float(np.abs(run() - reference).max()) / scale for name, run in runners.items()}
-    results = _median_round_robin(runners, args.repeats, args.warmup)
+    results = median_round_robin(runners, args.repeats, args.warmup)
     print(f"\nfc6 alone ({kernel.shape[0]}x{kernel.shape[1]}x{kernel.shape[2]}x{kernel.shape[3]} on "
           f"{x.shape[1]}x{x.shape[2]}x{x.shape[3]}, {gflop:.1f} GFLOP), float32:\n")  # fmt: skip
     print("| form | latency (s) | GFLOP/s | vs onnxruntime | max error / logit scale |\n| --- | --- | --- | --- | --- |")

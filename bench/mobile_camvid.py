@@ -23,13 +23,11 @@ Usage:
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import SHARED, inside_repo_error, write_figures  # noqa: E402
+from _common import SHARED, inside_repo_error, median_round_robin, write_figures  # noqa: E402
 
 
 def _size(text):
@@ -75,15 +73,8 @@ def _latency(paths, threads, repeats, size):
 
     image = np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
     predictors = {path: Predictor(path, engine="tflite", num_threads=threads) for path in paths}
-    for predictor in predictors.values():
-        predictor.predict(image)  # first call: delegate and buffers
-    times = {path: [] for path in paths}
-    for _ in range(repeats):
-        for path, predictor in predictors.items():
-            start = time.perf_counter()
-            predictor.predict(image)
-            times[path].append(time.perf_counter() - start)
-    return {path: statistics.median(values) for path, values in times.items()}
+    return median_round_robin({path: (lambda p=p: p.predict(image)) for path, p in predictors.items()},
+                              repeats, warmup=1)  # fmt: skip
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 For one model (a `.keras` file, or a reduced FCN-8s built here with random
 weights) and one image size, each engine runs the plain model and
 `fcn_keras.with_tta(model, scales, flip)` on the same uint8 batch, timed
-round-robin (bench/latency.py's runners and timing: median of --repeats runs
+round-robin (bench/_common.py's runners and timing, as bench/latency.py: median of --repeats runs
 after --warmup untimed ones). Printed per engine: both latencies, their
 ratio, and the ratios the pixels alone predict (the sum over views of
 `scaled_h * scaled_w / (H * W)`: one FCN pass per view, each on its own
@@ -26,8 +26,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common, latency
-from _common import inside_repo_error  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
+from _common import (CLOCK, artifact_runner, cpu_description, inside_repo_error,  # noqa: E402
+                     median_round_robin)
 
 ENGINES = ("keras", "keras_plain", "onnx", "tflite_fp32", "savedmodel")
 
@@ -90,13 +91,11 @@ def main():
     import tensorflow as tf
 
     import fcn_keras
-    import latency
-    from latency import _median_round_robin, build_runner, cpu_description
 
     if args.clock == "cpu":
         import time
 
-        latency.CLOCK[0] = time.process_time
+        CLOCK[0] = time.process_time
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     keras.utils.set_random_seed(0)
@@ -120,9 +119,9 @@ def main():
         for name, m in (("plain", model), ("tta", tta)):
             work = os.path.join(args.work, f"{m.name}_{height}x{width}")
             os.makedirs(work, exist_ok=True)
-            run = build_runner(engine, m, work, args.threads, height, None, reexport=True)
+            run = artifact_runner(engine, m, work, args.threads, height, None, reexport=True)
             runners[(engine, name)] = lambda run=run: run(batch)
-    times = _median_round_robin(runners, repeats, args.warmup)
+    times = median_round_robin(runners, repeats, args.warmup)
     print("\n| engine | plain (s) | TTA (s) | TTA / plain | pixels ratio | padded pixels ratio |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for engine in engines:

@@ -1104,9 +1104,12 @@ def describe_settings(settings):
             "compatibility")  # fmt: skip
 
 
-@keras.saving.register_keras_serializable(package="fcn_keras")
 class FrozenFCN(keras.layers.Layer):
     """A trained FCN as a layer: called in inference mode at its input scale, logits at the image size.
+
+    Built and used inside `fine_tune_crf` only (never saved: what is kept of
+    a fine-tuning are the CRF's settings), so it is not registered for
+    serialization.
 
     What `fine_tune_crf` puts under the CRF: the FCN's weights stay as they
     are (`trainable` off while fine-tuning), dropout is off, and a model

@@ -112,7 +112,7 @@ def test_public_names_and_star_import_give_them_all():
     namespace = {}
     exec("from fcn_keras import *", namespace)
     public = {k for k in namespace if not k.startswith("__")}
-    assert public == set(fcn_keras.__all__) and len(public) == 37
+    assert public == set(fcn_keras.__all__) and len(public) == 38
     assert set(fcn_keras.__all__) <= set(dir(fcn_keras))
     with pytest.raises(AttributeError, match="no attribute 'FCN4s'"):
         fcn_keras.FCN4s  # noqa: B018

@@ -17,7 +17,7 @@ _SYNTHETIC = {"image_size": 32, "num_examples": {"train": 4, "val": 2}}
 
 def test_defaults_are_stated_once_and_round_trip_through_json():
     defaults = TrainConfig.defaults()
-    assert list(defaults)[:3] == ["variant", "source", "out_dir"] and len(defaults) == 39
+    assert list(defaults)[:3] == ["variant", "source", "out_dir"] and len(defaults) == 41
     assert (defaults["batch_size"], defaults["epochs"], defaults["head"], defaults["fc_units"]) == (
         8, 1, "paper", None)
     config = TrainConfig("fcn16s", "camvid", out_dir="runs/x", epochs=3, crop_size=(32, 48),
