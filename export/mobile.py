@@ -38,6 +38,8 @@ import numpy as np
 
 from fcn_keras.choices import MOBILE_QUANTIZATIONS
 
+from fcn_keras.evaluation import input_scale_of
+
 from ._artifacts import artifact_metadata, float32_model
 from .savedmodel import check_input_size
 from .tflite import _require_representative_images, convert_to_tflite, embed_metadata, write_tflite_file
@@ -60,7 +62,11 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
             `dataset_info` (set by `fcn_keras.train`) gives the labels.
         filepath: target `.tflite` path (written atomically, with a
             `<filepath>.json` copy of the fcn_keras metadata beside it).
-        input_size: `(height, width)` of the fixed input, e.g. `(360, 480)`.
+        input_size: `(height, width)` of the images the app sends, e.g.
+            `(360, 480)`. A model trained at reduced scale (`input_scale` s < 1)
+            gets a file whose input is `(round(s * height), round(s * width))`:
+            MediaPipe resizes each image to it, as evaluation shrinks images by
+            s, and the file's metadata carries s for `Predictor`.
         quantization: `"float32"`, `"float16"` or `"int8"`. Defaults to `"float32"`.
         representative_images: for `"int8"`: real uint8 RGB images `(H, W, 3)`
             from the training data (any size: resized to `input_size`), or
@@ -93,6 +99,9 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
     target = os.fspath(filepath)
     if not target.endswith(".tflite"):
         raise ValueError(f"mobile export path must end with '.tflite'; received {target!r}.")
+    scale = input_scale_of(model)
+    if scale != 1.0:  # the network's input, as `fcn_keras.evaluation.scale_images` rounds it
+        input_size = tuple(max(int(round(side * scale)), 1) for side in input_size)
     model = float32_model(model)
     buffer = convert_to_tflite(model, quantization, representative_images, input_size,
                                num_calibration_images, batch_size=1, classes=False)  # fmt: skip
