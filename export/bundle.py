@@ -170,7 +170,8 @@ def _check_arguments(formats, quantizations, input_size, calibration_images, ver
 def export_all(model, out_dir, *, formats=DEFAULT_FORMATS, quantizations=("float32",), opset=17,
                input_size=None, name=None, verify_images=None, verify_labels=None,
                calibration_images=None, num_calibration_images=100, ignore_label=None,
-               odd_crops=True, num_threads=None, report_path=None, jit_compile=True):  # fmt: skip
+               odd_crops=True, num_threads=None, report_path=None, jit_compile=True,
+               mobile_int8_output="float32"):  # fmt: skip
     """Export `model` to SavedModel / TFLite / ONNX under `out_dir` and verify the artifacts.
 
     Args:
@@ -186,6 +187,8 @@ def export_all(model, out_dir, *, formats=DEFAULT_FORMATS, quantizations=("float
         opset: ONNX opset, 13..18. Defaults to 17.
         input_size: optional `(height, width)` fixing the TFLite input size
             (required by "mobile"). Defaults to None (dynamic).
+        mobile_int8_output: the int8 mobile file's scores, `"float32"`
+            (dequantized) or `"uint8"` (see `export_mobile`). Defaults to `"float32"`.
         name: base of the file names. Defaults to the model's variant
             (`"fcn8s"`, ...), or its name for a model that is not an FCN.
         verify_images: list of uint8 RGB images `(H, W, 3)`; when given,
@@ -267,6 +270,7 @@ def export_all(model, out_dir, *, formats=DEFAULT_FORMATS, quantizations=("float
             artifacts[artifact] = export_mobile(
                 model, path, input_size, quantization=quantization, representative_images=calibration,
                 num_calibration_images=num_calibration_images,
+                **({"int8_output": mobile_int8_output} if quantization == "int8" else {}),
             )  # fmt: skip
         elif fmt == "tflite":
             artifacts[artifact] = export_tflite(

@@ -53,7 +53,7 @@ MOBILE_ACTIVATION = "SOFTMAX"
 
 def export_mobile(model, filepath, input_size, quantization="float32", representative_images=None,
                   num_calibration_images=100, name=None, description=None, version=None,
-                  author=None, license=None):  # fmt: skip
+                  author=None, license=None, int8_output="float32"):  # fmt: skip
     """Export an FCN as the TFLite file MediaPipe's ImageSegmenter runs as it is.
 
     Args:
@@ -74,6 +74,10 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
         num_calibration_images: at most this many calibrate int8. Defaults to 100.
         name, description, version, author, license: Model Metadata strings
             (see `embed_metadata` for the defaults).
+        int8_output: for `"int8"`: the score map dequantized to `"float32"`
+            or kept quantized as `"uint8"` (a quarter of the output's bytes;
+            MediaPipe's ImageSegmenter reads both, and `Predictor`
+            dequantizes it). Defaults to `"float32"`.
 
     Returns:
         The path written.
@@ -94,6 +98,11 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
         raise ValueError("input_size must be (height, width): MediaPipe's ImageSegmenter needs a "
                          "fixed input size; received None.")  # fmt: skip
     input_size = check_input_size(tuple(input_size) if isinstance(input_size, list) else input_size)
+    if int8_output not in ("float32", "uint8"):
+        raise ValueError(f"int8_output must be 'float32' or 'uint8'; received {int8_output!r}.")
+    if int8_output == "uint8" and quantization != "int8":
+        raise ValueError(f"int8_output='uint8' keeps an int8 file's scores quantized; received "
+                         f"quantization={quantization!r} (expected 'int8').")  # fmt: skip
     if quantization == "int8" and representative_images is None:
         _require_representative_images()
     target = os.fspath(filepath)
@@ -104,10 +113,12 @@ def export_mobile(model, filepath, input_size, quantization="float32", represent
         input_size = tuple(max(int(round(side * scale)), 1) for side in input_size)
     model = float32_model(model)
     buffer = convert_to_tflite(model, quantization, representative_images, input_size,
-                               num_calibration_images, batch_size=1, classes=False)  # fmt: skip
+                               num_calibration_images, batch_size=1, classes=False,
+                               int8_output=int8_output)  # fmt: skip
     meta = artifact_metadata(
         model, "mobile", quantization=quantization, input_size=list(input_size),
         signature="serving_default", activation=MOBILE_ACTIVATION,
+        **({"int8_output": int8_output} if quantization == "int8" else {}),
     )  # fmt: skip
     data = embed_metadata(buffer, meta, activation=MOBILE_ACTIVATION, name=name,
                           description=description, version=version, author=author, license=license)  # fmt: skip

@@ -499,6 +499,10 @@ class _TFLiteBackend(_Backend):
             )
         image = input_details["image"]
         self._tflite_input = image
+        # An int8 mobile file may keep its scores quantized (uint8): read them as float32 logits.
+        scale, zero_point = output_details["logits"].get("quantization", (0.0, 0))
+        self._dequantize = (float(scale), int(zero_point)) if np.issubdtype(
+            output_details["logits"]["dtype"], np.integer) and scale else None  # fmt: skip
         self._declare(list(image["shape_signature"]), list(output_details["logits"]["shape_signature"]))
         self._compiled = None
         if half:
@@ -530,7 +534,11 @@ class _TFLiteBackend(_Backend):
 
     def run(self, batch):
         if self._compiled is None:
-            return self._runner(image=batch)["logits"]
+            logits = self._runner(image=batch)["logits"]
+            if self._dequantize is not None:
+                scale, zero_point = self._dequantize
+                logits = (logits.astype(np.float32) - zero_point) * scale
+            return logits
         # The CompiledModel's batch is 1: one image at a time.
         height, width = self.input_size
         logits = np.empty(batch.shape[:3] + (self.logits_shape[-1],), np.float32)

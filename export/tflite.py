@@ -154,12 +154,13 @@ def _check_saved_model(model, saved_model, input_size):
 
 def convert_to_tflite(model, quantization="float32", representative_images=None,
                       input_size=None, num_calibration_images=100, saved_model=None,
-                      batch_size=None, classes=True):  # fmt: skip
+                      batch_size=None, classes=True, int8_output="float32"):  # fmt: skip
     """Convert `model` to TFLite flatbuffer bytes (see `export_tflite`).
 
     `batch_size` fixes the batch dimension and `classes=False` leaves out the
     `classes` output (the mobile file, `export_mobile`); a `saved_model`
-    given must have been written with the same settings.
+    given must have been written with the same settings. `int8_output="uint8"`
+    keeps an int8 file's output quantized (`export_mobile(int8_output=...)`).
     """
     model = float32_model(model)
     if quantization not in QUANTIZATIONS:
@@ -201,6 +202,8 @@ def convert_to_tflite(model, quantization="float32", representative_images=None,
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.representative_dataset = representative_dataset
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if int8_output == "uint8":  # the logits stay quantized: (q - zero_point) * scale
+                converter.inference_output_type = tf.uint8
         try:
             return converter.convert()
         except Exception as e:

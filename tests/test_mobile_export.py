@@ -365,3 +365,28 @@ def test_a_model_trained_at_reduced_scale_gets_a_file_at_its_scale(small_fcn, tm
         # back itself: pixels near a class boundary may flip, and on these 64x96 toy images with a
         # random backbone a large share of the pixels is near one (measured: 94.6 %).
         assert np.mean(mediapipe_c == keras_c) >= 0.9
+
+
+def test_an_int8_file_may_keep_its_scores_quantized(exported, small_fcn, tmp_path):
+    pytest.importorskip("mediapipe")
+    from fcn_keras.export import Predictor, export_mobile, read_metadata, run_mediapipe
+    from fcn_keras.export.tflite_metadata import describe_tflite
+
+    model, paths = exported
+    path = export_mobile(model, tmp_path / "u8.tflite", SIZE, quantization="int8",
+                         representative_images=_images(16, seed=1), int8_output="uint8")
+    assert describe_tflite(path)["outputs"][0]["dtype"].lower().startswith("uint8")
+    assert read_metadata(path)["int8_output"] == "uint8"
+    images = _images(4, seed=7)
+    keras_classes = np.concatenate([np.asarray(model(image[None]))[0].argmax(-1).ravel() for image in images])
+    dequantized = Predictor(paths["int8"]).predict(np.stack(images))
+    kept = Predictor(path).predict(np.stack(images))
+    # Same calibration, same graph: the uint8 scores are the float32 file's, quantized once more
+    # on the output's step (its scale), so the two differ by at most one step.
+    step = float(np.abs(np.diff(np.unique(kept))).min())
+    assert np.abs(kept - dequantized).max() <= step * 1.01
+    category = np.concatenate([c.ravel() for c in run_mediapipe(path, images)["category"]])
+    assert np.mean(category == kept.argmax(-1).ravel()) >= 0.999  # MediaPipe reads the uint8 map
+    assert np.mean(category == keras_classes) >= 0.95  # int8's contract: mean IU on real data
+    with pytest.raises(ValueError, match="int8_output='uint8'.*received quantization='float32'"):
+        export_mobile(model, tmp_path / "x.tflite", SIZE, int8_output="uint8")

@@ -92,6 +92,9 @@ def register(subparsers):
     parser.add_argument("--input-size", type=_size, default=None,
                         help="fix the TFLite input size, HEIGHTxWIDTH (default: dynamic; "
                              "required by --formats mobile)")  # fmt: skip
+    parser.add_argument("--mobile-int8-output", choices=("float32", "uint8"), default="float32",
+                        help="scores of the int8 mobile file: dequantized float32 (default) or "
+                             "kept quantized as uint8; MediaPipe reads both")  # fmt: skip
     parser.add_argument("--name", default=None,
                         help="base of the artifact file names (default: the model's variant)")  # fmt: skip
     add_source_arguments(parser, default=None)
@@ -273,6 +276,7 @@ def handler(args):
         verify_labels=verify_labels, calibration_images=calibration,
         num_calibration_images=args.calibration_limit, ignore_label=ignore_label,
         num_threads=args.num_threads, report_path=args.report, jit_compile=not args.no_jit_compile,
+        mobile_int8_output=args.mobile_int8_output,
     )  # fmt: skip
     for artifact, path in summary["artifacts"].items():
         print(f"wrote {artifact}: {path}")
