@@ -1,7 +1,8 @@
 """What the benchmark scripts share: the repository root and the shared data (`SHARED`, from
 `$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
 package's named choices read without importing TensorFlow, the CamVid training flags, the
-writing of figures, and the dtype policy a loaded model computes under.
+writing of figures and tables (`per_class_iou_table`), timing (`CLOCK`, `timed`,
+`median_round_robin`), and the dtype policy a loaded model computes under.
 
 Scripts import only the package and this module, never each other.
 
@@ -97,6 +98,30 @@ def log(message):
 def pct(value):
     """A fraction as a percentage with two decimals; "n/a" for None or NaN."""
     return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def per_class_iou_table(title, headers, rows):
+    """Markdown lines of a per-class IoU table: a blank line, `title`, then one row per entry.
+
+    Args:
+        title: the line above the table (e.g. `"Per-class IoU (test):"`).
+        headers: titles of the label columns before the classes (e.g. `["Model", "f"]`).
+        rows: `(label cells, {class name: IoU or None})` pairs, one per table
+            row; the classes are the first row's, in its order.
+
+    Returns:
+        A list of lines (IoU as `pct` percentages, "n/a" where undefined).
+
+    Example:
+    >>> per_class_iou_table("Per-class IoU (test):", ["Model"], [(["fcn8s"], {"Sky": 0.9, "Road": None})])[3:]
+    ['| Model | Sky | Road |', '| --- | ---: | ---: |', '| fcn8s | 90.00 | n/a |']
+    """
+    names = list(rows[0][1]) if rows else []
+    lines = ["", title, "", "| " + " | ".join([*headers, *names]) + " |",
+             "|" + " --- |" * len(headers) + " ---: |" * len(names)]  # fmt: skip
+    for cells, iou in rows:
+        lines.append("| " + " | ".join([*map(str, cells), *(pct(iou[n]) for n in names)]) + " |")
+    return lines
 
 
 def scores_row(result, class_names, seconds=None):
@@ -326,7 +351,7 @@ def check_figure_paths(parser, paths, allowed):
             parser.error(error)
 
 
-# === Timing (bench/latency.py, bench/tta_latency.py, bench/mobile_camvid.py) ===
+# === Timing (every benchmark's latency figures) ===
 
 # The clock of every figure: wall time, or with --clock cpu the CPU time of the whole process
 # (all threads), which another job on the machine disturbs far less.
@@ -347,6 +372,23 @@ def cpu_description():
 
     flags = [f for f in NOTABLE_FLAGS if f in cpu_flags()]
     return f"{cpu_model_name()}, {os.cpu_count()} cores, flags: {' '.join(flags) or 'none of ' + ', '.join(NOTABLE_FLAGS)}"
+
+
+def host_record():
+    """The host a figure was measured on, for a benchmark's JSON.
+
+    Returns:
+        `{"cpu": model name, "cpu_count": cores, "cpu_flags": the `NOTABLE_FLAGS` it has, sorted}`.
+
+    Example:
+    >>> host_record()["cpu_count"]
+    2
+    """
+    from fcn_keras.distribute import cpu_flags, cpu_model_name
+
+    flags = cpu_flags()
+    return {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
+            "cpu_flags": sorted(f for f in NOTABLE_FLAGS if f in flags)}  # fmt: skip
 
 
 def median_round_robin(runners, repeats, warmup):

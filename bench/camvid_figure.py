@@ -9,7 +9,7 @@ carries none), void black; each prediction cell shows that image's mean IU
 (480x360, the Keras model run in float32 through `fcn_keras.export.Predictor`,
 which applies the input scale a model trained at reduced scale carries), then
 every cell is downscaled to `--cell` (masks with nearest neighbour,
-`fcn_keras.visualize.render_grid`) and the PNG is optimised.
+`fcn_keras.visualize.comparison_figure`) and the PNG is optimised.
 
 The default images are 4 spread evenly over the split (deterministic).
 The PNG may go under docs/ (it holds no weights); anywhere else inside the
@@ -76,6 +76,9 @@ def main(argv=None):
     error = inside_repo_error(args.out, what="the figure", allowed=DOCS)
     if error:
         parser.error(error)
+    names = [name for name, _ in args.models]
+    if len(set(names)) != len(names):
+        parser.error(f"--models: each NAME once (one column each); received {names}")
     for name, path in args.models:
         if not os.path.isfile(path):
             parser.error(f"--models {name}={path}: the file does not exist")
@@ -87,13 +90,11 @@ def main(argv=None):
         parser.error(f"--colors must be in [0, 256]; received {args.colors}")
 
     import numpy as np
-    from PIL import Image
 
     from fcn_keras.data import dataset_info, load_dataset
     from fcn_keras.evaluation import load_model
     from fcn_keras.export import Predictor, float32_model
-    from fcn_keras.metrics import ConfusionAccumulator
-    from fcn_keras.visualize import FIGURE_VOID_COLOR, colorize, render_grid, spread_indices
+    from fcn_keras.visualize import comparison_figure, spread_indices
 
     start = time.perf_counter()
     source_info = dataset_info("camvid", data_dir=args.data_dir)
@@ -111,37 +112,27 @@ def main(argv=None):
         if int(model.output_shape[-1]) != info.num_classes:
             raise SystemExit(f"--models {name}: predicts {int(model.output_shape[-1])} classes; "
                              f"CamVid has {info.num_classes}.")  # fmt: skip
-    palette, ignore = np.asarray(info.palette, dtype=np.uint8), info.ignore_label
-
-    def coloured(mask):
-        return colorize(mask, palette, ignore_label=ignore, ignore_color=FIGURE_VOID_COLOR)
 
     wanted, examples = set(indices), {}
     data = load_dataset("camvid", args.split, batch_size=1, augment=False, shuffle=False,
-                        ignore_label=ignore, data_dir=args.data_dir)  # fmt: skip
+                        ignore_label=info.ignore_label, data_dir=args.data_dir)  # fmt: skip
     for index, (image, mask) in enumerate(data):
         if index in wanted:
             examples[index] = (np.asarray(image)[0], np.asarray(mask)[0])
         if index >= indices[-1]:
             break
-    rows = {i: [(examples[i][0], False, f"#{i}"), (coloured(examples[i][1]), True, None)]
-            for i in indices}  # fmt: skip
+    predictions = {}
     for name, model in models:
         predictor = Predictor(float32_model(model), engine="keras", num_threads=args.threads)
-        for i in indices:
-            image, mask = examples[i]
-            classes = predictor.predict_classes(image)
-            scores = ConfusionAccumulator(info.num_classes, ignore)
-            scores.update(mask, classes)
-            miou = scores.result()
-            caption = f"mean IU {100 * miou['mean_iu']:.1f}"
-            rows[i].append((coloured(classes), True, caption))
-            print(f"{name} on {args.split} #{i}: {caption}, pixel accuracy "
+        predictions[name] = [predictor.predict_classes(examples[i][0]) for i in indices]
+    figure, scores = comparison_figure([examples[i][0] for i in indices], [examples[i][1] for i in indices],
+                                       predictions, info.palette, info.class_names,
+                                       ignore_label=info.ignore_label, captions=[f"#{i}" for i in indices],
+                                       cell=args.cell, colors=args.colors)  # fmt: skip
+    for name in predictions:
+        for i, miou in zip(indices, scores[name]):
+            print(f"{name} on {args.split} #{i}: mean IU {100 * miou['mean_iu']:.1f}, pixel accuracy "
                   f"{100 * miou['pixel_accuracy']:.1f}", flush=True)  # fmt: skip
-    titles = ["Image", "Ground truth"] + [name for name, _ in args.models]
-    figure = render_grid([rows[i] for i in indices], titles, palette, info.class_names, args.cell)
-    if args.colors:
-        figure = figure.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     figure.save(args.out, optimize=True)
     print(f"wrote {args.out}: {figure.size[0]}x{figure.size[1]} px, "

@@ -73,16 +73,15 @@ Teichmann, Cipolla, BMVC 2019 (ConvCRF: the truncated, downsampled filtering
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, NOTABLE_FLAGS, check_figure_paths,  # noqa: E402
-                     dtype_policy_of, inside_repo_error, jsonable, log, pct, scores_row,
-                     write_figures)
+from _common import (CAMVID_DIR, DOCS, check_figure_paths, host_record,  # noqa: E402
+                     dtype_policy_of, inside_repo_error, jsonable, log, median_round_robin, pct,
+                     per_class_iou_table, scores_row, write_figures)
 
 ITERATIONS = 5
 TRIMAP_WIDTHS = (2, 4, 8)
@@ -97,12 +96,8 @@ QUICK_GRID = {
     "smoothness": [{"smoothness_weight": 3.0, "smoothness_xy": 3.0}],
 }  # fmt: skip
 
-# pydensecrf2 settings on val, each with the smoothness kernel Gaussian sxy 3, compat 3:
-# bilateral (sxy, srgb, compat). The first three are the settings most used with it:
-# pydensecrf's README example, DeepLab's (Chen et al. 2015) and a narrower one.
-REFERENCE_GRID = [(80, 13, 10), (121, 5, 4), (50, 5, 5), (80, 13, 5), (30, 13, 10), (80, 30, 5)]
-QUICK_REFERENCE_GRID = REFERENCE_GRID[:2]
-REFERENCE_GAUSSIAN = (3, 3)  # (sxy, compat)
+# pydensecrf2's grid in a quick check: the first settings of `fcn_keras.crf_reference.REFERENCE_GRID`.
+QUICK_REFERENCE_SETTINGS = 2
 
 # End-to-end fine-tuning of the CRF (FCN frozen): batch, crop at full scale, steps, val every
 # `checkpoint` steps (step 0 included), Adam learning rate (the CRF's parameters are log
@@ -114,73 +109,12 @@ QUICK_FINETUNE = {"batch_size": 1, "crop": (128, 160), "steps": 4, "checkpoint":
 QUICK_IMAGES = 6
 
 
-# === Settings ===
-
-
-def reference_settings(grid):
-    """pydensecrf2 settings as dicts (bilateral and Gaussian kernels, 5 iterations)."""
-    gaussian_sxy, gaussian_compat = REFERENCE_GAUSSIAN
-    return [{"iterations": ITERATIONS, "bilateral_sxy": sxy, "bilateral_srgb": srgb,
-             "bilateral_compat": compat, "gaussian_sxy": gaussian_sxy,
-             "gaussian_compat": gaussian_compat} for sxy, srgb, compat in grid]  # fmt: skip
-
-
-def _structure_name(key):
-    """A `_structure_key` in words, e.g. "window 7 downsample 4, appearance + smoothness"."""
-    window, downsample, appearance, smoothness, _ = key
-    kernels = " + ".join(name for name, on in (("appearance", appearance), ("smoothness", smoothness)) if on)
-    return f"window {window} downsample {downsample}, {kernels or 'no kernel'}"
-
-
 def _describe(settings):
-    """Settings of either CRF in words (pydensecrf2's here, `DenseCRF`'s by the package)."""
+    """Settings of either CRF in words (`DenseCRF`'s or pydensecrf2's)."""
     from fcn_keras.crf import describe_settings
+    from fcn_keras.crf_reference import describe_reference_settings
 
-    if "bilateral_sxy" in settings:
-        return (f"bilateral sxy {settings['bilateral_sxy']:g} srgb {settings['bilateral_srgb']:g} "
-                f"compat {settings['bilateral_compat']:g}, Gaussian sxy "
-                f"{settings['gaussian_sxy']:g} compat {settings['gaussian_compat']:g}")  # fmt: skip
-    return describe_settings(settings)
-
-
-# === pydensecrf2, the reference ===
-
-
-def reference_classes(image, logits, settings):
-    """Class map of pydensecrf2's permutohedral dense CRF on one image.
-
-    Args:
-        image: `(H, W, 3)` uint8 RGB.
-        logits: `(H, W, C)` FCN logits (the unary is their negative log-softmax).
-        settings: a dict of `reference_settings`.
-
-    Returns:
-        `(H, W)` uint8 classes after `settings["iterations"]` mean-field steps.
-
-    Reference: Krähenbühl & Koltun 2011 (pydensecrf wraps their code).
-    """
-    import numpy as np
-    import pydensecrf.densecrf as dcrf
-
-    height, width, classes = logits.shape
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    unary = -(shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True)))
-    crf = dcrf.DenseCRF2D(width, height, classes)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary.reshape(-1, classes).T, dtype=np.float32))
-    crf.addPairwiseGaussian(sxy=settings["gaussian_sxy"], compat=settings["gaussian_compat"])
-    crf.addPairwiseBilateral(sxy=settings["bilateral_sxy"], srgb=settings["bilateral_srgb"],
-                             rgbim=np.require(image, np.uint8, ["C", "W"]),  # memmaps are read-only
-                             compat=settings["bilateral_compat"])  # fmt: skip
-    q = np.asarray(crf.inference(settings["iterations"]), dtype=np.float32)
-    return np.argmax(q.reshape(classes, height, width), axis=0).astype(np.uint8)
-
-
-def _reference_available():
-    try:
-        import pydensecrf.densecrf  # noqa: F401
-    except ImportError as e:
-        return False, f"pydensecrf2 is not installed ({e}); pip install -e \".[crf-reference]\""
-    return True, None
+    return (describe_reference_settings if "bilateral_sxy" in settings else describe_settings)(settings)
 
 
 # === Cached FCN logits ===
@@ -215,17 +149,6 @@ def cache_split(model, split, args, scale, info):
 
 
 # === Scoring and fine-tuning ===
-
-
-def reference_val_scores(settings, images, labels, logits, ignore):
-    """`(val mean IU, pixel accuracy, seconds per image)` of pydensecrf2 with `settings`."""
-    import numpy as np
-
-    from fcn_keras.crf import split_scores
-
-    scores = split_scores(lambda i, l: np.stack([reference_classes(a, b, settings) for a, b in zip(i, l)]),
-                          images, logits, labels, ignore_label=ignore, batch_size=EVAL_BATCH)  # fmt: skip
-    return scores["mean_iu"], scores["pixel_accuracy"], scores["predict_seconds"] / len(images)
 
 
 def score_test(classes_fn, test, info):
@@ -263,34 +186,22 @@ def finetune(fcn, settings, val, args, plan, info):
 # === Speed ===
 
 
-def _seconds_of(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
-
-
-def _median_seconds(function, runs):
-    function()  # warm-up: kernels, traces, allocations
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def measure_speed(fcn, settings, reference, image, logits, args, runs, num_classes):
     """Median seconds per 480x360 image: Keras CRF, ONNX FCN vs FCN + CRF, pydensecrf2."""
     import numpy as np
     import tensorflow as tf
 
     from fcn_keras.crf import DenseCRF, with_crf
+    from fcn_keras.crf_reference import reference_classes
     from fcn_keras.export import Predictor, export_onnx
+
+    def median_seconds(function):  # one warm-up call (kernels, traces, allocations), then `runs`
+        return median_round_robin({"run": function}, runs, warmup=1)["run"]
 
     image, logits = np.asarray(image)[None], np.asarray(logits)[None]
     layer = DenseCRF(num_classes, **settings)
     call = tf.function(lambda a, b: layer([a, b]))
-    speed = {"keras_crf_seconds": _median_seconds(lambda: call(image, logits).numpy(), runs)}
+    speed = {"keras_crf_seconds": median_seconds(lambda: call(image, logits).numpy())}
     paths = {name: os.path.join(args.out, f"{name}.onnx") for name in ("fcn", "fcn_crf")}
     start = time.perf_counter()
     export_onnx(fcn, paths["fcn"])
@@ -298,12 +209,11 @@ def measure_speed(fcn, settings, reference, image, logits, args, runs, num_class
     speed["onnx_export_seconds"] = time.perf_counter() - start
     for name, path in paths.items():
         predictor = Predictor(path, num_threads=args.threads)
-        speed[f"onnx_{name}_seconds"] = _median_seconds(lambda p=predictor: p.predict(image[0]), runs)
+        speed[f"onnx_{name}_seconds"] = median_seconds(lambda p=predictor: p.predict(image[0]))
         del predictor
     speed["onnx_crf_overhead_ratio"] = speed["onnx_fcn_crf_seconds"] / speed["onnx_fcn_seconds"]
     if reference is not None:
-        speed["pydensecrf2_seconds"] = _median_seconds(
-            lambda: reference_classes(image[0], logits[0], reference), runs)
+        speed["pydensecrf2_seconds"] = median_seconds(lambda: reference_classes(image, logits, reference))
         speed["keras_crf_vs_pydensecrf2_ratio"] = speed["keras_crf_seconds"] / speed["pydensecrf2_seconds"]
     speed.update(runs=runs, size=[int(image.shape[2]), int(image.shape[1])], classes=num_classes,
                  iterations=settings["iterations"], onnx_threads=args.threads or os.cpu_count())  # fmt: skip
@@ -336,12 +246,8 @@ def to_markdown(result):
                      f"{pct(row['mean_accuracy'])} | {pct(row['mean_iu'])} | "
                      f"{pct(row['frequency_weighted_iu'])} | {trimap} | "
                      f"{pct(result['val_mean_iu'].get(name))} | {_seconds(row['seconds_per_image'])} |")  # fmt: skip
-    names = list(next(iter(test.values()))["per_class_iou"])
-    lines += ["", "Per-class IoU (test):", "",
-              "| Configuration | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]  # fmt: skip
-    for name, row in test.items():
-        lines.append(f"| {result['labels'][name]} | "
-                     + " | ".join(pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
+    lines += per_class_iou_table("Per-class IoU (test):", ["Configuration"],
+                                 [([result["labels"][name]], row["per_class_iou"]) for name, row in test.items()])
     lines += ["", "Chosen on val:", ""]
     for name, settings in result["chosen"].items():
         lines.append(f"- {result['labels'][name]}: {_describe(settings)}")
@@ -371,37 +277,6 @@ def to_markdown(result):
         lines.append(f"| pydensecrf2 (permutohedral, one thread) | {speed['pydensecrf2_seconds']:.3f} |")
         lines += ["", f"Keras DenseCRF / pydensecrf2 time: x{speed['keras_crf_vs_pydensecrf2_ratio']:.2f}."]
     return "\n".join(lines) + "\n"
-
-
-def _write_figure(path, indices, test, classes_of, names, info):
-    """image | truth | one column per configuration, for test images `indices`."""
-    import numpy as np
-    from PIL import Image
-
-    from fcn_keras.metrics import ConfusionAccumulator
-    from fcn_keras.visualize import FIGURE_VOID_COLOR, colorize, render_grid
-
-    images, labels, _ = test
-    palette, ignore = np.asarray(info.palette, dtype=np.uint8), info.ignore_label
-
-    def coloured(mask):
-        return colorize(mask, palette, ignore_label=ignore, ignore_color=FIGURE_VOID_COLOR)
-
-    rows = []
-    for i in indices:
-        row = [(np.asarray(images[i]), False, f"#{i}"), (coloured(labels[i]), True, None)]
-        for name in names:
-            predicted = classes_of[name](i)
-            scores = ConfusionAccumulator(info.num_classes, ignore)
-            scores.update(labels[i], predicted)
-            miou = scores.result()
-            row.append((coloured(predicted), True, f"mean IU {100 * miou['mean_iu']:.1f}"))
-        rows.append(row)
-    figure = render_grid(rows, ["Image", "Ground truth", *names], palette, info.class_names, (240, 180))
-    figure = figure.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.save(path, optimize=True)
-    log(f"wrote {path}: test images {indices}")
 
 
 # === The command ===
@@ -468,14 +343,16 @@ def main(argv=None):
 
     import numpy as np
 
-    from fcn_keras.crf import CRF_GRID, TracedCRF, save_crf_settings, structure_key, tune_crf
+    from fcn_keras.crf import (CRF_GRID, TracedCRF, describe_structure, save_crf_settings, structure_key,
+                               tune_crf)  # fmt: skip
+    from fcn_keras.crf_reference import (REFERENCE_GRID, reference_available, reference_classes,
+                                         tune_reference_crf)  # fmt: skip
     from fcn_keras.data import dataset_info
-    from fcn_keras.distribute import cpu_flags, cpu_model_name
     from fcn_keras.evaluation import input_scale_of, load_model
     from fcn_keras.export import float32_model
     from fcn_keras.files import write_json
     from fcn_keras.models import variant_of
-    from fcn_keras.visualize import spread_indices
+    from fcn_keras.visualize import comparison_figure, spread_indices
 
     model = load_model(args.model)
     info = getattr(model, "dataset_info", None) or dataset_info("camvid", data_dir=args.data_dir)
@@ -490,8 +367,7 @@ def main(argv=None):
         f"float32), input scale {scale:g}")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
     grid = QUICK_GRID if args.quick else CRF_GRID
-    reference_ok, reference_why = (False, "--no-reference") if args.no_reference else _reference_available()
-    reference_grid = reference_settings(QUICK_REFERENCE_GRID if args.quick else REFERENCE_GRID)
+    reference_ok, reference_why = (False, "--no-reference") if args.no_reference else reference_available()
     plan = dict(QUICK_FINETUNE if args.quick else FINETUNE)
     if args.finetune_steps is not None:
         plan["checkpoint"] = min(plan["checkpoint"], args.finetune_steps)
@@ -518,14 +394,10 @@ def main(argv=None):
         log(f"  at the edge of the grid: {', '.join(edges)}; a wider grid may do better")
     reference_rows, reference, reference_cost = [], None, None
     if reference_ok:
-        for number, settings in enumerate(reference_grid, 1):
-            miou, pixel, seconds = reference_val_scores(settings, *val, ignore)
-            reference_rows.append({"settings": settings, "val_mean_iu": miou,
-                                   "val_pixel_accuracy": pixel, "seconds_per_image": seconds})  # fmt: skip
-            log(f"  [{number}/{len(reference_grid)}] pydensecrf2 {_describe(settings)}: val mean IU "
-                f"{100 * miou:.2f}")  # fmt: skip
-        reference_best = max(reference_rows, key=lambda r: r["val_mean_iu"])
-        reference = reference_best["settings"]
+        tuned_reference = tune_reference_crf(
+            val[0], val[2], val[1], grid=REFERENCE_GRID[:QUICK_REFERENCE_SETTINGS] if args.quick else None,
+            iterations=ITERATIONS, ignore_label=ignore, batch_size=EVAL_BATCH, log=log)  # fmt: skip
+        reference_rows, reference = tuned_reference["rows"], tuned_reference["settings"]
         reference_cost = reference_rows[0]["seconds_per_image"]
         log(f"pydensecrf2 chosen on val: {_describe(reference)}")
 
@@ -543,8 +415,7 @@ def main(argv=None):
         "crf_finetuned": tuned_crf.classes,
     }  # fmt: skip
     if reference is not None:
-        predictors["pydensecrf2"] = lambda i, l: np.stack(
-            [reference_classes(a, b, reference) for a, b in zip(i, l)])
+        predictors["pydensecrf2"] = lambda i, l: reference_classes(i, l, reference)
     results = {}
     for name, predict in predictors.items():
         results[name] = score_test(predict, test, source_info)
@@ -567,34 +438,37 @@ def main(argv=None):
     variant = variant_of(model)
     labels = {"fcn": f"FCN-{variant[3:]}" if variant.startswith("fcn") else variant, "crf_fixed": "+ DenseCRF (val-chosen)",
               "crf_finetuned": "+ DenseCRF (fine-tuned)", "pydensecrf2": "+ pydensecrf2 (val-chosen)"}  # fmt: skip
-    if args.figure:
+    if args.figure:  # image | truth | FCN | FCN + the final CRF
         indices = spread_indices(len(test[0]), args.figure_images)
         final_crf = tuned_crf if final_name == "crf_finetuned" else fixed_crf
-        classes_of = {
-            labels["fcn"]: lambda i: np.argmax(test[2][i], axis=-1),
-            f"{labels['fcn']} + CRF": lambda i: final_crf.classes(test[0][i:i + 1], test[2][i:i + 1]).numpy()[0],
-        }  # fmt: skip
-        _write_figure(args.figure, indices, test, classes_of, list(classes_of), source_info)
+        columns = {labels["fcn"]: [np.argmax(test[2][i], axis=-1) for i in indices],
+                   f"{labels['fcn']} + CRF": [final_crf.classes(test[0][i:i + 1], test[2][i:i + 1]).numpy()[0]
+                                              for i in indices]}  # fmt: skip
+        figure, _ = comparison_figure([test[0][i] for i in indices], [test[1][i] for i in indices], columns,
+                                      source_info.palette, source_info.class_names,
+                                      ignore_label=source_info.ignore_label,
+                                      captions=[f"#{i}" for i in indices])  # fmt: skip
+        os.makedirs(os.path.dirname(os.path.abspath(args.figure)), exist_ok=True)
+        figure.save(args.figure, optimize=True)
+        log(f"wrote {args.figure}: test images {indices}")
 
-    flags = cpu_flags()
     result = {
         "benchmark": "dense CRF on CamVid (fcn_keras.DenseCRF vs pydensecrf2)",
-        "host": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
-                 "cpu_flags": sorted(f for f in NOTABLE_FLAGS if f in flags)},
+        "host": host_record(),
         "model": {"file": os.path.basename(args.model), "variant": variant_of(model),
                   "num_classes": num_classes, "dtype_policy": dtype_policy_of(model),
                   "run_dtype": "float32", "input_scale": scale},
         "quick": args.quick, "limit": args.limit, "seed": args.seed,
         "images": {"val": int(len(val[0])), "test": int(len(test[0]))},
         "fcn_seconds_per_image": {"val": fcn_val_seconds, "test": fcn_test_seconds},
-        "cost_per_image": {"densecrf": {_structure_name(k): v for k, v in costs.items()},
+        "cost_per_image": {"densecrf": {describe_structure(k): v for k, v in costs.items()},
                            "pydensecrf2": reference_cost},
         "reference": {"available": reference_ok, "why_not": reference_why},
         "grid": rows, "grid_edges_chosen": edges, "reference_grid": reference_rows,
         "chosen": {"crf_fixed": fixed, "crf_finetuned": tuned_settings,
                    **({"pydensecrf2": reference} if reference is not None else {})},
         "val_mean_iu": {"fcn": val_fcn["mean_iu"], "crf_fixed": best["val_mean_iu"], "crf_finetuned": fine["val_mean_iu"],
-                        **({"pydensecrf2": reference_best["val_mean_iu"]} if reference else {})},
+                        **({"pydensecrf2": tuned_reference["mean_iu"]} if reference else {})},
         "finetune": fine, "saved_settings": final_name,
         "test": results, "labels": {k: v for k, v in labels.items() if k in results},
         "speed": speed, "wall_seconds": time.perf_counter() - wall,

@@ -58,7 +58,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
 from _common import (CAMVID_DIR, DOCS, check_figure_paths, inside_repo_error, log,  # noqa: E402
-                     scores_row, write_figures)
+                     per_class_iou_table, scores_row, write_figures)
 
 ARMS = ("fcn", "joint")
 # The last FCN-8s stage of `bench/camvid_results.py`, continued.
@@ -160,11 +160,8 @@ def to_markdown(result):
         trimap = " | ".join(f"{100 * s['trimap_mean_iu'][w]:.2f}" for w in ("2", "4", "8"))
         lines.append(f"| {name} | {100 * s['pixel_accuracy']:.2f} | {100 * s['mean_accuracy']:.2f} | "
                      f"{100 * s['mean_iu']:.2f} | {100 * s['frequency_weighted_iu']:.2f} | {trimap} |")  # fmt: skip
-    names = list(next(iter(rows.values()))["per_class_iou"])
-    lines += ["", "Per-class IoU (test):", "", "| Configuration | " + " | ".join(names) + " |",
-              "| --- |" + " ---: |" * len(names)]  # fmt: skip
-    for name, s in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{100 * s['per_class_iou'][n]:.2f}" for n in names) + " |")
+    lines += per_class_iou_table("Per-class IoU (test):", ["Configuration"],
+                                 [([name], s["per_class_iou"]) for name, s in rows.items()])  # fmt: skip
     lines += ["", "Val mean IU after each epoch (the best epoch's model is scored on test):", ""]
     for arm, record in result["arms"].items():
         curve = ", ".join(f"{100 * v:.2f}" for v in record["val_mean_iu"])

@@ -24,7 +24,6 @@ Usage:
 
 import argparse
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -34,15 +33,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def peak_rss_gb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    """This process's resident set high-water mark in GiB (`fcn_keras.memory.peak_resident_bytes`)."""
+    from fcn_keras.memory import peak_resident_bytes
+
+    return peak_resident_bytes() / 2**30
 
 
 def current_rss_gb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 2**20
-    return float("nan")
+    """This process's resident set now in GiB, NaN where /proc is absent (`fcn_keras.memory.resident_bytes`)."""
+    from fcn_keras.memory import resident_bytes
+
+    size = resident_bytes()
+    return float("nan") if size is None else size / 2**30
 
 
 class StageProfiler:

@@ -63,15 +63,15 @@ rarefaction" (and Section 4.2, where skip layers are chosen instead).
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, NOTABLE_FLAGS, check_figure_paths,  # noqa: E402
-                     dtype_policy_of, jsonable, log, pct, write_figures)
+from _common import (CAMVID_DIR, DOCS, check_figure_paths, dtype_policy_of,  # noqa: E402
+                     host_record, jsonable, log, median_round_robin, pct, per_class_iou_table,
+                     timed, write_figures)
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
 DEFAULT_FACTORS = "1,2,4"
@@ -135,100 +135,7 @@ def parse_model(text):
     return name, path
 
 
-# === The forward pass, as `evaluate` runs it ===
-
-
-def forward_function(model, factor, scale=1.0, full_size=True):
-    """A `tf.function` from uint8 images to full-size logits, the forward `evaluate` runs.
-
-    Args:
-        model: an FCN built by this package.
-        factor: 1 for the model's own output, else the shift-and-stitch factor
-            (`fcn_keras.shift_and_stitch.ShiftAndStitch(model, factor)`,
-            upsampled bilinearly to the image).
-        scale: the model's input scale (`fcn_keras.evaluation.input_scale_of`);
-            the images are resized by it first and the logits resized back
-            (`fcn_keras.evaluation.scaled_logits`); the coarse map is left at
-            its own size. Defaults to 1.0.
-        full_size: False returns the coarse score map instead (`score_fr` of
-            FCN-32s, `fuse_pool3` of FCN-8s, see `coarse_output`), made
-            `factor` times denser, before any upsampling: the part whose cost
-            shift-and-stitch multiplies. Defaults to True.
-
-    Returns:
-        A `tf.function`: `(batch, H, W, 3)` uint8 -> `(batch, H, W, num_classes)`
-        float32, or with `full_size=False` the (dense) coarse map, float32.
-
-    Raises:
-        ValueError: a factor that does not divide the model's coarse stride.
-
-    Example:
-    >>> forward_function(model, 2)(np.zeros((1, 360, 480, 3), "uint8")).shape
-    TensorShape([1, 360, 480, 11])
-    >>> forward_function(fcn32s, 2, full_size=False)(np.zeros((1, 360, 480, 3), "uint8")).shape
-    TensorShape([1, 24, 30, 11])
-    """
-    import keras
-    import tensorflow as tf
-
-    from fcn_keras.evaluation import scale_images, scaled_logits
-    from fcn_keras.shift_and_stitch import ShiftAndStitch, coarse_output
-
-    if factor == 1 and full_size:
-        run = lambda x: model(x, training=False)  # noqa: E731
-    elif factor == 1:
-        head = keras.Model(model.inputs[0], model.get_layer(coarse_output(model)[0]).output)
-        run = lambda x: head(x, training=False)  # noqa: E731
-    else:
-        stitch = ShiftAndStitch(model, factor)  # validates the factor
-        run = lambda x: stitch(x, full_size=full_size)  # noqa: E731
-
-    def logits(x):
-        if full_size:
-            return tf.cast(scaled_logits(run, x, scale), tf.float32)
-        return tf.cast(run(x if scale == 1.0 else scale_images(x, scale)), tf.float32)
-
-    return tf.function(logits)
-
-
 # === Cost, in a fresh process ===
-
-
-def _rss_bytes():
-    """The resident set now (`VmRSS` of `/proc/self/status`), or None where it is absent."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_peak():
-    """Reset the resident set high-water mark (`ru_maxrss`); False where the kernel does not allow it."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _maxrss_bytes():
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _median_of_runs(function, batch, runs):
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function(batch).numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _cost_child(path, factor, scale, image, runs):
@@ -238,26 +145,26 @@ def _cost_child(path, factor, scale, image, runs):
     import tensorflow as tf
 
     from fcn_keras.evaluation import load_model
+    from fcn_keras.memory import peak_resident_bytes, reset_peak, resident_bytes
+    from fcn_keras.shift_and_stitch import logits_function
 
     model = load_model(path)
-    forward = forward_function(model, factor, scale)
+    factor = None if factor == 1 else factor  # 1: the model's own upsampling
+    forward = logits_function(model, factor, scale)
     batch = tf.constant(image[None])
     gc.collect()
-    loaded_maxrss = _maxrss_bytes()
-    reset = _reset_peak()
-    before = _rss_bytes() if reset else None
-    start = time.perf_counter()
-    forward(batch).numpy()  # traced here, and the warm-up of the timed runs
-    first = time.perf_counter() - start
-    peak = _maxrss_bytes()
-    delta = peak - (before if reset and before is not None else loaded_maxrss)
-    seconds = _median_of_runs(forward, batch, runs)
-    coarse = forward_function(model, factor, scale, full_size=False)
-    coarse(batch).numpy()  # traced, and the warm-up
+    loaded_maxrss = peak_resident_bytes()
+    reset = reset_peak()
+    before = resident_bytes() if reset else None
+    first = timed(lambda: forward(batch).numpy())  # traced here: the first call's time and peak
+    delta = peak_resident_bytes() - (before if reset and before is not None else loaded_maxrss)
+    coarse = logits_function(model, factor, scale, full_size=False)
+    seconds = median_round_robin({"full": lambda: forward(batch).numpy(),
+                                  "coarse": lambda: coarse(batch).numpy()}, runs, warmup=1)  # fmt: skip
     return {
-        "seconds": seconds, "runs": runs, "first_call_seconds": first,
-        "coarse_seconds": _median_of_runs(coarse, batch, runs),
-        "peak_delta_mb": max(delta, 0) / MIB, "peak_rss_mb": _maxrss_bytes() / MIB,
+        "seconds": seconds["full"], "runs": runs, "first_call_seconds": first,
+        "coarse_seconds": seconds["coarse"],
+        "peak_delta_mb": max(delta, 0) / MIB, "peak_rss_mb": peak_resident_bytes() / MIB,
         "rss_before_mb": None if before is None else before / MIB,
         "peak_method": ("ru_maxrss reset before the first forward (/proc/self/clear_refs), "
                         "minus VmRSS then") if reset and before is not None else
@@ -271,14 +178,14 @@ def measure_cost(path, factor, scale, image, runs):
     Args:
         path: the `.keras` model file.
         factor: 1 for the plain model, else the shift-and-stitch factor.
-        scale: the model's input scale (see `forward_function`).
+        scale: the model's input scale (see `fcn_keras.shift_and_stitch.logits_function`).
         image: `(H, W, 3)` uint8 image.
         runs: timed forwards after the first (the warm-up).
 
     Returns:
         Dict: `seconds` (median), `runs`, `first_call_seconds` (tracing
         included), `coarse_seconds` (median time of the (dense) coarse map
-        alone, `forward_function(..., full_size=False)`), `peak_delta_mb` (the
+        alone, `logits_function(..., full_size=False)`), `peak_delta_mb` (the
         first forward's resident set high-water mark over the resident set
         before it), `peak_rss_mb` (the resident set
         at its highest during the forwards, model and TensorFlow included),
@@ -346,13 +253,8 @@ def to_markdown(result):
                          f"{points['mean_iu_points']} points, trimap 2 px "
                          f"{points['trimap_2px_points']} points, x{delta['time_ratio']:.2f} "
                          f"the time (its coarse map x{delta['coarse_time_ratio']:.2f})")  # fmt: skip
-    names = list(rows[0]["per_class_iou"]) if rows else []
-    lines += ["", f"Per-class IoU ({result['split']}):", "",
-              "| Model | f | " + " | ".join(names) + " |",
-              "| --- | --- |" + " ---: |" * len(names)]  # fmt: skip
-    for row in rows:
-        lines.append(f"| {row['model']} | {row['factor']} | "
-                     + " | ".join(pct(row["per_class_iou"][n]) for n in names) + " |")  # fmt: skip
+    lines += per_class_iou_table(f"Per-class IoU ({result['split']}):", ["Model", "f"],
+                                 [([row["model"], row["factor"]], row["per_class_iou"]) for row in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -413,7 +315,6 @@ def main(argv=None):
     import tensorflow as tf
 
     from fcn_keras.data import dataset_info
-    from fcn_keras.distribute import cpu_flags, cpu_model_name
     from fcn_keras.evaluation import evaluate, input_scale_of, load_model
     from fcn_keras.models import variant_of
     from fcn_keras.shift_and_stitch import coarse_output
@@ -448,7 +349,7 @@ def main(argv=None):
         log(f"{name}: {path}: {variant_of(model)}, dtype policy {dtype_policy_of(model)}, coarse "
             f"stride {stride}, input scale {scale:g}")  # fmt: skip
         for factor in sorted({1, *args.factors}):
-            log(f"  cost of {name} f={factor}: a fresh process, 2 x (1 + {args.runs}) forwards ...")
+            log(f"  cost of {name} f={factor}: a fresh process, (2 + {args.runs}) + (1 + {args.runs}) forwards ...")
             cost = measure_cost(path, factor, scale, image, args.runs)
             costs[name, factor] = cost
             plain = costs[name, 1]
@@ -517,11 +418,9 @@ def main(argv=None):
             "time_ratio": row["ratio_to_plain"],
             "coarse_time_ratio": row["coarse_ratio_to_plain"],
         }  # fmt: skip
-    flags = cpu_flags()
     result = {
         "benchmark": "shift-and-stitch on CamVid (Long et al. 2015, Section 3.2)",
-        "host": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count(),
-                 "cpu_flags": sorted(f for f in NOTABLE_FLAGS if f in flags)},
+        "host": host_record(),
         "tensorflow": tf.__version__, "keras": keras.__version__,
         "split": args.split, "images": rows[0]["images"], "limit": args.limit,
         "factors": list(args.factors), "trimap_widths": list(TRIMAP_WIDTHS), "runs": args.runs,

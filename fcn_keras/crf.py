@@ -16,6 +16,8 @@ the settings on a split (val) by mean IU, each structure traced once
 checkpoint=)` then trains the CRF end to end on a frozen FCN (`FrozenFCN`,
 inference mode, the FCN's input scale) and keeps the step the split prefers.
 `save_crf_settings(layer, path)` writes the result where the caller says.
+`fcn_keras.crf_reference` runs Krähenbühl's own permutohedral CRF
+(pydensecrf2, the `crf-reference` extra) on the same logits, to compare with.
 
 The model. With unary energies `-logits` and Gaussian pairwise kernels
 
@@ -102,6 +104,7 @@ __all__ = [
     "split_scores",
     "cached_logits",
     "structure_key",
+    "describe_structure",
     "describe_settings",
     "TracedCRF",
     "FrozenFCN",
@@ -832,6 +835,24 @@ def structure_key(settings):
     compatibility = compatibility if isinstance(compatibility, str) else "matrix"
     return (window, settings["downsample"], settings["appearance_weight"] > 0,
             settings["smoothness_weight"] > 0, compatibility)  # fmt: skip
+
+
+def describe_structure(key):
+    """A `structure_key` in words, e.g. "window 7 downsample 4, appearance + smoothness".
+
+    Args:
+        key: a `structure_key` tuple.
+
+    Returns:
+        str.
+
+    Example:
+    >>> describe_structure(structure_key(crf_grid()[0]))
+    'window 7 downsample 4, appearance'
+    """
+    window, downsample, appearance, smoothness, _ = key
+    kernels = " + ".join(name for name, on in (("appearance", appearance), ("smoothness", smoothness)) if on)
+    return f"window {window} downsample {downsample}, {kernels or 'no kernel'}"
 
 
 class TracedCRF:

@@ -29,7 +29,9 @@ predict function over `(inputs, labels)` batches into one
 verification and the benchmarks) are built on it.
 With `shift_and_stitch=f` the model's coarse score map is made `f` times denser
 by shift-and-stitch (`fcn_keras.shift_and_stitch`, the paper's Section 3.2)
-and upsampled bilinearly to the image in place of the model's own upsampling.
+and upsampled bilinearly to the image in place of the model's own upsampling;
+`fcn_keras.shift_and_stitch.logits_function` is the forward pass `evaluate`
+scores, for callers that time or inspect it.
 """
 
 import json
@@ -332,15 +334,11 @@ def evaluate(model, source="synthetic", split="val", *, batch_size=8, num_classe
             f"{num_classes}."
         )
     class_names = [str(c) for c in (class_names or range(num_classes))]
-    forward = lambda x: model(x, training=False)  # noqa: E731
-    if shift_and_stitch is not None:
-        from fcn_keras.shift_and_stitch import ShiftAndStitch
+    from fcn_keras.shift_and_stitch import logits_function
 
-        stitch = ShiftAndStitch(model, shift_and_stitch)  # validates the factor
-        forward = lambda x: stitch(x, full_size=True)  # noqa: E731
     scale = input_scale_of(model) if input_scale is None else checked_input_scale(input_scale)
-    predict = tf.function(lambda x: tf.argmax(scaled_logits(forward, x, scale), axis=-1),
-                          reduce_retracing=True)  # fmt: skip
+    logits = logits_function(model, shift_and_stitch, scale)  # validates the factor
+    predict = tf.function(lambda x: tf.argmax(logits(x), axis=-1), reduce_retracing=True)
     result = evaluate_predictions(lambda x: predict(x).numpy(), data, num_classes,
                                   ignore_label=ignore_label, trimap_widths=trimap_widths,
                                   max_batches=max_batches)  # fmt: skip

@@ -6,7 +6,7 @@ client, each sending its next request as soon as the last one is answered
 throughput, latency percentiles and the errors. `single_stream` times the
 in-process `Predictor` the same way, one image after another: the figure the
 server's overhead is read against. `process_rss` reads a process's resident
-memory from /proc (Linux); `start_server` runs `fcn-keras serve` as a
+memory (`fcn_keras.memory`, Linux); `start_server` runs `fcn-keras serve` as a
 subprocess and waits (bounded) until it is ready, `stop_server` ends it.
 
 The client is `tritonclient.http` only: importing `tritonclient.grpc` beside
@@ -133,15 +133,11 @@ def single_stream(predictor, images, requests):
 
 
 def process_rss(pid):
-    """Resident memory of process `pid` in MiB, from /proc/PID/status (Linux), or None."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    """Resident memory of process `pid` in MiB (one decimal), or None (`fcn_keras.memory.resident_bytes`)."""
+    from fcn_keras.memory import resident_bytes
+
+    size = resident_bytes(pid)
+    return None if size is None else round(size / 2**20, 1)
 
 
 def start_server(path, port, *options, log=None, timeout=300):

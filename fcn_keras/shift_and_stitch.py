@@ -36,6 +36,10 @@ in-network upsamplings run unchanged on every copy). `dilate` supports FCN-32s
 only: rarefying a fused model would turn each x2 `Conv2DTranspose` into a layer
 that reads every other phase of a denser map, which no standard Keras layer is.
 
+`logits_function(model, factor, input_scale)` is the forward pass
+`fcn_keras.evaluate` scores (the model's own output, or shift-and-stitch
+upsampled bilinearly, at the model's input scale), as a `tf.function`.
+
 Reference: Long et al. 2015, Section 3.2 "Shift-and-stitch is filter
 rarefaction".
 """
@@ -47,7 +51,7 @@ from fcn_keras.geometry import sample_bilinear
 from fcn_keras.models import variant_of
 
 __all__ = ["shift_and_stitch", "ShiftAndStitch", "dilate", "upsample_dense_scores",
-           "coarse_output", "DilatedMaxPooling2D"]  # fmt: skip
+           "coarse_output", "logits_function", "DilatedMaxPooling2D"]  # fmt: skip
 
 # Variant -> (layer whose output is the coarse score map, its stride in pixels).
 COARSE_OUTPUTS = {
@@ -210,6 +214,70 @@ def shift_and_stitch(model, images, factor, full_size=False):
     Reference: Long et al. 2015, Section 3.2.
     """
     return ShiftAndStitch(model, factor)(images, full_size=full_size)
+
+
+def logits_function(model, factor=None, input_scale=1.0, full_size=True):
+    """The forward pass `fcn_keras.evaluate` scores, as a `tf.function` from images to float32 logits.
+
+    With `factor` None it runs the model's own output; with a factor,
+    `ShiftAndStitch(model, factor)`, whose dense coarse map is upsampled
+    bilinearly to the image (`upsample_dense_scores`) in place of the
+    model's own upsampling (factor 1 included: the coarse map itself, so
+    upsampled). A model trained at reduced scale gets its images resized by
+    `input_scale` first and its logits resized back
+    (`fcn_keras.evaluation.scaled_logits`). `evaluate(shift_and_stitch=f)`
+    takes the argmax of these logits.
+
+    Args:
+        model: an FCN built by this package (or loaded from its `.keras` file).
+        factor: None for the model's own output, else the shift-and-stitch
+            factor, a power of 2 dividing the coarse stride (see
+            `coarse_output`). Defaults to None.
+        input_scale: the model's input scale (`fcn_keras.evaluation.
+            input_scale_of`), in (0, 1]. Defaults to 1.0.
+        full_size: False returns the coarse score map instead (`score_fr` of
+            FCN-32s, `fuse_pool3` of FCN-8s, see `coarse_output`), made
+            `factor` times denser, before any upsampling and at the scaled
+            input's stride: the part whose cost shift-and-stitch multiplies
+            by `factor**2`. Defaults to True.
+
+    Returns:
+        A `tf.function` (`reduce_retracing=True`): `(batch, H, W, 3)` uint8
+        images -> `(batch, H, W, num_classes)` float32 logits, or with
+        `full_size=False` the (dense) coarse map, float32.
+
+    Raises:
+        ValueError: a factor that is not a power of 2 dividing the model's
+            coarse stride, or an input scale outside (0, 1] (the message
+            names the value).
+
+    Example:
+    >>> logits = logits_function(model, 2)
+    >>> logits(np.zeros((1, 360, 480, 3), "uint8")).shape
+    TensorShape([1, 360, 480, 11])
+    >>> logits_function(fcn32s, 2, full_size=False)(np.zeros((1, 360, 480, 3), "uint8")).shape
+    TensorShape([1, 24, 30, 11])
+
+    Reference: Long et al. 2015, Section 3.2.
+    """
+    import tensorflow as tf
+
+    from fcn_keras.evaluation import scale_images, scaled_logits
+    from fcn_keras.models import checked_input_scale
+
+    scale = checked_input_scale(input_scale) or 1.0
+    if factor is None and full_size:
+        run = lambda x: model(x, training=False)  # noqa: E731
+    else:
+        stitch = ShiftAndStitch(model, 1 if factor is None else factor)  # validates the factor
+        run = lambda x: stitch(x, full_size=full_size)  # noqa: E731
+
+    def logits(images):
+        if full_size:
+            return tf.cast(scaled_logits(run, images, scale), tf.float32)
+        return tf.cast(run(images if scale == 1.0 else scale_images(images, scale)), tf.float32)
+
+    return tf.function(logits, reduce_retracing=True)
 
 
 def upsample_dense_scores(scores, size, factor, coarse_stride=32):

@@ -5,13 +5,14 @@ The PASCAL VOC palette (the bit-interleaved colour map of the VOC devkit's
 what most segmentation tools draw. Ignored pixels are drawn in a fixed colour.
 `render_grid` composes a figure of images, ground truths and predictions
 (one row per image, one column per model or configuration) with a legend;
-`spread_indices` picks the images of such a figure.
+`comparison_figure` fills such a grid from class maps, each prediction
+captioned with its mean IU; `spread_indices` picks the images of such a figure.
 """
 
 import numpy as np
 
-__all__ = ["voc_palette", "colorize", "overlay", "render_grid", "spread_indices", "IGNORE_COLOR",
-           "FIGURE_VOID_COLOR"]  # fmt: skip
+__all__ = ["voc_palette", "colorize", "overlay", "render_grid", "comparison_figure", "spread_indices",
+           "IGNORE_COLOR", "FIGURE_VOID_COLOR"]  # fmt: skip
 
 # Colour of ignored / void pixels (VOC draws its void boundaries in this cream colour).
 IGNORE_COLOR = (224, 224, 192)
@@ -194,3 +195,64 @@ def render_grid(rows, titles, palette, class_names, cell=(240, 180)):
         draw.rectangle((x, y + 2, x + 12, y + 14), fill=colour, outline=(128, 128, 128))
         draw.text((x + 17, y + 1), name, fill=(0, 0, 0), font=small)
     return canvas
+
+
+def comparison_figure(images, truths, predictions, palette, class_names, *, ignore_label=255,
+                      captions=None, cell=(240, 180), colors=256):  # fmt: skip
+    """A figure comparing segmentations: image | ground truth | one column per model, with per-image mean IU.
+
+    Masks are coloured with `palette`, void in `FIGURE_VOID_COLOR`; each
+    prediction cell is captioned with that image's mean IU (void ignored,
+    `fcn_keras.metrics.ConfusionAccumulator`); the grid is `render_grid`'s.
+
+    Args:
+        images: the rows' `(H, W, 3)` uint8 images.
+        truths: their `(H, W)` label maps.
+        predictions: `{column title: [(H, W) class map per image]}`, in column order.
+        palette: `(num_classes, 3)` uint8 colours.
+        class_names: the class names (their count is the number of classes).
+        ignore_label: void label. Defaults to 255.
+        captions: a caption per image cell (e.g. `"#29"`), or None. Defaults to None.
+        cell: `(width, height)` of each cell. Defaults to `(240, 180)`.
+        colors: palette colours of the returned image (median cut, no
+            dithering: a smaller PNG), or 0 for full RGB. Defaults to 256.
+
+    Returns:
+        `(figure, scores)`: a PIL `Image`, and `scores[title][r]`, the
+        `ConfusionAccumulator.result()` of column `title` on image `r`.
+
+    Raises:
+        ValueError: a column without one class map per image.
+
+    Example:
+    >>> figure, scores = comparison_figure(images, labels, {"FCN-8s": classes}, palette, names,
+    ...                                    captions=[f"#{i}" for i in indices])
+    >>> figure.save("figure.png", optimize=True)
+    """
+    from PIL import Image
+
+    from fcn_keras.metrics import ConfusionAccumulator
+
+    palette = np.asarray(palette, dtype=np.uint8)
+    for title, maps in predictions.items():
+        if len(maps) != len(images):
+            raise ValueError(f"comparison_figure: column {title!r} has {len(maps)} class maps for "
+                             f"{len(images)} images; expected one per image.")  # fmt: skip
+
+    def coloured(mask):
+        return colorize(mask, palette, ignore_label=ignore_label, ignore_color=FIGURE_VOID_COLOR)
+
+    scores = {title: [] for title in predictions}
+    rows = []
+    for r, (image, truth) in enumerate(zip(images, truths)):
+        row = [(np.asarray(image), False, captions[r] if captions else None), (coloured(truth), True, None)]
+        for title, maps in predictions.items():
+            accumulator = ConfusionAccumulator(len(class_names), ignore_label)
+            accumulator.update(truth, maps[r])
+            scores[title].append(accumulator.result())
+            row.append((coloured(maps[r]), True, f"mean IU {100 * scores[title][-1]['mean_iu']:.1f}"))
+        rows.append(row)
+    figure = render_grid(rows, ["Image", "Ground truth", *predictions], palette, class_names, cell)
+    if colors:
+        figure = figure.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    return figure, scores

@@ -21,8 +21,8 @@ import keras
 
 import fcn_keras
 from conftest import assert_close, randomize_score_layers
-from fcn_keras.shift_and_stitch import (ShiftAndStitch, coarse_output, dilate, shift_and_stitch,
-                                        upsample_dense_scores)  # fmt: skip
+from fcn_keras.shift_and_stitch import (ShiftAndStitch, coarse_output, dilate, logits_function,
+                                        shift_and_stitch, upsample_dense_scores)  # fmt: skip
 
 NUM_CLASSES = 3
 RELATIVE = 1e-5  # of the largest score compared, see the module docstring
@@ -279,6 +279,43 @@ def _check_evaluate_with_shift_and_stitch(fcn32s, x):
                                                      abs=near_ties / valid.sum() + 1e-12)  # fmt: skip
     with pytest.raises(ValueError, match="received 3"):
         fcn_keras.evaluate(fcn32s, [(x, masks)], ignore_label=255, shift_and_stitch=3)
+
+
+@pytest.mark.parametrize("variant", ["fcn32s", "fcn8s"])
+def test_logits_function_is_the_forward_evaluate_scores(fcn32s, skip_models, images, variant):
+    """`logits_function`: the model's own output (factor None), shift-and-stitch upsampled
+    (factor f, 1 included), the coarse map alone, the input scale applied; and `evaluate`
+    scores exactly the argmax of its logits (the same confusion matrix)."""
+    from fcn_keras.evaluation import evaluate_predictions, logits_at_size, scale_images
+
+    model = fcn32s if variant == "fcn32s" else skip_models[variant]
+    x = images[(70, 90)]
+    own = logits_function(model)(x).numpy()
+    assert own.dtype == np.float32 and own.shape == (2, 70, 90, NUM_CLASSES)
+    assert_close(own, model(x, training=False), RELATIVE)
+    dense = logits_function(model, 2)(x).numpy()
+    assert_close(dense, shift_and_stitch(model, x, 2, full_size=True), RELATIVE)
+    assert_close(logits_function(model, 1)(x), shift_and_stitch(model, x, 1, full_size=True), RELATIVE)
+    stride = coarse_output(model)[1]
+    coarse = logits_function(model, 2, full_size=False)(x).numpy()
+    assert coarse.shape == (2, 2 * 96 // stride, 2 * 96 // stride, NUM_CLASSES)  # padded to 96x96
+    assert_close(coarse, shift_and_stitch(model, x, 2), RELATIVE)
+    assert logits_function(model, full_size=False)(x).shape == (2, 96 // stride, 96 // stride, NUM_CLASSES)
+    half = logits_function(model, input_scale=0.5)(x).numpy()
+    assert half.shape == (2, 70, 90, NUM_CLASSES)
+    assert_close(half, logits_at_size(model(scale_images(x, 0.5), training=False), (70, 90)), RELATIVE)
+    masks = np.random.default_rng(4).integers(0, NUM_CLASSES, x.shape[:3]).astype("int32")
+    masks[:, :5] = 255
+    for factor in (None, 2):
+        report = fcn_keras.evaluate(model, [(x, masks)], ignore_label=255, shift_and_stitch=factor)
+        logits = logits_function(model, factor)
+        mine = evaluate_predictions(lambda b: np.argmax(logits(b).numpy(), axis=-1), [(x, masks)], NUM_CLASSES)
+        np.testing.assert_array_equal(report["confusion_matrix"], mine["confusion_matrix"])
+        assert report["mean_iu"] == pytest.approx(mine["mean_iu"], rel=1e-12)
+    with pytest.raises(ValueError, match="received 3"):
+        logits_function(model, 3)
+    with pytest.raises(ValueError, match="1.5"):
+        logits_function(model, input_scale=1.5)
 
 
 def test_dilated_model_round_trips_through_keras_file(fcn32s, images, tmp_path):

@@ -1,12 +1,11 @@
-"""bench/shift_and_stitch_camvid.py: its forward functions, cost probe, arguments and table (tiny, CPU).
+"""bench/shift_and_stitch_camvid.py: its cost probe, arguments and table (tiny, CPU).
 
 The benchmark itself needs CamVid and trained models; these checks run its
-pieces on small FCNs (random backbone, fc_units 8, 64x96 or 70x90 images) in
-seconds: the forward it times is the one `evaluate` runs (the model's own
-output for f = 1, `shift_and_stitch(..., full_size=True)` otherwise, the
-coarse map before any upsampling on request, reduced input scale handled the
-same way, checked on FCN-32s), the cost probe returns every figure, a mixed-precision model's
-policy is read from its layers, and the Markdown table has a cell per column.
+pieces on a small FCN (random backbone, fc_units 8, a 64x96 image) in
+seconds: the cost probe (which times `fcn_keras.shift_and_stitch.logits_function`,
+the forward `evaluate` scores, tested in tests/test_shift_and_stitch.py)
+returns every figure, a mixed-precision model's policy is read from its
+layers, and the Markdown table has a cell per column.
 """
 
 import argparse
@@ -15,7 +14,6 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_close
 
 BENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench")
 NUM_CLASSES = 5
@@ -27,11 +25,6 @@ def bench(monkeypatch):
     import shift_and_stitch_camvid
 
     return shift_and_stitch_camvid
-
-
-@pytest.fixture
-def images():
-    return np.random.default_rng(0).integers(0, 256, (1, 70, 90, 3), dtype=np.uint8)
 
 
 def test_arguments(bench, tmp_path):
@@ -46,31 +39,6 @@ def test_arguments(bench, tmp_path):
         bench.parse_model(str(model))
     with pytest.raises(argparse.ArgumentTypeError, match="not an existing .keras file"):
         bench.parse_model(f"fcn8s={tmp_path / 'missing.keras'}")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("variant", ["fcn32s", "fcn8s"])
-def test_forward_is_the_evaluated_one(bench, small_fcn, images, variant):
-    from fcn_keras.evaluation import logits_at_size, scale_images
-    from fcn_keras.shift_and_stitch import shift_and_stitch
-
-    model = small_fcn(variant, num_classes=NUM_CLASSES, fc_units=8)
-    own = np.asarray(bench.forward_function(model, 1)(images))
-    np.testing.assert_array_equal(own, np.asarray(model(images, training=False)))
-    # Same graph traced twice: float32 rounding of fused kernels only.
-    dense = np.asarray(bench.forward_function(model, 2)(images))
-    assert_close(dense, shift_and_stitch(model, images, 2, full_size=True), 1e-5)
-    coarse = np.asarray(bench.forward_function(model, 2, full_size=False)(images))
-    assert coarse.shape == tuple(shift_and_stitch(model, images, 2).shape)
-    stride = 32 if variant == "fcn32s" else 8
-    plain = np.asarray(bench.forward_function(model, 1, full_size=False)(images))
-    assert plain.shape == (1, -(-96 // stride), -(-96 // stride), NUM_CLASSES)  # padded to 96x96
-    if variant != "fcn32s":
-        return
-    half = np.asarray(bench.forward_function(model, 1, scale=0.5)(images))
-    expected = logits_at_size(model(scale_images(images, 0.5), training=False), (70, 90))
-    assert half.shape == (1, 70, 90, NUM_CLASSES)
-    assert_close(half, expected, 1e-5)
 
 
 @pytest.mark.slow

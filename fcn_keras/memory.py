@@ -1,0 +1,85 @@
+"""Resident memory of a process, for memory figures: now, at its peak, and the peak reset (Linux).
+
+`resident_bytes(pid)` reads `VmRSS` of `/proc/<pid>/status` (this process by
+default); `peak_resident_bytes()` is this process's high-water mark
+(`resource.getrusage(RUSAGE_SELF).ru_maxrss`); `reset_peak()` lowers that mark
+to the resident set now (`/proc/self/clear_refs`), so the peak of one step can
+be measured after others. Where the kernel offers none of this (not Linux, a
+restricted `/proc`), the readers return None or False rather than guess.
+
+Example:
+>>> reset = reset_peak()
+>>> before = resident_bytes()
+>>> run_the_step()
+>>> peak_resident_bytes() - before  # the step's peak over the resident set before it
+"""
+
+import sys
+
+__all__ = ["resident_bytes", "peak_resident_bytes", "reset_peak"]
+
+
+def resident_bytes(pid=None):
+    """The resident set of a process now, in bytes (`VmRSS` of `/proc/<pid>/status`).
+
+    Args:
+        pid: the process id, or None for this process. Defaults to None.
+
+    Returns:
+        int bytes, or None where the file or its `VmRSS` line is absent (not
+        Linux, an ended process).
+
+    Example:
+    >>> resident_bytes() / 2**20  # MiB
+    612.4
+    """
+    path = "/proc/self/status" if pid is None else f"/proc/{int(pid)}/status"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
+def peak_resident_bytes():
+    """This process's resident set high-water mark, in bytes (`ru_maxrss`).
+
+    The mark covers the whole life of the process unless `reset_peak` lowered it.
+
+    Returns:
+        int bytes, or None where the `resource` module is absent (Windows).
+
+    Example:
+    >>> peak_resident_bytes() >= resident_bytes()
+    True
+    """
+    try:
+        import resource
+    except ImportError:
+        return None
+    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return maxrss if sys.platform == "darwin" else maxrss * 1024  # bytes on macOS, KiB on Linux
+
+
+def reset_peak():
+    """Lower this process's high-water mark (`peak_resident_bytes`) to its resident set now.
+
+    Writes `5` to `/proc/self/clear_refs` (Linux 4.0 and later).
+
+    Returns:
+        True when the mark was reset, False where the kernel does not allow it
+        (then the mark still holds the process's earlier peak).
+
+    Example:
+    >>> if reset_peak():
+    ...     before = resident_bytes()
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False

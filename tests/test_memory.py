@@ -1,0 +1,49 @@
+"""`fcn_keras.memory`: the resident set now, its high-water mark and the mark's reset (Linux /proc).
+
+Skipped where /proc/self/status is absent. Allocating and touching a 100 MB
+NumPy array must raise the resident set by about that much (80 MB at least:
+the allocator may reuse freed pages) and the mark with it. The kernel folds
+each thread's cached page counts into the process's counters lazily, so the
+mark may trail `VmRSS` by a few pages (measured: 112 KiB); `SLACK` allows 4 MB.
+"""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fcn_keras.memory import peak_resident_bytes, reset_peak, resident_bytes
+from fcn_keras.serve_load import process_rss
+
+MB = 10**6
+SLACK = 4 * MB  # the mark may trail VmRSS by a few cached pages (see the module docstring)
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+
+
+def test_resident_and_peak_follow_an_allocation():
+    before = resident_bytes()
+    assert 10 * MB < before < 2**40  # a Python process with NumPy, and below a terabyte
+    array = np.ones(100 * MB, dtype=np.uint8)  # np.ones writes every page: they become resident
+    now = resident_bytes()
+    assert now - before >= 80 * MB, (before, now)
+    assert peak_resident_bytes() >= now - SLACK
+    del array
+    if reset_peak():  # the mark comes down to about the resident set after the array is freed
+        assert resident_bytes() - SLACK <= peak_resident_bytes() <= resident_bytes() + 50 * MB
+        assert peak_resident_bytes() < now - 50 * MB
+
+
+def test_another_process_and_serve_load_figure():
+    child = subprocess.Popen([sys.executable, "-c", "import time; print('ready', flush=True); time.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "ready"  # started: its interpreter is resident
+        size = resident_bytes(child.pid)
+        assert 1 * MB < size < 1000 * MB  # a bare interpreter
+        assert process_rss(child.pid) == pytest.approx(size / 2**20, abs=5)  # MiB, one decimal
+    finally:
+        child.kill()
+        child.wait()
+    assert resident_bytes(child.pid) is None and process_rss(child.pid) is None  # ended
