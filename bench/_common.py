@@ -1,7 +1,8 @@
 """What the benchmark scripts share: the repository root and the shared data (`SHARED`, from
 `$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
 package's named choices read without importing TensorFlow, the CamVid training flags, the
-writing of figures and tables (`per_class_iou_table`), timing (`CLOCK`, `timed`,
+writing of figures and tables (`per_class_iou_table`), the arguments they share
+(`positive_int`, `named_model`, `add_figure_arguments`), timing (`CLOCK`, `timed`,
 `median_round_robin`), and the dtype policy a loaded model computes under.
 
 Scripts import only the package and this module, never each other.
@@ -21,6 +22,7 @@ imports nothing) on its own, so a script's `--help` and argument errors answer
 without TensorFlow.
 """
 
+import argparse
 import importlib.util
 import os
 import statistics
@@ -349,6 +351,53 @@ def check_figure_paths(parser, paths, allowed):
         error = inside_repo_error(path, flag=flag, what="figures", allowed=allowed)
         if error:
             parser.error(error)
+
+
+# === Arguments every benchmark shares ===
+
+
+def positive_int(text):
+    """An `argparse` type: an int of at least 1 (counts, limits, runs, threads).
+
+    Example:
+    >>> parser.add_argument("--runs", type=positive_int, default=5)
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 1; received {text!r}")
+    return value
+
+
+def named_model(text):
+    """An `argparse` type: `"NAME=PATH"` -> `(NAME, PATH)`, PATH an existing `.keras` file.
+
+    Example:
+    >>> named_model("fcn8s=/tmp/runs/fcn8s/final.keras")
+    ('fcn8s', '/tmp/runs/fcn8s/final.keras')
+    """
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH (e.g. "
+                                         "fcn8s=/tmp/runs/fcn8s/final.keras).")  # fmt: skip
+    if not path.endswith(".keras") or not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"{text!r}: {path!r} is not an existing .keras file.")
+    return name, path
+
+
+def add_figure_arguments(parser):
+    """Add `--json` (the figures) and `--markdown` (the tables); check them with `check_figure_paths`.
+
+    Example:
+    >>> add_figure_arguments(parser)
+    >>> parser.parse_args(["--json", "docs/results/x.json"]).markdown is None
+    True
+    """
+    parser.add_argument("--json", default=None, help="figures-only JSON (outside the repo or under docs/)")
+    parser.add_argument("--markdown", default=None,
+                        help="also write the Markdown tables here (outside the repo or under docs/)")
 
 
 # === Timing (every benchmark's latency figures) ===

@@ -31,18 +31,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import CAMVID_DIR, DOCS, inside_repo_error  # noqa: E402
+from _common import CAMVID_DIR, DOCS, inside_repo_error, named_model, positive_int  # noqa: E402
 
 DEFAULT_IMAGES = 4
-
-
-def _model_spec(text):
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path.endswith(".keras"):
-        raise argparse.ArgumentTypeError(
-            f"--models entry {text!r}: expected NAME=PATH.keras, e.g. FCN-8s=runs/fcn8s/final.keras"
-        )
-    return name, path
 
 
 def _cell_size(text):
@@ -58,7 +49,7 @@ def _cell_size(text):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--models", type=_model_spec, nargs="+", required=True, metavar="NAME=PATH",
+    parser.add_argument("--models", type=named_model, nargs="+", required=True, metavar="NAME=PATH",
                         help="one column per model, e.g. FCN-32s=runs/fcn32s/final.keras")
     parser.add_argument("--out", required=True, help="PNG file (outside the repo, or under docs/)")
     parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
@@ -69,7 +60,7 @@ def main(argv=None):
                         help="size of each cell in the PNG")
     parser.add_argument("--colors", type=int, default=256,
                         help="palette colours of the PNG (smaller file); 0 keeps full RGB")
-    parser.add_argument("--threads", type=int, default=None, help="threads per engine (default: all)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="threads per engine (default: all)")
     args = parser.parse_args(argv)
     if not args.out.lower().endswith(".png"):
         parser.error(f"--out {args.out!r}: expected a .png file")
@@ -79,9 +70,6 @@ def main(argv=None):
     names = [name for name, _ in args.models]
     if len(set(names)) != len(names):
         parser.error(f"--models: each NAME once (one column each); received {names}")
-    for name, path in args.models:
-        if not os.path.isfile(path):
-            parser.error(f"--models {name}={path}: the file does not exist")
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
     if args.indices is not None and min(args.indices) < 0:

@@ -1,50 +1,41 @@
 """Benchmark: the dense CRF (`fcn_keras.DenseCRF`) on a trained CamVid FCN-8s, against pydensecrf2.
 
 One command, fixed seed, from a trained CamVid model (a `.keras` file, e.g. the
-FCN-8s row of `bench/camvid_results.py`):
+FCN-8s row of `bench/camvid_results.py`); every choice looks at val only, and
+test is evaluated once per configuration, after every choice is made:
 
-1. FCN logits, once per image of val and test (full 480x360, the model in
-   float32 through `fcn_keras.export.Predictor`, which applies the input scale
-   a model trained at reduced scale carries, as `fcn_keras.evaluate` does),
-   cached with the images and labels as `.npy`
-   files under `--out/cache` (about 7.6 MB per image; reused by a rerun with
-   the same model file, data and images), so no setting recomputes the FCN.
-2. Grid search of the `DenseCRF` settings on **val** (`fcn_keras.crf.tune_crf`,
-   5 mean-field iterations; `fcn_keras.crf.CRF_GRID`: window / downsampling,
-   appearance bandwidths and weight, smoothness kernel on or off), chosen by
-   val mean IU; the same for
-   Krähenbühl's permutohedral CRF through pydensecrf2 (`REFERENCE_GRID`, which
-   holds the three settings most used with it), when it is installed
-   (`pip install -e ".[crf-reference]"`). Each traced structure's cost per
-   image is measured first and the grid's plan (settings x images x seconds)
-   printed.
+1. FCN logits of val and test at full 480x360 (`fcn_keras.crf.cached_logits`:
+   the model in float32 through `fcn_keras.export.Predictor`, which applies
+   its input scale), cached with the images and labels as `.npy` files under
+   `--out/cache` (about 7.6 MB per image; reused by a rerun with the same
+   model file, data and images), so no setting recomputes the FCN.
+2. Grid search on **val**, by mean IU, 5 mean-field iterations: `DenseCRF`
+   (`fcn_keras.crf.tune_crf` over `CRF_GRID`: window / downsampling,
+   appearance bandwidths and weight, smoothness kernel on or off; each
+   traced structure's cost is measured first and the plan printed), and
+   Krähenbühl's permutohedral CRF (`fcn_keras.crf_reference.
+   tune_reference_crf`) when pydensecrf2 is installed
+   (`pip install -e ".[crf-reference]"`).
 3. End-to-end fine-tuning of the CRF (`fcn_keras.crf.fine_tune_crf`: the FCN
-   frozen and run in inference mode, `compatibility="learned"`, starting from
-   the val-chosen settings) with `model.fit` on CamVid train crops (`FINETUNE`:
-   batch 1, random 256x352 crops at full scale with flips, Adam); val mean IU
-   every `checkpoint` steps, step 0 (the fixed CRF) included, chooses the
-   number of steps.
-4. One evaluation on **test** (233 images, full 480x360 labels, void ignored)
-   of each final configuration: no CRF, the fixed CRF (val-chosen), the
-   fine-tuned CRF, pydensecrf2 (val-chosen): pixel accuracy, mean accuracy,
-   mean IU, f.w. IU, per-class IoU, trimap mean IU at 2/4/8 px
-   (`fcn_keras.evaluation.evaluate_predictions`).
+   frozen in inference mode, `compatibility="learned"`, from the val-chosen
+   settings) with `model.fit` on CamVid train crops (`FINETUNE`: batch 1,
+   random 256x352 crops at full scale with flips, Adam); val mean IU every
+   `checkpoint` steps, step 0 (the fixed CRF) included, picks the step.
+4. Test (233 images, full 480x360 labels, void ignored) of no CRF, the fixed
+   CRF, the fine-tuned CRF and pydensecrf2: pixel accuracy, mean accuracy,
+   mean IU, f.w. IU, per-class IoU, trimap mean IU at 2/4/8 px.
 5. Speed at 480x360, 11 classes, 5 iterations, median of `--runs` runs: the
    CRF alone in Keras (`tf.function`), FCN-8s + CRF vs plain FCN-8s exported
-   to ONNX (`fcn_keras.export.export_onnx`) in onnxruntime
-   (`fcn_keras.export.Predictor`), and pydensecrf2 per image.
-6. Figures only (no paths, no weights) to `--json`, a Markdown table to
+   to ONNX in onnxruntime (`fcn_keras.export.Predictor`), pydensecrf2.
+6. Figures only (no paths, no weights) to `--json`, the tables to
    `--out/crf_camvid.md` (and `--markdown`), the final CRF settings (the
-   fine-tuned ones when they beat the fixed ones on val, else the fixed
-   ones) to `--out/<model file>.crf.json` and, when asked, to
-   `--save-settings PATH` (`fcn_keras.crf.save_crf_settings`; e.g.
-   `<model>.crf.json`, which `fcn-keras evaluate/predict/export --crf` read),
-   and with `--figure` a PNG: image | ground truth | FCN-8s | FCN-8s + CRF for
-   a few test images. Nothing is written beside the model unless
-   `--save-settings` says so.
-
-The grid search and the step count look at val only; test is evaluated once
-per configuration, after every choice is made.
+   fine-tuned ones when they beat the fixed ones on val) to
+   `--out/<model file>.crf.json` and, when asked, `--save-settings PATH`
+   (`fcn_keras.crf.save_crf_settings`; `<model>.crf.json` is what
+   `fcn-keras evaluate/predict/export --crf` read; nothing is written beside
+   the model otherwise), and with `--figure` a PNG
+   (`fcn_keras.visualize.comparison_figure`): image | truth | FCN-8s |
+   FCN-8s + CRF for a few test images.
 
 Full run: about 25 minutes (20-30, depending on how well TensorFlow uses both
 cores) on a 2-core Intel Xeon (Sapphire Rapids, AMX) VM, estimated from
@@ -79,9 +70,10 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, check_figure_paths, host_record,  # noqa: E402
-                     dtype_policy_of, inside_repo_error, jsonable, log, median_round_robin, pct,
-                     per_class_iou_table, scores_row, write_figures)
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
+                     dtype_policy_of, host_record, inside_repo_error, jsonable, log,
+                     median_round_robin, pct, per_class_iou_table, positive_int, scores_row,
+                     write_figures)
 
 ITERATIONS = 5
 TRIMAP_WIDTHS = (2, 4, 8)
@@ -289,22 +281,19 @@ def _parse_args(argv):
     parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True,
                         help="cache, ONNX files and results, outside the repo")
-    parser.add_argument("--json", default=None,
-                        help="figures-only JSON (outside the repo or under docs/)")
-    parser.add_argument("--markdown", default=None,
-                        help="also write the Markdown tables here (outside the repo or under docs/)")
+    add_figure_arguments(parser)
     parser.add_argument("--figure", default=None,
                         help="PNG: image | truth | FCN | FCN + CRF (outside the repo or under docs/)")
-    parser.add_argument("--figure-images", type=int, default=4, help="test images in the figure")
+    parser.add_argument("--figure-images", type=positive_int, default=4, help="test images in the figure")
     parser.add_argument("--save-settings", default=None, metavar="PATH",
                         help="also write the final CRF settings here (e.g. MODEL.crf.json, which "
                              "fcn-keras --crf reads); they always go to --out")  # fmt: skip
-    parser.add_argument("--limit", type=int, default=None,
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N images of val and of test (checks, not results)")
-    parser.add_argument("--runs", type=int, default=10, help="timed runs per speed figure")
-    parser.add_argument("--threads", type=int, default=None,
+    parser.add_argument("--runs", type=positive_int, default=10, help="timed runs per speed figure")
+    parser.add_argument("--threads", type=positive_int, default=None,
                         help="onnxruntime threads in the speed figures; all cores when not given")
-    parser.add_argument("--finetune-steps", type=int, default=None,
+    parser.add_argument("--finetune-steps", type=positive_int, default=None,
                         help=f"fine-tuning steps; {FINETUNE['steps']} when not given (val every "
                              f"{FINETUNE['checkpoint']} steps, or every step below that)")  # fmt: skip
     parser.add_argument("--no-reference", action="store_true",
@@ -325,11 +314,6 @@ def _parse_args(argv):
         parser.error(f"--save-settings {args.save_settings!r}: expected a .json file")
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
-    for flag, value in (("--limit", args.limit), ("--runs", args.runs), ("--threads", args.threads),
-                        ("--figure-images", args.figure_images),
-                        ("--finetune-steps", args.finetune_steps)):  # fmt: skip
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be at least 1; received {value}")
     if args.quick:
         args.limit = min(args.limit or QUICK_IMAGES, QUICK_IMAGES)
         args.runs = min(args.runs, 3)

@@ -57,8 +57,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, check_figure_paths, inside_repo_error, log,  # noqa: E402
-                     per_class_iou_table, scores_row, write_figures)
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
+                     inside_repo_error, log, per_class_iou_table, scores_row, write_figures)
 
 ARMS = ("fcn", "joint")
 # The last FCN-8s stage of `bench/camvid_results.py`, continued.
@@ -178,9 +178,7 @@ def _parse_args(argv):
                         help="CRF settings file (e.g. bench/crf_camvid.py's --save-settings)")
     parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True, help="checkpoints, cache and results, outside the repo")
-    parser.add_argument("--json", default=None, help="figures-only JSON (outside the repo or under docs/)")
-    parser.add_argument("--markdown", default=None,
-                        help="also write the Markdown tables here (outside the repo or under docs/)")
+    add_figure_arguments(parser)
     parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of each arm")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and dropout")
     parser.add_argument("--quick", action="store_true",

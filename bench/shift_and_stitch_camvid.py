@@ -18,20 +18,18 @@ both sides of that choice on CamVid for the models given with `--models`:
    bilinearly back to full size), as `fcn_keras.evaluate` does.
 2. Cost, each configuration in a fresh process (`multiprocessing` spawn, one
    at a time, so no measurement inherits another's allocations): the median
-   latency of one 480x360 forward of the split's first image (to full-size
-   logits, a `tf.function` like the one `evaluate` runs, after the first call
-   as warm-up) for the plain model and for `ShiftAndStitch(model, f)`, and
-   their ratio; the same for the coarse score map alone, before any
-   upsampling (the tail of the network runs `f^2` times: the paper's cost
-   argument; the full forward's ratio also holds the model's own upsampling
-   against bilinear resizing, whose cost depends on the kernels, e.g. a
-   `Conv2DTranspose` computed in bfloat16 on a CPU); and the peak memory of
-   the first forward: the resident set high-water mark
-   (`resource.getrusage(RUSAGE_SELF).ru_maxrss`) reached during that call,
-   tracing included, minus the resident set just before it, with the mark
-   reset there (`/proc/self/clear_refs`, Linux) so that loading the model
-   cannot hide it. Where the mark cannot be reset the delta is taken from the
-   mark after loading, and the JSON says so.
+   latency of one 480x360 forward of the split's first image to full-size
+   logits (`fcn_keras.shift_and_stitch.logits_function`, the forward
+   `evaluate` scores, after warm-up calls) for the plain model and for
+   `ShiftAndStitch(model, f)`, and their ratio; the same for the coarse score
+   map alone, before any upsampling (the tail of the network runs `f^2`
+   times: the paper's cost argument; the full forward's ratio also holds the
+   model's own upsampling against bilinear resizing, whose cost depends on
+   the kernels, e.g. a `Conv2DTranspose` computed in bfloat16 on a CPU); and
+   the peak memory of the first forward, tracing included
+   (`fcn_keras.memory.call_peak`: the resident set high-water mark, reset
+   just before the call so that loading the model cannot hide it, over the
+   resident set then; where the mark cannot be reset, the JSON says so).
 
 Models keep the dtype policy they were saved with (a model trained under
 `mixed_bfloat16` computes in bfloat16 here too); the JSON records it with the
@@ -69,9 +67,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, check_figure_paths, dtype_policy_of,  # noqa: E402
-                     host_record, jsonable, log, median_round_robin, pct, per_class_iou_table,
-                     timed, write_figures)
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
+                     dtype_policy_of, host_record, jsonable, log, median_round_robin, named_model,
+                     pct, per_class_iou_table, positive_int, write_figures)
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
 DEFAULT_FACTORS = "1,2,4"
@@ -82,23 +80,9 @@ MIB = 2**20
 
 
 def parse_factors(text):
-    """`"1,2,4"` -> `(1, 2, 4)`: distinct powers of 2, in the order given.
+    """`"1, 2,4"` -> `(1, 2, 4)`: distinct powers of 2, in the order given (an `argparse` type).
 
-    Whether a factor suits a model (it must divide the model's coarse stride:
-    32 for FCN-32s, 8 for FCN-8s) is checked once the model is loaded.
-
-    Args:
-        text: comma-separated factors.
-
-    Returns:
-        A tuple of ints.
-
-    Raises:
-        argparse.ArgumentTypeError: an entry is not a power of 2 (>= 1).
-
-    Example:
-    >>> parse_factors("1, 2,4")
-    (1, 2, 4)
+    Whether a factor divides a model's coarse stride is checked once the model is loaded.
     """
     factors = []
     for item in (t.strip() for t in text.split(",")):
@@ -109,30 +93,12 @@ def parse_factors(text):
         except ValueError:
             value = 0
         if value < 1 or value & (value - 1):
-            raise argparse.ArgumentTypeError(
-                f"{text!r}: {item!r} is not a power of 2 (1, 2, 4, 8, ...)."
-            )
+            raise argparse.ArgumentTypeError(f"{text!r}: {item!r} is not a power of 2 (1, 2, 4, 8, ...).")
         if value not in factors:
             factors.append(value)
     if not factors:
         raise argparse.ArgumentTypeError(f"{text!r} names no factor.")
     return tuple(factors)
-
-
-def parse_model(text):
-    """`"NAME=PATH"` -> `(NAME, PATH)`, PATH an existing `.keras` file.
-
-    Example:
-    >>> parse_model("fcn8s=/tmp/runs/fcn8s/final.keras")
-    ('fcn8s', '/tmp/runs/fcn8s/final.keras')
-    """
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=PATH (e.g. "
-                                         "fcn8s=/tmp/runs/fcn8s/final.keras).")  # fmt: skip
-    if not path.endswith(".keras") or not os.path.isfile(path):
-        raise argparse.ArgumentTypeError(f"{text!r}: {path!r} is not an existing .keras file.")
-    return name, path
 
 
 # === Cost, in a fresh process ===
@@ -145,7 +111,7 @@ def _cost_child(path, factor, scale, image, runs):
     import tensorflow as tf
 
     from fcn_keras.evaluation import load_model
-    from fcn_keras.memory import peak_resident_bytes, reset_peak, resident_bytes
+    from fcn_keras.memory import call_peak, peak_resident_bytes
     from fcn_keras.shift_and_stitch import logits_function
 
     model = load_model(path)
@@ -153,22 +119,19 @@ def _cost_child(path, factor, scale, image, runs):
     forward = logits_function(model, factor, scale)
     batch = tf.constant(image[None])
     gc.collect()
-    loaded_maxrss = peak_resident_bytes()
-    reset = reset_peak()
-    before = resident_bytes() if reset else None
-    first = timed(lambda: forward(batch).numpy())  # traced here: the first call's time and peak
-    delta = peak_resident_bytes() - (before if reset and before is not None else loaded_maxrss)
+    first = call_peak(lambda: forward(batch).numpy())  # traced here: the first call's time and peak
     coarse = logits_function(model, factor, scale, full_size=False)
     seconds = median_round_robin({"full": lambda: forward(batch).numpy(),
                                   "coarse": lambda: coarse(batch).numpy()}, runs, warmup=1)  # fmt: skip
+    before = first["rss_before_bytes"]
     return {
-        "seconds": seconds["full"], "runs": runs, "first_call_seconds": first,
+        "seconds": seconds["full"], "runs": runs, "first_call_seconds": first["seconds"],
         "coarse_seconds": seconds["coarse"],
-        "peak_delta_mb": max(delta, 0) / MIB, "peak_rss_mb": peak_resident_bytes() / MIB,
+        "peak_delta_mb": first["peak_delta_bytes"] / MIB, "peak_rss_mb": peak_resident_bytes() / MIB,
         "rss_before_mb": None if before is None else before / MIB,
-        "peak_method": ("ru_maxrss reset before the first forward (/proc/self/clear_refs), "
-                        "minus VmRSS then") if reset and before is not None else
-                       "ru_maxrss after the first forward minus ru_maxrss after loading",
+        "peak_method": ("ru_maxrss reset before the first forward (/proc/self/clear_refs), minus VmRSS "
+                        "then") if first["reset"] else "ru_maxrss after the first forward minus "
+                       "ru_maxrss after loading",
     }  # fmt: skip
 
 
@@ -264,20 +227,17 @@ def to_markdown(result):
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--models", type=parse_model, nargs="+", required=True, metavar="NAME=PATH",
+    parser.add_argument("--models", type=named_model, nargs="+", required=True, metavar="NAME=PATH",
                         help="trained CamVid FCNs (.keras), e.g. fcn32s=.../fcn32s/final.keras")
     parser.add_argument("--factors", type=parse_factors, default=DEFAULT_FACTORS,
                         help="shift-and-stitch factors, comma-separated; 1 = the model's own output")
     parser.add_argument("--split", default="test", help="evaluated split")
     parser.add_argument("--data-dir", default=CAMVID_DIR,
                         help="CamVid in SegNet layout")  # fmt: skip
-    parser.add_argument("--json", default=None,
-                        help="figures-only JSON (outside the repo or under docs/)")
-    parser.add_argument("--markdown", default=None,
-                        help="also write the Markdown tables here (outside the repo or under docs/)")
-    parser.add_argument("--limit", type=int, default=None,
+    add_figure_arguments(parser)
+    parser.add_argument("--limit", type=positive_int, default=None,
                         help="evaluate only the first N images (checks, not results)")
-    parser.add_argument("--runs", type=int, default=5, help="timed forwards per latency figure")
+    parser.add_argument("--runs", type=positive_int, default=5, help="timed forwards per latency figure")
     args = parser.parse_args(argv)
     names = [name for name, _ in args.models]
     if len(set(names)) != len(names):
@@ -286,9 +246,6 @@ def _parse_args(argv):
                        DOCS)
     if not os.path.isdir(args.data_dir):
         parser.error(f"--data-dir {args.data_dir!r} does not exist")
-    for flag, value in (("--limit", args.limit), ("--runs", args.runs)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be at least 1; received {value}")
     return args
 
 

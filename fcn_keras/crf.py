@@ -1028,6 +1028,28 @@ def split_scores(classes_fn, images, logits, labels, *, ignore_label=255, batch_
                                 ignore_label=ignore_label, trimap_widths=trimap_widths)  # fmt: skip
 
 
+def _score_settings(settings_list, classes_of, images, logits, labels, *, ignore_label, batch_size, describe,
+                    log=None):  # fmt: skip
+    """Score every setting of a grid search on a split; return its rows and the best one.
+
+    `classes_of(settings)` gives the `(images, logits) -> classes` function
+    of one setting (`tune_crf`'s `DenseCRF`, `fcn_keras.crf_reference`'s
+    pydensecrf2). Rows: `{"settings", "val_mean_iu", "val_pixel_accuracy",
+    "seconds_per_image"}`, in grid order; the best has the highest mean IU
+    (the first of equals).
+    """
+    rows = []
+    for number, settings in enumerate(settings_list, 1):
+        scores = split_scores(classes_of(settings), images, logits, labels, ignore_label=ignore_label,
+                              batch_size=batch_size)  # fmt: skip
+        rows.append({"settings": settings, "val_mean_iu": scores["mean_iu"],
+                     "val_pixel_accuracy": scores["pixel_accuracy"],
+                     "seconds_per_image": scores["predict_seconds"] / len(images)})  # fmt: skip
+        if log:
+            log(f"  [{number}/{len(settings_list)}] {describe(settings)}: mean IU {100 * scores['mean_iu']:.2f}")
+    return rows, max(rows, key=lambda r: r["val_mean_iu"])
+
+
 def tune_crf(images, logits, labels, *, grid=None, iterations=5, ignore_label=255, batch_size=4,
              log=None):  # fmt: skip
     """Grid search of `DenseCRF` settings on a split (e.g. val), chosen by mean IU.
@@ -1082,19 +1104,13 @@ def tune_crf(images, logits, labels, *, grid=None, iterations=5, ignore_label=25
     if log:
         minutes = sum(costs[structure_key(s)] for s in settings_list) * len(images) / 60
         log(f"grid: {len(settings_list)} settings x {len(images)} images, about {minutes:.1f} min")
-    rows = []
-    for number, settings in enumerate(settings_list, 1):
+    def classes_of(settings):
         crf = crfs[structure_key(settings)]
         crf.assign(settings)
-        scores = split_scores(crf.classes, images, logits, labels, ignore_label=ignore_label,
-                              batch_size=batch_size)  # fmt: skip
-        rows.append({"settings": settings, "val_mean_iu": scores["mean_iu"],
-                     "val_pixel_accuracy": scores["pixel_accuracy"],
-                     "seconds_per_image": scores["predict_seconds"] / len(images)})  # fmt: skip
-        if log:
-            log(f"  [{number}/{len(settings_list)}] {describe_settings(settings)}: mean IU "
-                f"{100 * scores['mean_iu']:.2f}")  # fmt: skip
-    best = max(rows, key=lambda r: r["val_mean_iu"])
+        return crf.classes
+
+    rows, best = _score_settings(settings_list, classes_of, images, logits, labels, ignore_label=ignore_label,
+                                 batch_size=batch_size, describe=describe_settings, log=log)  # fmt: skip
     return {"settings": best["settings"], "mean_iu": best["val_mean_iu"], "rows": rows,
             "edges": grid_edges(best["settings"], CRF_GRID if grid is None else grid),
             "crfs": crfs, "seconds_per_image": costs}  # fmt: skip

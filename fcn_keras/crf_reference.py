@@ -172,18 +172,10 @@ def tune_reference_crf(images, logits, labels, *, grid=None, iterations=5, ignor
     >>> tuned = tune_reference_crf(val_images, val_logits, val_labels)
     >>> reference_classes(test_images, test_logits, tuned["settings"])
     """
-    from fcn_keras.crf import split_scores
+    from fcn_keras.crf import _score_settings
 
-    settings_list = reference_settings(grid, iterations)
-    rows = []
-    for number, settings in enumerate(settings_list, 1):
-        scores = split_scores(lambda i, l, s=settings: reference_classes(i, l, s), images, logits, labels,
-                              ignore_label=ignore_label, batch_size=batch_size)  # fmt: skip
-        rows.append({"settings": settings, "val_mean_iu": scores["mean_iu"],
-                     "val_pixel_accuracy": scores["pixel_accuracy"],
-                     "seconds_per_image": scores["predict_seconds"] / len(images)})  # fmt: skip
-        if log:
-            log(f"  [{number}/{len(settings_list)}] pydensecrf2 {describe_reference_settings(settings)}: "
-                f"mean IU {100 * scores['mean_iu']:.2f}")  # fmt: skip
-    best = max(rows, key=lambda r: r["val_mean_iu"])
+    rows, best = _score_settings(reference_settings(grid, iterations),
+                                 lambda settings: lambda i, l: reference_classes(i, l, settings),
+                                 images, logits, labels, ignore_label=ignore_label, batch_size=batch_size,
+                                 describe=lambda s: f"pydensecrf2 {describe_reference_settings(s)}", log=log)
     return {"settings": best["settings"], "mean_iu": best["val_mean_iu"], "rows": rows}

@@ -1,22 +1,22 @@
-"""Resident memory of a process, for memory figures: now, at its peak, and the peak reset (Linux).
+"""Resident memory of a process, for memory figures: now, at its peak, and the peak of one call (Linux).
 
 `resident_bytes(pid)` reads `VmRSS` of `/proc/<pid>/status` (this process by
 default); `peak_resident_bytes()` is this process's high-water mark
 (`resource.getrusage(RUSAGE_SELF).ru_maxrss`); `reset_peak()` lowers that mark
-to the resident set now (`/proc/self/clear_refs`), so the peak of one step can
-be measured after others. Where the kernel offers none of this (not Linux, a
-restricted `/proc`), the readers return None or False rather than guess.
+to the resident set now (`/proc/self/clear_refs`), so that `call_peak(fn)` can
+measure the peak of one call made after others. Where the kernel offers none
+of this (not Linux, a restricted `/proc`), the readers return None or False
+rather than guess.
 
 Example:
->>> reset = reset_peak()
->>> before = resident_bytes()
->>> run_the_step()
->>> peak_resident_bytes() - before  # the step's peak over the resident set before it
+>>> peak = call_peak(lambda: model(images))
+>>> peak["peak_delta_bytes"] / 2**20  # MiB the call took at its peak
 """
 
 import sys
+import time
 
-__all__ = ["resident_bytes", "peak_resident_bytes", "reset_peak"]
+__all__ = ["resident_bytes", "peak_resident_bytes", "reset_peak", "call_peak"]
 
 
 def resident_bytes(pid=None):
@@ -83,3 +83,37 @@ def reset_peak():
         return True
     except OSError:
         return False
+
+
+def call_peak(fn):
+    """Run `fn()` once and measure how far the resident set rose above where it stood before.
+
+    The high-water mark is reset first (`reset_peak`), so that earlier
+    allocations (loading a model, say) cannot hide the call's peak; the peak
+    is then the mark after the call minus the resident set just before it.
+    Where the mark cannot be reset, it is the mark after the call minus the
+    mark before it, which is 0 when the call stays below an earlier peak.
+
+    Args:
+        fn: the call, without arguments.
+
+    Returns:
+        Dict: `result` (what `fn` returned), `seconds` (its wall time),
+        `peak_delta_bytes` (at least 0), `rss_before_bytes` (None where the
+        mark was not reset), `reset` (whether it was).
+
+    Example:
+    >>> peak = call_peak(lambda: forward(batch).numpy())
+    >>> peak["peak_delta_bytes"] / 2**20, peak["reset"]
+    (107.2, True)
+    """
+    mark_before = peak_resident_bytes()
+    reset = reset_peak()
+    before = resident_bytes() if reset else None
+    reset = reset and before is not None
+    start = time.perf_counter()
+    result = fn()
+    seconds = time.perf_counter() - start
+    delta = peak_resident_bytes() - (before if reset else mark_before)
+    return {"result": result, "seconds": seconds, "peak_delta_bytes": max(delta, 0),
+            "rss_before_bytes": before if reset else None, "reset": reset}  # fmt: skip

@@ -83,3 +83,28 @@ def test_crf_benchmarks_write_and_read_settings_only_where_told(monkeypatch, tmp
         crf_joint_camvid._parse_args(common)
     assert "--crf-settings" in capsys.readouterr().err
     assert crf_joint_camvid._parse_args(common + ["--crf-settings", str(tmp_path / "final.keras.crf.json")])
+
+
+def test_shared_argument_types_and_per_class_table(monkeypatch, tmp_path):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _common
+
+    assert _common.positive_int("3") == 3
+    for text in ("0", "-2", "two"):
+        with pytest.raises(argparse.ArgumentTypeError, match="at least 1"):
+            _common.positive_int(text)
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"")
+    assert _common.named_model(f"fcn8s={model}") == ("fcn8s", str(model))
+    parser = argparse.ArgumentParser()
+    _common.add_figure_arguments(parser)
+    args = parser.parse_args(["--json", str(tmp_path / "f.json")])
+    assert args.json == str(tmp_path / "f.json") and args.markdown is None
+    lines = _common.per_class_iou_table("Per-class IoU (test):", ["Model", "f"],
+                                        [(["fcn8s", 2], {"Sky": 0.9, "Road": None}),
+                                         (["fcn32s", 1], {"Sky": 0.25, "Road": 0.5})])  # fmt: skip
+    assert lines == ["", "Per-class IoU (test):", "", "| Model | f | Sky | Road |",
+                     "| --- | --- | ---: | ---: |", "| fcn8s | 2 | 90.00 | n/a |",
+                     "| fcn32s | 1 | 25.00 | 50.00 |"]  # fmt: skip

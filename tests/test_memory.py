@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from fcn_keras.memory import peak_resident_bytes, reset_peak, resident_bytes
+from fcn_keras.memory import call_peak, peak_resident_bytes, reset_peak, resident_bytes
 from fcn_keras.serve_load import process_rss
 
 MB = 10**6
@@ -47,3 +47,22 @@ def test_another_process_and_serve_load_figure():
         child.kill()
         child.wait()
     assert resident_bytes(child.pid) is None and process_rss(child.pid) is None  # ended
+
+
+def test_call_peak_sees_a_freed_allocation():
+    """A call that allocates 100 MB and frees it before returning: the resident set is back where it
+    was, the call's peak is not (when the mark can be reset; otherwise it counts from the earlier mark)."""
+    big = np.ones(150 * MB, dtype=np.uint8)  # an earlier, larger peak the reset must not let hide the call's
+    del big
+
+    def step():
+        array = np.ones(100 * MB, dtype=np.uint8)
+        return int(array[::4096].sum())
+
+    peak = call_peak(step)
+    assert peak["result"] == len(range(0, 100 * MB, 4096)) and peak["seconds"] > 0
+    if peak["reset"]:
+        assert 80 * MB <= peak["peak_delta_bytes"] <= 150 * MB, peak
+        assert peak["rss_before_bytes"] > 10 * MB
+    else:
+        assert peak["rss_before_bytes"] is None and peak["peak_delta_bytes"] >= 0

@@ -34,11 +34,11 @@ def test_arguments(bench, tmp_path):
             bench.parse_factors(text)
     model = tmp_path / "final.keras"
     model.write_bytes(b"")
-    assert bench.parse_model(f"fcn8s={model}") == ("fcn8s", str(model))
+    assert bench.named_model(f"fcn8s={model}") == ("fcn8s", str(model))
     with pytest.raises(argparse.ArgumentTypeError, match="expected NAME=PATH"):
-        bench.parse_model(str(model))
+        bench.named_model(str(model))
     with pytest.raises(argparse.ArgumentTypeError, match="not an existing .keras file"):
-        bench.parse_model(f"fcn8s={tmp_path / 'missing.keras'}")
+        bench.named_model(f"fcn8s={tmp_path / 'missing.keras'}")
 
 
 @pytest.mark.slow
