@@ -1,7 +1,7 @@
 """What the benchmark scripts share: the repository root and the shared data (`SHARED`, from
 `$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
 package's named choices read without importing TensorFlow, the CamVid training flags, the
-writing of figures and tables (`per_class_iou_table`), the arguments they share
+writing of figures and tables (`scores_table`, `per_class_iou_table`), the arguments they share
 (`positive_int`, `named_model`, `add_figure_arguments`), timing (`CLOCK`, `timed`,
 `median_round_robin`), and the dtype policy a loaded model computes under.
 
@@ -100,6 +100,34 @@ def log(message):
 def pct(value):
     """A fraction as a percentage with two decimals; "n/a" for None or NaN."""
     return "n/a" if value is None or value != value else f"{100 * value:.2f}"
+
+
+def scores_table(label, rows, widths, extra=()):
+    """Markdown lines of a scores table: `label` | the four metrics | trimap mean IU per width | `extra`.
+
+    Args:
+        label: title of the first column (e.g. `"Configuration"`).
+        rows: `(name, scores, extra cells)` triples, `scores` a `scores_row`
+            dict (trimap widths as strings or ints).
+        widths: the trimap band widths, in column order.
+        extra: titles of further columns, whose cells each row brings. Defaults to none.
+
+    Returns:
+        A list of lines: the header, the alignment row, a line per row (`pct` percentages).
+
+    Example:
+    >>> scores_table("Model", [("fcn8s", row, ["0.21"])], (2, 4), extra=["s / image"])[0]
+    '| Model | Pixel acc. | Mean acc. | Mean IU | f.w. IU | Trimap 2 px | Trimap 4 px | s / image |'
+    """
+    metrics = ("pixel_accuracy", "mean_accuracy", "mean_iu", "frequency_weighted_iu")
+    lines = ["| " + " | ".join([label, "Pixel acc.", "Mean acc.", "Mean IU", "f.w. IU",
+                                *(f"Trimap {w} px" for w in widths), *extra]) + " |",
+             "| --- |" + " ---: |" * (len(metrics) + len(widths) + len(extra))]  # fmt: skip
+    for name, scores, cells in rows:
+        trimap = {str(w): v for w, v in scores["trimap_mean_iu"].items()}
+        values = [pct(scores[k]) for k in metrics] + [pct(trimap[str(w)]) for w in widths]
+        lines.append("| " + " | ".join([str(name), *values, *map(str, cells)]) + " |")
+    return lines
 
 
 def per_class_iou_table(title, headers, rows):

@@ -73,7 +73,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _commo
 from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
                      dtype_policy_of, host_record, inside_repo_error, jsonable, log,
                      median_round_robin, pct, per_class_iou_table, positive_int, scores_row,
-                     write_figures)
+                     scores_table, write_figures)
 
 ITERATIONS = 5
 TRIMAP_WIDTHS = (2, 4, 8)
@@ -228,16 +228,11 @@ def to_markdown(result):
         f"{test['fcn']['images']} images at full size, void ignored. Host: {host['cpu']} "
         f"({host['cpu_count']} cores).",
         "",
-        "| Configuration | Pixel acc. | Mean acc. | Mean IU | f.w. IU | "
-        + " | ".join(f"Trimap {w} px" for w in TRIMAP_WIDTHS) + " | Val mean IU | CRF s / image |",
-        "| --- |" + " ---: |" * (6 + len(TRIMAP_WIDTHS)),
+        *scores_table("Configuration", [(result["labels"][name], row, [pct(result["val_mean_iu"].get(name)),
+                                                                       _seconds(row["seconds_per_image"])])
+                                        for name, row in test.items()],
+                      TRIMAP_WIDTHS, extra=["Val mean IU", "CRF s / image"]),  # fmt: skip
     ]
-    for name, row in test.items():
-        trimap = " | ".join(pct(row["trimap_mean_iu"][str(w)]) for w in TRIMAP_WIDTHS)
-        lines.append(f"| {result['labels'][name]} | {pct(row['pixel_accuracy'])} | "
-                     f"{pct(row['mean_accuracy'])} | {pct(row['mean_iu'])} | "
-                     f"{pct(row['frequency_weighted_iu'])} | {trimap} | "
-                     f"{pct(result['val_mean_iu'].get(name))} | {_seconds(row['seconds_per_image'])} |")  # fmt: skip
     lines += per_class_iou_table("Per-class IoU (test):", ["Configuration"],
                                  [([result["labels"][name]], row["per_class_iou"]) for name, row in test.items()])
     lines += ["", "Chosen on val:", ""]

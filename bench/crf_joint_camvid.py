@@ -58,7 +58,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
 from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
-                     inside_repo_error, log, per_class_iou_table, scores_row, write_figures)
+                     inside_repo_error, log, per_class_iou_table, scores_row, scores_table,
+                     write_figures)
 
 ARMS = ("fcn", "joint")
 # The last FCN-8s stage of `bench/camvid_results.py`, continued.
@@ -153,13 +154,8 @@ def to_markdown(result):
     """The result as Markdown: the test table, per-class IoU and the val curves."""
     rows = result["test"]
     lines = [f"CRF-as-RNN on CamVid ({result['model']}): test, {result['images']} images at full size, "
-             f"void ignored; each arm {result['epochs']} epochs. Host: {result['host']}.", "",
-             "| Configuration | Pixel acc. | Mean acc. | Mean IU | f.w. IU | Trimap 2 px | Trimap 4 px | Trimap 8 px |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for name, s in rows.items():
-        trimap = " | ".join(f"{100 * s['trimap_mean_iu'][w]:.2f}" for w in ("2", "4", "8"))
-        lines.append(f"| {name} | {100 * s['pixel_accuracy']:.2f} | {100 * s['mean_accuracy']:.2f} | "
-                     f"{100 * s['mean_iu']:.2f} | {100 * s['frequency_weighted_iu']:.2f} | {trimap} |")  # fmt: skip
+             f"void ignored; each arm {result['epochs']} epochs. Host: {result['host']}.", ""]  # fmt: skip
+    lines += scores_table("Configuration", [(name, s, []) for name, s in rows.items()], TRIMAP_WIDTHS)
     lines += per_class_iou_table("Per-class IoU (test):", ["Configuration"],
                                  [([name], s["per_class_iou"]) for name, s in rows.items()])  # fmt: skip
     lines += ["", "Val mean IU after each epoch (the best epoch's model is scored on test):", ""]
