@@ -143,7 +143,8 @@ def measure_cost(path, factor, scale, image, runs):
         factor: 1 for the plain model, else the shift-and-stitch factor.
         scale: the model's input scale (see `fcn_keras.shift_and_stitch.logits_function`).
         image: `(H, W, 3)` uint8 image.
-        runs: timed forwards after the first (the warm-up).
+        runs: timed calls of the forward and of the coarse map each, round-robin
+            (`median_round_robin`, after the first call and one warm-up call).
 
     Returns:
         Dict: `seconds` (median), `runs`, `first_call_seconds` (tracing
