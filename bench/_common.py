@@ -2,7 +2,7 @@
 `$FCN_KERAS_SHARED` or `../shared`), the check that keeps outputs out of the repository, the
 package's named choices read without importing TensorFlow, the CamVid training flags, the
 writing of figures and tables (`scores_table`, `per_class_iou_table`), the arguments they share
-(`positive_int`, `named_model`, `add_figure_arguments`), timing (`CLOCK`, `timed`,
+(`positive_int`, `keras_file`, `named_model`, `existing_dir`, `add_figure_arguments`), timing (`CLOCK`, `timed`,
 `median_round_robin`), and the dtype policy a loaded model computes under.
 
 Scripts import only the package and this module, never each other.
@@ -397,6 +397,28 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer of at least 1; received {text!r}")
     return value
+
+
+def keras_file(text):
+    """An `argparse` type: the path of an existing `.keras` model file.
+
+    Example:
+    >>> parser.add_argument("--model", type=keras_file, required=True)
+    """
+    if not text.endswith(".keras") or not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an existing .keras file")
+    return text
+
+
+def existing_dir(text):
+    """An `argparse` type: the path of an existing folder (e.g. `--data-dir`).
+
+    Example:
+    >>> parser.add_argument("--data-dir", type=existing_dir, default=CAMVID_DIR)
+    """
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} does not exist (expected a folder)")
+    return text
 
 
 def named_model(text):

@@ -31,7 +31,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import CAMVID_DIR, DOCS, inside_repo_error, named_model, positive_int  # noqa: E402
+from _common import CAMVID_DIR, DOCS, existing_dir, inside_repo_error, named_model, positive_int  # noqa: E402
 
 DEFAULT_IMAGES = 4
 
@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--models", type=named_model, nargs="+", required=True, metavar="NAME=PATH",
                         help="one column per model, e.g. FCN-32s=runs/fcn32s/final.keras")
     parser.add_argument("--out", required=True, help="PNG file (outside the repo, or under docs/)")
-    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
+    parser.add_argument("--data-dir", type=existing_dir, default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--split", default="test")
     parser.add_argument("--indices", type=int, nargs="+", default=None,
                         help=f"image indices in the split (default: {DEFAULT_IMAGES} spread evenly)")
@@ -70,8 +70,6 @@ def main(argv=None):
     names = [name for name, _ in args.models]
     if len(set(names)) != len(names):
         parser.error(f"--models: each NAME once (one column each); received {names}")
-    if not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir!r} does not exist")
     if args.indices is not None and min(args.indices) < 0:
         parser.error(f"--indices must be >= 0; received {args.indices}")
     if not 0 <= args.colors <= 256:

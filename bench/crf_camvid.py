@@ -70,8 +70,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
-                     dtype_policy_of, host_record, inside_repo_error, jsonable, log,
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths, dtype_policy_of,  # noqa: E402
+                     existing_dir, host_record, inside_repo_error, jsonable, keras_file, log,
                      median_round_robin, pct, per_class_iou_table, positive_int, scores_row,
                      scores_table, write_figures)
 
@@ -272,8 +272,8 @@ def to_markdown(result):
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="trained CamVid FCN, a .keras file")
-    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
+    parser.add_argument("--model", type=keras_file, required=True, help="trained CamVid FCN, a .keras file")
+    parser.add_argument("--data-dir", type=existing_dir, default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True,
                         help="cache, ONNX files and results, outside the repo")
     add_figure_arguments(parser)
@@ -303,12 +303,8 @@ def _parse_args(argv):
         parser.error(error)
     check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md"),
                                 ("--figure", args.figure, ".png")], DOCS)  # fmt: skip
-    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
-        parser.error(f"--model {args.model!r}: expected an existing .keras file")
     if args.save_settings is not None and not args.save_settings.endswith(".json"):
         parser.error(f"--save-settings {args.save_settings!r}: expected a .json file")
-    if not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir!r} does not exist")
     if args.quick:
         args.limit = min(args.limit or QUICK_IMAGES, QUICK_IMAGES)
         args.runs = min(args.runs, 3)

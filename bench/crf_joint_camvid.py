@@ -57,9 +57,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
-                     inside_repo_error, log, per_class_iou_table, scores_row, scores_table,
-                     write_figures)
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths, existing_dir,  # noqa: E402
+                     inside_repo_error, keras_file, log, per_class_iou_table, positive_int,
+                     scores_row, scores_table, write_figures)
 
 ARMS = ("fcn", "joint")
 # The last FCN-8s stage of `bench/camvid_results.py`, continued.
@@ -169,13 +169,13 @@ def to_markdown(result):
 def _parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="trained CamVid FCN-8s, a .keras file")
+    parser.add_argument("--model", type=keras_file, required=True, help="trained CamVid FCN-8s, a .keras file")
     parser.add_argument("--crf-settings", required=True,
                         help="CRF settings file (e.g. bench/crf_camvid.py's --save-settings)")
-    parser.add_argument("--data-dir", default=CAMVID_DIR, help="CamVid in SegNet layout")
+    parser.add_argument("--data-dir", type=existing_dir, default=CAMVID_DIR, help="CamVid in SegNet layout")
     parser.add_argument("--out", required=True, help="checkpoints, cache and results, outside the repo")
     add_figure_arguments(parser)
-    parser.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs of each arm")
+    parser.add_argument("--epochs", type=positive_int, default=4, help="fine-tuning epochs of each arm")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data order and dropout")
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK['steps_per_epoch']} steps per epoch on 128x160 crops, "
@@ -185,15 +185,9 @@ def _parse_args(argv):
     if error:
         parser.error(error)
     check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")], DOCS)
-    if not args.model.endswith(".keras") or not os.path.isfile(args.model):
-        parser.error(f"--model {args.model!r}: expected an existing .keras file")
     if not os.path.isfile(args.crf_settings):
         parser.error(f"--crf-settings {args.crf_settings!r} does not exist: run bench/crf_camvid.py "
                      "with --save-settings first")  # fmt: skip
-    if not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir!r} does not exist")
-    if args.epochs < 1:
-        parser.error(f"--epochs must be at least 1; received {args.epochs}")
     args.limit = QUICK["images"] if args.quick else None
     return args
 

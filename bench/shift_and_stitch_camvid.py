@@ -67,9 +67,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths,  # noqa: E402
-                     dtype_policy_of, host_record, jsonable, log, median_round_robin, named_model,
-                     pct, per_class_iou_table, positive_int, write_figures)
+from _common import (CAMVID_DIR, DOCS, add_figure_arguments, check_figure_paths, dtype_policy_of,  # noqa: E402
+                     existing_dir, host_record, jsonable, log, median_round_robin, named_model, pct,
+                     per_class_iou_table, positive_int, write_figures)
 
 TRIMAP_WIDTHS = (2, 4, 8, 16)
 DEFAULT_FACTORS = "1,2,4"
@@ -233,8 +233,7 @@ def _parse_args(argv):
     parser.add_argument("--factors", type=parse_factors, default=DEFAULT_FACTORS,
                         help="shift-and-stitch factors, comma-separated; 1 = the model's own output")
     parser.add_argument("--split", default="test", help="evaluated split")
-    parser.add_argument("--data-dir", default=CAMVID_DIR,
-                        help="CamVid in SegNet layout")  # fmt: skip
+    parser.add_argument("--data-dir", type=existing_dir, default=CAMVID_DIR, help="CamVid in SegNet layout")
     add_figure_arguments(parser)
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="evaluate only the first N images (checks, not results)")
@@ -245,8 +244,6 @@ def _parse_args(argv):
         parser.error(f"--models: each NAME once; received {names}")
     check_figure_paths(parser, [("--json", args.json, ".json"), ("--markdown", args.markdown, ".md")],
                        DOCS)
-    if not os.path.isdir(args.data_dir):
-        parser.error(f"--data-dir {args.data_dir!r} does not exist")
     return args
 
 
