@@ -4,14 +4,17 @@ Public API:
     Models:   FCN32s, FCN16s, FCN8s, build_fcn, FCNModel, variant_of,
               convolutionalize_vgg16
     Dense output (Section 3.2): shift_and_stitch, dilate, DilatedMaxPooling2D
+              (fcn_keras.shift_and_stitch: logits_function, the forward evaluate scores)
     Staged:   fcn16s_from_fcn32s, fcn8s_from_fcn16s, transfer_weights
     Layers:   CaffePreprocess, PadToMultiple, CropToReference,
               BilinearUpsampling, bilinear_kernel
     Dense CRF: DenseCRF, with_crf, tune_crf, fine_tune_crf (fcn_keras.crf:
-              save_crf_settings, load_crf_settings)
+              save_crf_settings, load_crf_settings; fcn_keras.crf_reference:
+              Krähenbühl's permutohedral CRF through pydensecrf2, to compare with)
     Test-time augmentation: with_tta (fcn_keras.tta: tta_settings)
     Data:     load_dataset, dataset_info, DatasetInfo (fcn_keras.data)
     Evaluation: evaluate, evaluate_predictions, ConfusionAccumulator
+              (fcn_keras.memory: resident memory for memory figures)
     Training: train, TrainConfig, SegmentationCrossEntropy, FocalLoss,
               LovaszSoftmax, DiceLoss, CrossEntropyLovasz,
               median_frequency_weights, SegmentationMetrics (fcn_keras.training,
