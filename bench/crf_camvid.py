@@ -325,7 +325,6 @@ def main(argv=None):
     from fcn_keras.data import dataset_info
     from fcn_keras.evaluation import input_scale_of, load_model
     from fcn_keras.export import float32_model
-    from fcn_keras.files import write_json
     from fcn_keras.models import variant_of
     from fcn_keras.visualize import comparison_figure, spread_indices
 
@@ -452,10 +451,9 @@ def main(argv=None):
     print()
     print(markdown)
     log(f"wall time {result['wall_seconds']:.0f} s")
-    with open(os.path.join(args.out, "crf_camvid.md"), "w") as f:
-        f.write(markdown)
     result = jsonable(result)
-    write_json(os.path.join(args.out, "crf_camvid.json"), result)
+    copy = os.path.join(args.out, "crf_camvid")
+    write_figures(result, markdown, copy + ".json", copy + ".md")  # the run's own copy, in --out
     write_figures(result, markdown, args.json, args.markdown)
     return 0
 
