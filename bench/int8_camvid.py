@@ -46,7 +46,6 @@ def load_split(data_dir, split, size, limit=None):
 
 def train(args, size):
     import keras
-    import numpy as np
     import tensorflow as tf
 
     import fcn_keras

@@ -200,11 +200,12 @@ def run_engines(args, model, flops, work):
     # minutes, and interleaving makes that drift hit every engine alike.
     runners, first, reference = {}, {}, None
     for engine in engines:
-        runners[engine] = build_runner(engine, model, work, args.threads, args.size, calibration, args.reexport)
-        first[engine] = timed(lambda: runners[engine](batch))
-        out = runners[engine](batch)
+        run = runners[engine] = build_runner(engine, model, work, args.threads, args.size, calibration,
+                                             args.reexport)  # fmt: skip
+        first[engine] = timed(lambda: run(batch))
+        out = run(batch)
         for _ in range(args.warmup - 1):
-            runners[engine](batch)
+            run(batch)
         if reference is None:
             reference = out
         agreement = 100 * np.mean(out.argmax(-1) == reference.argmax(-1))
@@ -213,7 +214,7 @@ def run_engines(args, model, flops, work):
     times = {engine: [] for engine in engines}
     for _ in range(args.repeats):
         for engine in engines:
-            times[engine].append(timed(lambda: runners[engine](batch)))
+            times[engine].append(timed(lambda run=runners[engine]: run(batch)))
     results = {engine: statistics.median(times[engine]) for engine in engines}
     del runners
     gc.collect()
@@ -243,7 +244,6 @@ def run_engines(args, model, flops, work):
 
 def _onnx_conv(kernel, bias, relu, threads):
     """An onnxruntime session running one NCHW convolution ("same" padding) with these weights."""
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 

@@ -504,8 +504,8 @@ def verify(model, artifacts, images, labels=None, num_classes=None, ignore_label
                                  f"{reference.shape}.")  # fmt: skip
             stats[client].update_client(reference, confidence, category)
             if label is not None:
-                cm = _confusion(label, category.astype(np.int64), num_classes, ignore_label, f"label #{i}")
-                confusion[client] = confusion.get(client, 0) + cm
+                _add(confusion, client, label, category.astype(np.int64), num_classes, ignore_label,
+                     f"label #{i}")
 
     # === Thresholds ===
     keras_miou = {str(group or "dynamic"): _mean_iu(cm) for group, cm in keras_confusion.items()}

@@ -23,7 +23,7 @@ import os
 
 import keras
 
-from fcn_keras.backbone import VGG16_SKIP_TAPS, load_backbone_weights, vgg16_features
+from fcn_keras.backbone import load_backbone_weights, vgg16_features
 from fcn_keras.choices import HEAD_FC_UNITS, HEADS  # head name -> fc6 kernel, default width
 from fcn_keras.data.info import DatasetInfo
 from fcn_keras.geometry import CropToReference, PadToMultiple

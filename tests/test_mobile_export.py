@@ -176,6 +176,17 @@ def test_export_all_verifies_mobile_files_in_mediapipe(exported, tmp_path, monke
     assert rows[name + ":mediapipe"]["engine"] == "mediapipe"
     assert rows[name + ":mediapipe"]["vs_keras"]["argmax_agreement"] >= 0.999
     assert rows[name + ":mediapipe"]["vs_keras"]["pixels"] == 4 * SIZE[0] * SIZE[1]  # 2 images + 2 crops
+    # With labels the MediaPipe row is scored too: labels where Keras's argmax is the answer on
+    # one image and a shifted one on the other, so mean IU is below 1 and the same for both.
+    keras_classes = [np.asarray(model(image[None]))[0].argmax(-1) for image in images]
+    labels = [keras_classes[0], (keras_classes[1] + 1) % len(NAMES)]
+    labels[1][:2] = 255  # void rows are ignored
+    labelled = verify(model, [summary["artifacts"][name]], images, labels=labels, mediapipe=True)
+    rows = {a["name"]: a for a in labelled.artifacts}
+    client = rows[name + ":mediapipe"]
+    assert 0.0 < client["miou"] < 1.0
+    assert client["miou"] == pytest.approx(client["keras_miou"], abs=1e-6) and client["passed"]
+    assert rows[name]["miou"] == pytest.approx(client["miou"], abs=1e-6)
     # Without mediapipe the report says what was not run and why.
     monkeypatch.setattr(mobile, "mediapipe_available", lambda: (False, "mediapipe is not importable (test)"))
     report = verify(model, [summary["artifacts"][name]], images)

@@ -17,7 +17,7 @@ import tensorflow as tf
 import fcn_keras
 from conftest import randomize_score_layers
 from fcn_keras.geometry import resize_bilinear
-from fcn_keras.tta import TTARestore, TTAView, scaled_size, tta_settings, wrapped_model
+from fcn_keras.tta import TTAView, scaled_size, tta_settings, wrapped_model
 
 NUM_CLASSES = 5
 
