@@ -431,15 +431,28 @@ class FCNServingModel(kserve.Model):
         threading.Thread(target=self.load, name="fcn_keras-load", daemon=True).start()
 
     def load(self):
-        """Load the ONNX file into a `Predictor` (onnxruntime); returns `self.ready`."""
+        """Load the ONNX file into a `Predictor` (onnxruntime); returns `self.ready`.
+
+        Logs one line per process when the session is ready (with several
+        workers, one line per worker), e.g. `model 'fcn' ready in process 4242:
+        onnxruntime, 2 threads, loaded in 3.1 s`.
+        """
+        import time
+
+        from kserve.logging import logger
+
         from fcn_keras.export import Predictor
 
+        start = time.perf_counter()
         self.predictor = Predictor(self.path, engine="onnx", num_threads=self.num_threads)
         self._inference_lock = None
         self._batcher = None
         if self.batch_delay_ms > 0:
             self._batcher = _RequestBatcher(self._infer, self.max_batch, self.batch_delay_ms / 1000)
         self.ready = True
+        threads = self.num_threads or os.cpu_count()
+        logger.info(f"model {self.name!r} ready in process {os.getpid()}: onnxruntime, {threads} threads, "
+                    f"loaded in {time.perf_counter() - start:.1f} s")  # fmt: skip
         return self.ready
 
     def get_input_types(self):
@@ -723,13 +736,14 @@ def serve(path, name=None, host="127.0.0.1", http_port=8080, grpc_port=None, num
     for value, flag in ((http_port, "http_port"), (workers, "workers")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{flag} must be a positive integer; received {value!r}.")
+    kserve.model_server.args.grpc_max_receive_message_length = max_body_bytes
+    kserve.model_server.args.grpc_max_send_message_length = -1  # logits may be large
+    # The server first: it configures KServe's logging, which the model's load logs to.
+    server = _ModelServer(host, http_port=http_port, grpc_port=grpc_port or 0, workers=workers,
+                          enable_grpc=grpc_port is not None, enable_latency_logging=False)  # fmt: skip
     model = FCNServingModel(path, name=name, num_threads=num_threads, max_batch=max_batch,
                             batch_delay_ms=batch_delay_ms, max_pixels=max_pixels,
                             max_body_bytes=max_body_bytes)  # fmt: skip
-    kserve.model_server.args.grpc_max_receive_message_length = max_body_bytes
-    kserve.model_server.args.grpc_max_send_message_length = -1  # logits may be large
     _install_routes(model)
-    server = _ModelServer(host, http_port=http_port, grpc_port=grpc_port or 0, workers=workers,
-                          enable_grpc=grpc_port is not None, enable_latency_logging=False)  # fmt: skip
     server.start([model])
 

@@ -5,11 +5,15 @@ NumPy array must raise the resident set by about that much (80 MB at least:
 the allocator may reuse freed pages) and the mark with it. The kernel folds
 each thread's cached page counts into the process's counters lazily, so the
 mark may trail `VmRSS` by a few pages (measured: 112 KiB); `SLACK` allows 4 MB.
+The allocation checks run in a fresh interpreter: in a process that has already
+freed gigabytes (a test worker after the export tests), an allocator may hand
+the array pages that are still resident, and the resident set does not move.
 """
 
 import os
 import subprocess
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -22,17 +26,28 @@ SLACK = 4 * MB  # the mark may trail VmRSS by a few cached pages (see the module
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 
 
+def _fresh(body):
+    """Run `body` (indented test code using np, MB, SLACK and fcn_keras.memory) in a new interpreter."""
+    code = ("import numpy as np\n"
+            "from fcn_keras.memory import call_peak, peak_resident_bytes, reset_peak, resident_bytes\n"
+            f"MB, SLACK = {MB}, {SLACK}\n" + textwrap.dedent(body))  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
 def test_resident_and_peak_follow_an_allocation():
-    before = resident_bytes()
-    assert 10 * MB < before < 2**40  # a Python process with NumPy, and below a terabyte
-    array = np.ones(100 * MB, dtype=np.uint8)  # np.ones writes every page: they become resident
-    now = resident_bytes()
-    assert now - before >= 80 * MB, (before, now)
-    assert peak_resident_bytes() >= now - SLACK
-    del array
-    if reset_peak():  # the mark comes down to about the resident set after the array is freed
-        assert resident_bytes() - SLACK <= peak_resident_bytes() <= resident_bytes() + 50 * MB
-        assert peak_resident_bytes() < now - 50 * MB
+    _fresh("""
+        before = resident_bytes()
+        assert 10 * MB < before < 2**40  # a Python process with NumPy, and below a terabyte
+        array = np.ones(100 * MB, dtype=np.uint8)  # np.ones writes every page: they become resident
+        now = resident_bytes()
+        assert now - before >= 80 * MB, (before, now)
+        assert peak_resident_bytes() >= now - SLACK
+        del array
+        if reset_peak():  # the mark comes down to about the resident set after the array is freed
+            assert resident_bytes() - SLACK <= peak_resident_bytes() <= resident_bytes() + 50 * MB
+            assert peak_resident_bytes() < now - 50 * MB
+    """)
 
 
 def test_another_process_and_serve_load_figure():
@@ -52,17 +67,19 @@ def test_another_process_and_serve_load_figure():
 def test_call_peak_sees_a_freed_allocation():
     """A call that allocates 100 MB and frees it before returning: the resident set is back where it
     was, the call's peak is not (when the mark can be reset; otherwise it counts from the earlier mark)."""
-    big = np.ones(150 * MB, dtype=np.uint8)  # an earlier, larger peak the reset must not let hide the call's
-    del big
+    _fresh("""
+        big = np.ones(150 * MB, dtype=np.uint8)  # an earlier, larger peak the reset must not let hide the call's
+        del big
 
-    def step():
-        array = np.ones(100 * MB, dtype=np.uint8)
-        return int(array[::4096].sum())
+        def step():
+            array = np.ones(100 * MB, dtype=np.uint8)
+            return int(array[::4096].sum())
 
-    peak = call_peak(step)
-    assert peak["result"] == len(range(0, 100 * MB, 4096)) and peak["seconds"] > 0
-    if peak["reset"]:
-        assert 80 * MB <= peak["peak_delta_bytes"] <= 150 * MB, peak
-        assert peak["rss_before_bytes"] > 10 * MB
-    else:
-        assert peak["rss_before_bytes"] is None and peak["peak_delta_bytes"] >= 0
+        peak = call_peak(step)
+        assert peak["result"] == len(range(0, 100 * MB, 4096)) and peak["seconds"] > 0
+        if peak["reset"]:
+            assert 80 * MB <= peak["peak_delta_bytes"] <= 150 * MB, peak
+            assert peak["rss_before_bytes"] > 10 * MB
+        else:
+            assert peak["rss_before_bytes"] is None and peak["peak_delta_bytes"] >= 0
+    """)

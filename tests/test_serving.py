@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -108,6 +109,20 @@ class Server:
             time.sleep(0.5)
         pytest.fail(f"server not ready after {STARTUP_SECONDS} s:\n{self.tail()}")
 
+    def wait_loaded(self, workers):
+        """Wait until `workers` processes have logged their session ready; returns their pids."""
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.tail()}")
+            self.log.flush()
+            pids = re.findall(r"model 'fcn' ready in process (\d+): onnxruntime, 2 threads, loaded in",
+                              Path(self.log_path).read_text())  # fmt: skip
+            if len(pids) >= workers:
+                return pids
+            time.sleep(0.5)
+        pytest.fail(f"{workers} workers not loaded after {STARTUP_SECONDS} s:\n{self.tail()}")
+
     def tail(self):
         self.log.flush()
         return Path(self.log_path).read_text()[-4000:]
@@ -169,6 +184,7 @@ def _png(image):
 def test_health_and_metadata_carry_the_models_facts(server, predictor):
     client = server.http_client()
     assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("fcn")
+    assert server.wait_loaded(1) == [str(server.process.pid)]  # one process, one line
     metadata = client.get_model_metadata("fcn")
     assert {i["name"]: (i["datatype"], i["shape"]) for i in metadata["inputs"]} == {
         "image": ("UINT8", [-1, -1, -1, 3]), "image_bytes": ("BYTES", [-1])}
@@ -414,19 +430,15 @@ def test_two_workers_serve_exactly(onnx_path, predictor, tmp_path):
     # Each spawned worker loads its own session after start-up: the model's readiness says when.
     workers = Server(onnx_path, tmp_path / "workers.log", "--workers", "2")
     try:
+        # The main process loads the file first (a bad file fails at start), then each worker logs
+        # the line once its own session is ready.
+        pids = workers.wait_loaded(3)
+        assert pids[0] == str(workers.process.pid) and len(set(pids)) == 3, pids
         workers.wait_ready("/v2/models/fcn/ready")
-        time.sleep(STARTUP_SECONDS / 6)  # the second worker loading too
-        served = 0
         for seed in range(6):
             images = _images(1, 48, 56, seed=30 + seed)
-            try:
-                classes = _infer(workers.http_client(), images).as_numpy("classes")
-            except InferenceServerException as e:  # a worker still loading answers 503
-                assert e.status() == "503" and "not ready" in e.message(), e
-                continue
+            classes = _infer(workers.http_client(), images).as_numpy("classes")
             np.testing.assert_array_equal(classes, predictor.predict_classes(images))
-            served += 1
-        assert served >= 3, served
         assert "died" not in workers.tail()  # KServe's supervisor restarted no worker
     finally:
         workers.stop()
