@@ -180,6 +180,6 @@ def test_readme_starts_with_the_setup_and_demo_command_then_the_test_command():
                         re.MULTILINE | re.DOTALL)  # fmt: skip
     assert blocks[:2] == [
         'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/fcn-keras demo\n',
-        ".venv/bin/python -m pytest -q tests\n",
+        ".venv/bin/python -m pytest -q -n 2 --dist loadfile tests\n",
     ]
-    assert ".venv/bin/python -m pytest -q tests" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ".venv/bin/python -m pytest -q -n 2 --dist loadfile tests" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
