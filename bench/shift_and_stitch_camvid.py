@@ -129,9 +129,9 @@ def _cost_child(path, factor, scale, image, runs):
         "coarse_seconds": seconds["coarse"],
         "peak_delta_mb": first["peak_delta_bytes"] / MIB, "peak_rss_mb": peak_resident_bytes() / MIB,
         "rss_before_mb": None if before is None else before / MIB,
-        "peak_method": ("ru_maxrss reset before the first forward (/proc/self/clear_refs), minus VmRSS "
-                        "then") if first["reset"] else "ru_maxrss after the first forward minus "
-                       "ru_maxrss after loading",
+        "peak_method": ("VmHWM reset before the first forward (/proc/self/clear_refs), minus VmRSS "
+                        "then") if first["reset"] else "VmHWM after the first forward minus "
+                       "VmHWM after loading",
     }  # fmt: skip
 
 
@@ -175,6 +175,11 @@ def _points(value, reference):
     return None if value is None or reference is None else 100 * (value - reference)
 
 
+def _peak(cost):
+    """The peak column: MB, or "n/a" for a figures file without a valid peak (see `measure_cost`)."""
+    return "n/a" if cost.get("peak_delta_mb") is None else f"{cost['peak_delta_mb']:.0f}"
+
+
 def to_markdown(result):
     """Markdown tables of a result dict (see `main`): scores and cost, then per-class IoU."""
     host, rows = result["host"], result["rows"]
@@ -202,7 +207,7 @@ def to_markdown(result):
                      f"{pct(row['pixel_accuracy'])} | {pct(row['mean_accuracy'])} | "
                      f"{pct(row['frequency_weighted_iu'])} | {trimap} | {cost['seconds']:.3f} | "
                      f"x{row['ratio_to_plain']:.2f} | x{row['coarse_ratio_to_plain']:.2f} | "
-                     f"{cost['peak_delta_mb']:.0f} |")  # fmt: skip
+                     f"{_peak(cost)} |")  # fmt: skip
     lines += ["", "Models:", ""]
     for name, model in result["models"].items():
         lines.append(f"- {name}: {model['variant']}, {model['num_classes']} classes, dtype policy "

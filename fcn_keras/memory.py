@@ -2,7 +2,7 @@
 
 `resident_bytes(pid)` reads `VmRSS` of `/proc/<pid>/status` (this process by
 default); `peak_resident_bytes()` is this process's high-water mark
-(`resource.getrusage(RUSAGE_SELF).ru_maxrss`); `reset_peak()` lowers that mark
+(`VmHWM`; not `ru_maxrss`, which a process inherits from its parent); `reset_peak()` lowers that mark
 to the resident set now (`/proc/self/clear_refs`), so that `call_peak(fn)` can
 measure the peak of one call made after others. Where the kernel offers none
 of this (not Linux, a restricted `/proc`), the readers return None or False
@@ -19,6 +19,19 @@ import time
 __all__ = ["resident_bytes", "peak_resident_bytes", "reset_peak", "call_peak"]
 
 
+def _status_bytes(field, pid=None):
+    """A `kB` field of `/proc/<pid>/status` (e.g. "VmRSS"), in bytes; None where absent."""
+    path = "/proc/self/status" if pid is None else f"/proc/{int(pid)}/status"
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        return None
+    return None
+
+
 def resident_bytes(pid=None):
     """The resident set of a process now, in bytes (`VmRSS` of `/proc/<pid>/status`).
 
@@ -33,29 +46,29 @@ def resident_bytes(pid=None):
     >>> resident_bytes() / 2**20  # MiB
     612.4
     """
-    path = "/proc/self/status" if pid is None else f"/proc/{int(pid)}/status"
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024  # kB
-    except OSError:
-        return None
-    return None
+    return _status_bytes("VmRSS", pid)
 
 
 def peak_resident_bytes():
-    """This process's resident set high-water mark, in bytes (`ru_maxrss`).
+    """This process's resident set high-water mark, in bytes.
 
-    The mark covers the whole life of the process unless `reset_peak` lowered it.
+    On Linux it is `VmHWM` of `/proc/self/status`: the mark of this process's
+    own memory, which `reset_peak` lowers. Not `getrusage`'s `ru_maxrss`: Linux
+    carries that across `fork` and `execve`, so a process started by a larger
+    one (a benchmark's worker, a test's subprocess) reports its parent's peak
+    until it exceeds it, and no reset lowers it. Elsewhere (macOS) it is
+    `ru_maxrss`, the peak over the whole life of the process.
 
     Returns:
-        int bytes, or None where the `resource` module is absent (Windows).
+        int bytes, or None where neither is available (Windows).
 
     Example:
     >>> peak_resident_bytes() >= resident_bytes()
     True
     """
+    mark = _status_bytes("VmHWM")
+    if mark is not None:
+        return mark
     try:
         import resource
     except ImportError:

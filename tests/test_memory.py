@@ -18,7 +18,8 @@ import textwrap
 import numpy as np
 import pytest
 
-from fcn_keras.memory import call_peak, peak_resident_bytes, reset_peak, resident_bytes
+from fcn_keras import memory as memory_module
+from fcn_keras.memory import resident_bytes
 from fcn_keras.serve_load import process_rss
 
 MB = 10**6
@@ -26,11 +27,18 @@ SLACK = 4 * MB  # the mark may trail VmRSS by a few cached pages (see the module
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
 
 
+# fcn_keras.memory loaded from its file, without the package (whose import loads TensorFlow).
+IMPORT_MEMORY = ("import importlib.util; spec = importlib.util.spec_from_file_location('memory', "
+                 f"{memory_module.__file__!r}); memory = importlib.util.module_from_spec(spec); "
+                 "spec.loader.exec_module(memory)")  # fmt: skip
+
+
 def _fresh(body):
     """Run `body` (indented test code using np, MB, SLACK and fcn_keras.memory) in a new interpreter."""
-    code = ("import numpy as np\n"
-            "from fcn_keras.memory import call_peak, peak_resident_bytes, reset_peak, resident_bytes\n"
-            f"MB, SLACK = {MB}, {SLACK}\n" + textwrap.dedent(body))  # fmt: skip
+    code = (f"{IMPORT_MEMORY}\nimport numpy as np\n"
+            "call_peak, peak_resident_bytes = memory.call_peak, memory.peak_resident_bytes\n"
+            "reset_peak, resident_bytes = memory.reset_peak, memory.resident_bytes\n"
+            f"MB, SLACK, IMPORT_MEMORY = {MB}, {SLACK}, {IMPORT_MEMORY!r}\n" + textwrap.dedent(body))  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -47,6 +55,19 @@ def test_resident_and_peak_follow_an_allocation():
         if reset_peak():  # the mark comes down to about the resident set after the array is freed
             assert resident_bytes() - SLACK <= peak_resident_bytes() <= resident_bytes() + 50 * MB
             assert peak_resident_bytes() < now - 50 * MB
+    """)
+
+
+def test_a_child_reports_its_own_peak_not_its_parents():
+    """Linux carries `ru_maxrss` across fork and exec; the mark read here is the child's own."""
+    _fresh("""
+        import subprocess, sys
+        big = np.ones(1000 * MB, dtype=np.uint8)  # this process peaks at over 1 GB
+        del big
+        child = f"{IMPORT_MEMORY}; print(memory.peak_resident_bytes(), memory.resident_bytes())"
+        out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True)
+        peak, now = map(int, out.stdout.split())
+        assert now - SLACK <= peak < 300 * MB, (peak, now)  # a bare interpreter's, not 1 GB
     """)
 
 

@@ -52,7 +52,7 @@ def test_cost_probe_and_policy(bench, small_fcn, tmp_path):
     cost = bench._cost_child(path, 2, 1.0, image, 2)  # in this process: the probe's figures
     assert cost["runs"] == 2 and cost["seconds"] > 0 and cost["coarse_seconds"] > 0
     assert cost["first_call_seconds"] > 0 and cost["peak_delta_mb"] >= 0
-    assert cost["peak_rss_mb"] > 0 and "ru_maxrss" in cost["peak_method"]
+    assert cost["peak_rss_mb"] > 0 and "VmHWM" in cost["peak_method"]
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     try:
         mixed = small_fcn("fcn32s", num_classes=NUM_CLASSES, fc_units=8)
