@@ -4,8 +4,9 @@ Builds `FCN8s(num_classes=21, fc_units=4096, backbone_weights=None)` (score
 layers given random non-zero weights so every branch matters), exports it with
 `export.export_onnx` (and optionally SavedModel / TFLite float32), then runs
 the ONNX file in onnxruntime and compares its logits with Keras on a couple of
-image sizes (one odd). Prints peak RSS (getrusage: the process high-water mark,
-so each format is measured in its own subprocess with --format), wall time and
+image sizes (one odd). Prints peak RSS (`fcn_keras.memory.peak_resident_bytes`: the
+process's high-water mark, so each format is measured in its own process with
+--format), wall time and
 max |delta logit|.
 
 The benchmark's targets: ONNX export <= 6 GB peak RSS and <= 3 minutes; outputs
