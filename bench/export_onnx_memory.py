@@ -6,8 +6,7 @@ layers given random non-zero weights so every branch matters), exports it with
 the ONNX file in onnxruntime and compares its logits with Keras on a couple of
 image sizes (one odd). Prints peak RSS (`fcn_keras.memory.peak_resident_bytes`: the
 process's high-water mark, so each format is measured in its own process with
---format), wall time and
-max |delta logit|.
+--format), wall time and max |delta logit|.
 
 The benchmark's targets: ONNX export <= 6 GB peak RSS and <= 3 minutes; outputs
 matching Keras within float32 tolerance.
