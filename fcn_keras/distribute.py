@@ -35,6 +35,11 @@ __all__ = ["STRATEGIES", "PRECISIONS", "make_strategy", "is_chief", "worker_inde
 
 # /proc/cpuinfo flags of CPUs with bfloat16 matrix instructions (Intel AMX, AVX512-BF16).
 BF16_CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16")
+# oneDNN's instruction-set caps (`ONEDNN_MAX_CPU_ISA`, formerly `DNNL_MAX_CPU_ISA`) under which
+# it has no bfloat16 kernels: with one of these set, TensorFlow's bfloat16 convolutions fail
+# ("could not create a primitive descriptor") even on a CPU with bfloat16 units.
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                            "AVX512_CORE_VNNI")  # fmt: skip
 # /proc/cpuinfo flags of CPUs with IEEE half-precision arithmetic: AVX512-FP16 (x86, Intel
 # Sapphire Rapids and later), the ARMv8.2 FP16 extension (ARM `Features`).
 FP16_CPU_FLAGS = ("avx512_fp16", "asimdhp")
@@ -215,7 +220,9 @@ def auto_precision():
     (Ampere and later: bfloat16 tensor cores) or the CPU reports bfloat16
     matrix instructions in `/proc/cpuinfo` (`amx_bf16`/`amx_tile`: Intel AMX,
     `avx512_bf16`: AVX512-BF16); `"float32"` elsewhere (on CPUs without them
-    bfloat16 is emulated and slower than float32).
+    bfloat16 is emulated and slower than float32), and where
+    `ONEDNN_MAX_CPU_ISA` (or `DNNL_MAX_CPU_ISA`) caps oneDNN below its
+    bfloat16 kernels (e.g. `AVX2`, `ONEDNN_ISAS_WITHOUT_BF16`).
 
     Returns:
         `(precision, reason)`: the policy name and a sentence saying why.
@@ -233,6 +240,11 @@ def auto_precision():
         return "mixed_bfloat16", reason
     flags = sorted(cpu_flags().intersection(BF16_CPU_FLAGS))
     if flags and not gpus:
+        for variable in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+            cap = os.environ.get(variable, "").strip().upper()
+            if cap in ONEDNN_ISAS_WITHOUT_BF16:
+                return "float32", (f"the CPU reports {', '.join(flags)} in /proc/cpuinfo, but "
+                                   f"{variable}={cap} leaves oneDNN without bfloat16 kernels")  # fmt: skip
         return "mixed_bfloat16", f"the CPU reports {', '.join(flags)} in /proc/cpuinfo"
     if gpus:
         shown = ", ".join(f"{a}.{b}" for a, b in gpus)

@@ -140,6 +140,27 @@ def test_auto_precision_follows_the_hardware(monkeypatch, capsys, flags, gpus, e
         assert policy.name == expected
 
 
+@pytest.mark.parametrize("variable, cap, expected", [
+    ("ONEDNN_MAX_CPU_ISA", "AVX2", "float32"),
+    ("DNNL_MAX_CPU_ISA", "avx512_core_vnni", "float32"),
+    ("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16", "mixed_bfloat16"),
+    ("ONEDNN_MAX_CPU_ISA", "ALL", "mixed_bfloat16"),
+])  # fmt: skip
+def test_auto_precision_follows_a_onednn_isa_cap(monkeypatch, variable, cap, expected):
+    """A cap below oneDNN's bfloat16 kernels makes bfloat16 convolutions fail: auto says float32."""
+    from fcn_keras import distribute
+
+    monkeypatch.setattr(distribute, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr(distribute, "gpu_compute_capabilities", lambda: [])
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, cap)
+    precision, why = distribute.auto_precision()
+    assert precision == expected, why
+    if expected == "float32":
+        assert f"{variable}={cap.upper()} leaves oneDNN without bfloat16 kernels" in why
+
+
 def test_cpu_flags_and_model_name_read_proc_cpuinfo(monkeypatch):
     from fcn_keras import distribute
 
