@@ -130,6 +130,8 @@ def test_two_multi_worker_processes_match_single_process(single, tmp_path):
 def test_auto_precision_follows_the_hardware(monkeypatch, capsys, flags, gpus, expected, reason):
     from fcn_keras import distribute
 
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):  # no cap (see the test below)
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(distribute, "cpu_flags", lambda: set(flags))
     monkeypatch.setattr(distribute, "gpu_compute_capabilities", lambda: list(gpus))
     precision, why = distribute.auto_precision()
