@@ -48,7 +48,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/: _common
-from _common import CAMVID_DIR, inside_repo_error, log, write_figures  # noqa: E402
+from _common import CAMVID_DIR, host_record, inside_repo_error, log, write_figures  # noqa: E402
 
 EXPORT_RECORD = "camvid_formats_export.json"  # calibration and export times, for --reuse
 ENGINE_NAMES = {"keras": "Keras", "savedmodel": "SavedModel", "tflite": "TFLite", "onnx": "ONNX"}
@@ -299,7 +299,6 @@ def main(argv=None):
     import numpy as np
 
     from fcn_keras.data import dataset_info, load_dataset
-    from fcn_keras.distribute import cpu_model_name
     from fcn_keras.evaluation import input_scale_of, load_model, scale_images
     from fcn_keras.export import Predictor, float32_model
     from fcn_keras.models import variant_of
@@ -387,7 +386,7 @@ def main(argv=None):
         "num_classes": num_classes, "split": args.split, "images": counts.pop(),
         "limit": args.limit, "input_scale": scale, "calibration_split": calibration_split,
         "calibration_images": calibrated, "seed": args.seed,
-        "host": {"cpu": cpu_model_name(), "cpu_count": os.cpu_count()},
+        "host": host_record(),
         "engines": rows,
         "int8_vs_float32": {"delta_points": delta},
         "export_seconds": timings, "results_evaluation": cached,

@@ -55,6 +55,7 @@ import os
 import struct
 import sys
 import threading
+import time
 
 import numpy as np
 
@@ -437,8 +438,6 @@ class FCNServingModel(kserve.Model):
         workers, one line per worker), e.g. `model 'fcn' ready in process 4242:
         onnxruntime, 2 threads, loaded in 3.1 s`.
         """
-        import time
-
         from kserve.logging import logger
 
         from fcn_keras.export import Predictor
